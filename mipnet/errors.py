@@ -1,0 +1,31 @@
+"""Exceptions raised by mipnet.
+
+Every error derives from :class:`MipnetError`; each subclass also derives from
+the matching built-in exception so callers can catch either.
+"""
+
+from __future__ import annotations
+
+
+class MipnetError(Exception):
+    """Base class of every mipnet error."""
+
+
+class InvalidNetworkError(MipnetError, ValueError):
+    """A network's weights, shapes or layers are not valid."""
+
+
+class UnsupportedLayerError(MipnetError, NotImplementedError):
+    """A model contains a layer or operator mipnet cannot convert."""
+
+
+class InvalidDomainError(MipnetError, ValueError):
+    """An input domain is empty, unbounded or of the wrong dimension."""
+
+
+class SolverError(MipnetError, RuntimeError):
+    """The MILP/LP solver failed or returned an answer that did not check out."""
+
+
+class DatasetError(MipnetError, ValueError):
+    """A dataset is missing or malformed."""
