@@ -101,13 +101,16 @@ class Domain:
     def sample(self, n: int, *, seed=None, include_vertices: bool = False) -> np.ndarray:
         """``n`` points of the domain: uniform in the box, rejection for constraints.
 
-        With ``include_vertices`` the box corners (up to 2^dim, at most ``n``) lead the sample.
+        With ``include_vertices`` box corners lead the sample: all 2^dim when that is at most
+        ``n``, else n // 2 random corners.
         """
         rng = np.random.default_rng(seed)
         parts = []
         if include_vertices:
-            k = min(n, 2 ** min(self.dim, 20))
-            bits = rng.integers(0, 2, size=(k, self.dim)).astype(bool)
+            if self.dim <= 20 and 2**self.dim <= n:  # every vertex
+                bits = ((np.arange(2**self.dim)[:, None] >> np.arange(self.dim)) & 1).astype(bool)
+            else:  # random vertices
+                bits = rng.integers(0, 2, size=(n // 2, self.dim)).astype(bool)
             parts.append(np.where(bits, self.upper, self.lower))
         need = n - sum(len(p) for p in parts)
         tries = 0
@@ -161,8 +164,11 @@ def LinfBall(center, radius: float, lower=None, upper=None) -> Domain:
 
 def Polytope(A, c, lower, upper) -> Domain:
     """``{x : A x <= c}`` inside the box [lower, upper]."""
-    dim = np.shape(A)[1] if np.ndim(A) == 2 else None
-    return Domain(_vector("lower", lower, dim), _vector("upper", upper, dim), A, c)
+    if np.ndim(lower) == 0 and np.ndim(upper) == 0:
+        dim = np.shape(A)[-1]
+        return Domain(_vector("lower", lower, dim), _vector("upper", upper, dim), A, c)
+    box = Box(lower, upper)
+    return Domain(box.lower, box.upper, A, c)
 
 
 def as_domain(d, dim: Optional[int] = None) -> Domain:

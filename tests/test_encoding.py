@@ -1,0 +1,113 @@
+import numpy as np
+import pyomo.environ as pyo
+import pytest
+
+from mipnet import Box, LinfBall, Network, Polytope, SolverError
+from mipnet.bounds import interval_bounds, lp_bounds
+from mipnet.encoding import HighsModel, maximize_output
+from mipnet.pyomo_encoding import build_pyomo_model, solve_pyomo
+
+from conftest import random_nets
+
+
+@pytest.mark.parametrize("widths,seed", random_nets())
+def test_highs_optimum_dominates_samples_and_is_attained(widths, seed):
+    net = Network.random(widths, seed=seed)
+    dom = Box(-1, 1, dim=widths[0])
+    X = dom.sample(5000, seed=seed, include_vertices=True)
+    F = net.forward(X)
+    b = lp_bounds(net, dom)
+    rng = np.random.default_rng(seed)
+    for _ in range(2):
+        c = rng.normal(size=net.output_dim)
+        res, x = maximize_output(net, dom, c, bounds=b)
+        assert res.status == "optimal" and res.proven
+        assert res.objective >= (F @ c).max() - 1e-7
+        assert abs(float(c @ net.forward(x)) - res.objective) <= 1e-6 * (1 + abs(res.objective))
+        assert res.dual_bound >= res.objective - 1e-6 * (1 + abs(res.objective))
+
+
+@pytest.mark.parametrize("widths,seed", random_nets()[:4])
+def test_pyomo_and_highs_builders_agree(widths, seed):
+    net = Network.random(widths, seed=seed)
+    dom = Box(-1, 1, dim=widths[0])
+    b = lp_bounds(net, dom)
+    c = np.random.default_rng(seed + 1).normal(size=net.output_dim)
+    res, _ = maximize_output(net, dom, c, bounds=b)
+    m = build_pyomo_model(net, dom, bounds=b)
+    m.obj = pyo.Objective(expr=sum(float(c[k]) * m.nn.out[k] for k in range(net.output_dim)), sense=pyo.maximize)
+    r = solve_pyomo(m)
+    assert str(r.solver.termination_condition) == "optimal"
+    x = np.array([pyo.value(m.nn.x[j]) for j in range(net.input_dim)])
+    assert float(c @ net.forward(x)) == pytest.approx(res.objective, rel=1e-6, abs=1e-6)
+
+
+def test_pyomo_block_composes_with_user_constraints():
+    net = Network.random([2, 6, 1], seed=3)
+    dom = Box(-1, 1, dim=2)
+    m = build_pyomo_model(net, dom)
+    m.extra = pyo.Constraint(expr=m.nn.x[0] + m.nn.x[1] <= 0)
+    m.obj = pyo.Objective(expr=m.nn.out[0], sense=pyo.maximize)
+    solve_pyomo(m)
+    x = np.array([pyo.value(m.nn.x[0]), pyo.value(m.nn.x[1])])
+    assert x.sum() <= 1e-7
+    X = Polytope([[1.0, 1.0]], [0.0], -1, 1).sample(20000, seed=0)
+    assert pyo.value(m.obj) >= net.forward(X)[:, 0].max() - 1e-7
+
+
+def test_no_binaries_for_stable_neurons():
+    W1 = np.array([[1.0], [1.0], [1.0], [-1.0]])
+    b1 = np.array([-5.0, 5.0, 0.0, 0.5])  # inactive, active, unstable, unstable on [-1, 1]
+    net = Network([W1, np.ones((1, 4))], [b1, np.zeros(1)])
+    dom = Box(-1, 1, dim=1)
+    m = HighsModel(dom)
+    nv = m.add_network(net, interval_bounds(net, dom))
+    assert list(nv.layers[0].z_cols >= 0) == [False, False, True, True]
+    assert nv.z_cols.size == 2
+    assert nv.layers[0].h_cols[1] == nv.layers[0].y_cols[1]  # active: h is y
+    assert nv.layers[0].y_cols[0] == -1  # inactive: no y
+    # the relaxation has no binaries at all
+    m2 = HighsModel(dom)
+    nv2 = m2.add_network(net, interval_bounds(net, dom), relax=True)
+    assert nv2.z_cols.size == 0 and not m2.is_mip
+
+
+def test_two_networks_share_inputs():
+    a = Network.random([3, 6, 2], seed=0)
+    dom = Box(-1, 1, dim=3)
+    m = HighsModel(dom)
+    va = m.add_network(a, lp_bounds(a, dom))
+    vb = m.add_network(a, lp_bounds(a, dom), input_cols=va.input_cols)
+    m.set_objective(np.concatenate([va.output_cols, vb.output_cols]), [1, 0, -1, 0])
+    res = m.solve()
+    assert res.status == "optimal" and abs(res.dual_bound) <= 1e-6  # f - f = 0
+
+
+def test_polytope_rows_are_enforced():
+    net = Network.random([2, 5, 1], seed=1)
+    dom = Polytope([[1.0, 0.0]], [-0.5], -1, 1)  # x0 <= -0.5
+    res, x = maximize_output(net, dom, [1.0])
+    assert x[0] <= -0.5 + 1e-7
+    X = dom.sample(20000, seed=2)
+    assert res.objective >= net.forward(X)[:, 0].max() - 1e-7
+
+
+def test_time_limit_is_reported_as_unproven():
+    net = Network.random([20, 40, 40, 40, 1], seed=0)
+    dom = Box(-1, 1, dim=20)
+    b = interval_bounds(net, dom)
+    m = HighsModel(dom)
+    nv = m.add_network(net, b)
+    m.set_objective(nv.output_cols, [1.0])
+    res = m.solve(time_limit=0.05)
+    assert res.status in ("time_limit", "optimal")
+    if res.status == "time_limit":
+        assert not res.proven
+        if res.objective is not None:
+            assert res.dual_bound >= res.objective - 1e-6
+
+
+def test_maximize_output_validates_c():
+    net = Network.random([2, 3, 2])
+    with pytest.raises(Exception, match="c has 3 entries, the network has 2 outputs"):
+        maximize_output(net, Box(0, 1, dim=2), [1, 2, 3])
