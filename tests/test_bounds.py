@@ -11,6 +11,7 @@ from mipnet.bounds import (
     compute_bounds,
     interval_bounds,
     lp_bounds,
+    symbolic_bounds,
 )
 
 from conftest import random_nets
@@ -33,7 +34,7 @@ def test_classify_neurons():
 
 
 @pytest.mark.parametrize("widths,seed", random_nets())
-@pytest.mark.parametrize("method", ["ia", "lp"])
+@pytest.mark.parametrize("method", ["ia", "symbolic", "lp"])
 def test_bounds_contain_random_and_vertex_inputs(widths, seed, method):
     net = Network.random(widths, seed=seed)
     dom = Box(-1, 1, dim=widths[0])
@@ -46,8 +47,9 @@ def test_bounds_contain_random_and_vertex_inputs(widths, seed, method):
 def test_lp_bounds_are_at_least_as_tight_as_interval(widths, seed):
     net = Network.random(widths, seed=seed)
     dom = Box(-1, 1, dim=widths[0])
-    ia, lp = interval_bounds(net, dom), lp_bounds(net, dom)
-    assert lp.tighter_or_equal(ia, tol=0)
+    ia, sym, lp = interval_bounds(net, dom), symbolic_bounds(net, dom), lp_bounds(net, dom)
+    assert sym.tighter_or_equal(ia, tol=0)
+    assert lp.tighter_or_equal(sym, tol=0)
     if len(widths) > 3:  # deeper nets: LP must strictly improve something
         assert sum(np.sum(a.upper - a.lower) for a in lp.layers) < sum(np.sum(a.upper - a.lower) for a in ia.layers)
     assert lp.num_unstable <= ia.num_unstable
@@ -90,8 +92,9 @@ def test_property_bounds_are_sound(seed, depth, width, n0, radius):
     net = Network.random([n0] + [width] * depth + [2], seed=seed)
     center = np.random.default_rng(seed).uniform(-1, 1, n0)
     dom = LinfBall(center, radius)
-    b = lp_bounds(net, dom)
-    assert b.contains(net, _adversarial_points(net, dom, n=500, seed=seed), tol=0)
+    X = _adversarial_points(net, dom, n=500, seed=seed)
+    for b in (symbolic_bounds(net, dom), lp_bounds(net, dom)):
+        assert b.contains(net, X, tol=0)
 
 
 def test_states_and_counts_and_dict():
