@@ -198,5 +198,9 @@ def test_validation(digits):
         train(make_mlp([32, 4, 10]), digits, epochs=1)
     with pytest.raises(MipnetError, match="must be a mipnet.data.Dataset"):
         train(m, (digits.X_train, digits.y_train), epochs=1)
-    r = train(m, digits, epochs=0, progress=True)  # zero epochs: just evaluates
+    with pytest.raises(TrainingError, match="num_threads must be a positive integer"):
+        train(m, digits, epochs=1, num_threads=0)
+    before = torch.get_num_threads()
+    r = train(m, digits, epochs=0, progress=True, num_threads=1)  # zero epochs: just evaluates
+    assert torch.get_num_threads() == before  # restored
     assert r.history == () and r.seconds_per_epoch == 0.0

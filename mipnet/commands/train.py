@@ -58,6 +58,8 @@ def _add_optim_args(p, *, epochs_name: str, epochs_default, epochs_required: boo
                    help="L1 penalty on the weights, which makes neurons stable (default 0)")
     g.add_argument("--seed", type=int, default=0, help="seed of the initialisation, batch order and pruning")
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is often fastest for small MLPs)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -109,7 +111,8 @@ def _load_data(args):
 
 def _train_kw(args) -> dict:
     return dict(lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, l1=args.l1,
-                seed=args.seed, device=args.device, progress=not args.no_progress)
+                seed=args.seed, device=args.device, progress=not args.no_progress,
+                num_threads=args.threads)
 
 
 def handle_train(args: argparse.Namespace) -> int:
