@@ -162,21 +162,23 @@ def widths_of(net_or_widths) -> tuple[int, ...]:
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
-    """Parse ``"784,100,100,10"`` (commas, ``x`` or ``-`` as separators) into a tuple of ints.
+    """Parse ``"784,100,100,10"`` (``,``, ``x``, ``-``, ``;`` or spaces between) into ints.
 
     Raises
     ------
     InvalidNetworkError
-        If the text is empty or a part is not a positive integer.
+        If the text is empty, has an empty entry, or a part is not a positive integer.
     """
+    import re
+
     s = str(text).strip()
-    for sep in ("x", "-", " ", ";"):
-        s = s.replace(sep, ",")
-    parts = [p for p in s.split(",") if p.strip() != ""]
-    if not parts:
+    if not s:
         raise InvalidNetworkError(f"widths {text!r} are empty; write them like 784,100,100,10")
+    parts = re.split(r"\s*[,;x\-]\s*|\s+", s)
     out = []
     for p in parts:
+        if p == "":
+            raise InvalidNetworkError(f"widths {text!r} have an empty entry; write widths like 784,100,100,10")
         try:
             v = int(p)
         except ValueError:
