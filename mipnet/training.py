@@ -263,7 +263,7 @@ class TrainingResult:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def _predict_accuracy(model, X, y, device, batch_size: int = 4096, scale: float = 1.0) -> float:
+def _predict_accuracy(model, X, y, device, batch_size: int = 4096) -> float:
     import torch
 
     if len(y) == 0:
@@ -274,8 +274,6 @@ def _predict_accuracy(model, X, y, device, batch_size: int = 4096, scale: float 
     with torch.no_grad():
         for i in range(0, X.shape[0], batch_size):
             xb = X[i:i + batch_size]
-            if scale != 1.0:
-                xb = xb * scale
             out = model(xb)
             correct += int((out.argmax(dim=1) == y[i:i + batch_size]).sum())
     model.train(was_training)
@@ -296,13 +294,14 @@ def evaluate(model, dataset, split: str = "test", *, device=None, batch_size: in
     import torch
 
     X, y = dataset.split(split)
+    p = next(model.parameters(), None)
+    dtype = p.dtype if p is not None else torch.float32
     if device is None:
-        p = next(model.parameters(), None)
         dev = p.device if p is not None else torch.device("cpu")
     else:
         dev = resolve_device(device)
         model.to(dev)
-    Xt = torch.from_numpy(np.array(X, dtype=np.float32)).to(dev).reshape(len(y), -1)
+    Xt = torch.from_numpy(np.array(X)).to(dev, dtype).reshape(len(y), -1)
     yt = torch.from_numpy(np.array(y, dtype=np.int64)).to(dev)
     return _predict_accuracy(model, Xt, yt, dev, batch_size)
 
@@ -492,9 +491,11 @@ def _train(model, dataset, dev, *, epochs, lr, batch_size, optimizer, momentum, 
 
     model.to(dev)
     n = dataset.n_train
-    Xtr = torch.from_numpy(np.array(dataset.X_train)).to(dev).reshape(n, -1) * scale
+    p0 = next(model.parameters(), None)
+    dtype = p0.dtype if p0 is not None else torch.float32
+    Xtr = torch.from_numpy(np.array(dataset.X_train)).to(dev, dtype).reshape(n, -1) * scale
     ytr = torch.from_numpy(np.array(dataset.y_train)).to(dev)
-    Xte = torch.from_numpy(np.array(dataset.X_test)).to(dev).reshape(dataset.n_test, -1) * scale
+    Xte = torch.from_numpy(np.array(dataset.X_test)).to(dev, dtype).reshape(dataset.n_test, -1) * scale
     yte = torch.from_numpy(np.array(dataset.y_test)).to(dev)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
 

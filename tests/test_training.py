@@ -120,6 +120,13 @@ def test_finetune_without_masks_just_trains(digits):
     assert r.epochs == 1
 
 
+def test_float64_model(digits):
+    m = make_mlp([64, 8, 10], seed=0).double()
+    r = train(m, load_dataset("digits", limit=100), epochs=1, progress=False)
+    assert m[0].weight.dtype == torch.float64 and 0 <= r.test_accuracy <= 1
+    assert evaluate(m, digits) >= 0
+
+
 def test_l1_shrinks_weights(digits):
     small = load_dataset("digits", limit=400)
     norms = []
