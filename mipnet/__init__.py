@@ -7,6 +7,11 @@ from .errors import (
     InvalidDomainError,
     SolverError,
     DatasetError,
+    InvalidArgumentError,
+    TrainingError,
+    PruningError,
+    DeviceUnavailableError,
+    PlotError,
 )
 from .network import Network
 from .domain import Domain, Box, LinfBall, Polytope, as_domain

@@ -29,3 +29,23 @@ class SolverError(MipnetError, RuntimeError):
 
 class DatasetError(MipnetError, ValueError):
     """A dataset is missing or malformed."""
+
+
+class InvalidArgumentError(MipnetError, ValueError):
+    """An option has a value outside its allowed range (a density, a budget, a count...)."""
+
+
+class TrainingError(MipnetError, ValueError):
+    """Training or fine-tuning was asked for something it cannot do."""
+
+
+class PruningError(MipnetError, ValueError):
+    """A pruning request is invalid (unknown method, impossible density...)."""
+
+
+class DeviceUnavailableError(MipnetError, RuntimeError):
+    """The requested torch device (e.g. CUDA) is not available."""
+
+
+class PlotError(MipnetError, ValueError):
+    """A picture cannot be drawn from the given data."""

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DatasetError, InvalidNetworkError, MipnetError
+from .errors import DatasetError, InvalidNetworkError, MipnetError, PruningError
 
 __all__ = [
     "PruningError",
@@ -57,8 +57,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class PruningError(MipnetError, ValueError):
-    """An invalid pruning request (method, density, densities, batch)."""
 
 PRUNING_METHODS = ("magnitude", "global", "random", "sipp", "snip", "allocated")
 

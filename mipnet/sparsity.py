@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InvalidNetworkError
+from .errors import InvalidArgumentError
 from .theory import (
     RANK_MODELS,
     _binomial_rank_logpmf,
@@ -166,15 +166,15 @@ def _full_widths(widths, output_width) -> tuple[int, ...]:
     if isinstance(widths, _network_type()):
         w = tuple(int(x) for x in widths.widths)
         if output_width is not None:
-            raise InvalidNetworkError("output_width is read from the Network; do not pass it as well")
+            raise InvalidArgumentError("output_width is read from the Network; do not pass it as well")
     else:
         w = widths_of(widths)
         if output_width is not None:
             if isinstance(output_width, bool) or not isinstance(output_width, (int, np.integer)) or output_width < 1:
-                raise InvalidNetworkError(f"output_width must be a positive integer, got {output_width!r}")
+                raise InvalidArgumentError(f"output_width must be a positive integer, got {output_width!r}")
             w = w + (int(output_width),)
     if len(w) < 2:
-        raise InvalidNetworkError(
+        raise InvalidArgumentError(
             f"widths {w} describe no weight matrix; give (n0, n1, ..., nL, n_out), e.g. 784,100,100,10"
         )
     return w
@@ -195,7 +195,7 @@ def parse_prunable(spec, n_layers: int) -> tuple[int, ...]:
             try:
                 spec = [int(p) for p in parts]
             except ValueError:
-                raise InvalidNetworkError(
+                raise InvalidArgumentError(
                     f"prunable {spec!r}: give layer indices like 0,1 (0-based weight matrices), 'hidden' or 'all'"
                 ) from None
         if np.isscalar(spec):
@@ -203,17 +203,17 @@ def parse_prunable(spec, n_layers: int) -> tuple[int, ...]:
         idx = []
         for v in spec:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise InvalidNetworkError(f"prunable entries must be integer layer indices, got {v!r}")
+                raise InvalidArgumentError(f"prunable entries must be integer layer indices, got {v!r}")
             v = int(v)
             if not -n_layers <= v < n_layers:
-                raise InvalidNetworkError(
+                raise InvalidArgumentError(
                     f"prunable index {v} is out of range: the network has {n_layers} weight matrices (0..{n_layers - 1})"
                 )
             idx.append(v % n_layers)
     if not idx:
-        raise InvalidNetworkError("no prunable layer: give at least one weight-matrix index")
+        raise InvalidArgumentError("no prunable layer: give at least one weight-matrix index")
     if len(set(idx)) != len(idx):
-        raise InvalidNetworkError(f"prunable lists a layer twice: {list(spec)}")
+        raise InvalidArgumentError(f"prunable lists a layer twice: {list(spec)}")
     return tuple(sorted(idx))
 
 
@@ -278,9 +278,9 @@ def _check_density(x: float, name: str) -> float:
     try:
         x = float(x)
     except (TypeError, ValueError):
-        raise InvalidNetworkError(f"{name} must be a number in (0, 1], got {x!r}") from None
+        raise InvalidArgumentError(f"{name} must be a number in (0, 1], got {x!r}") from None
     if not (0.0 < x <= 1.0) or not math.isfinite(x):
-        raise InvalidNetworkError(
+        raise InvalidArgumentError(
             f"{name} = {x} must be in (0, 1]: it is the fraction of prunable weights kept (e.g. 0.01 keeps 1%)"
         )
     return x
@@ -290,11 +290,11 @@ def _setup(widths, *, prunable, rank_model, output_width, output_in_bound, n_sam
     w = _full_widths(widths, output_width)
     M = len(w) - 1
     if rank_model not in RANK_MODELS:
-        raise InvalidNetworkError(f"rank_model must be one of {RANK_MODELS}, got {rank_model!r}")
+        raise InvalidArgumentError(f"rank_model must be one of {RANK_MODELS}, got {rank_model!r}")
     pr = () if prunable is None else parse_prunable(prunable, M)  # None: evaluation only
     in_bound = [i < M - 1 or bool(output_in_bound) for i in range(M)]
     if M - 1 in pr and not in_bound[M - 1]:
-        raise InvalidNetworkError(
+        raise InvalidArgumentError(
             "the output layer is prunable but does not enter the bound (output_in_bound=False); "
             "the allocation cannot weigh it: drop it from prunable or set output_in_bound=True"
         )
@@ -325,10 +325,10 @@ def sparse_log_bound(widths, densities, *, rank_model: str = "binomial", output_
         densities = [densities] * M
     densities = [float(x) for x in densities]
     if len(densities) != M:
-        raise InvalidNetworkError(f"densities has {len(densities)} entries; give one per weight matrix ({M})")
+        raise InvalidArgumentError(f"densities has {len(densities)} entries; give one per weight matrix ({M})")
     for i, x in enumerate(densities):
         if not (0.0 <= x <= 1.0):
-            raise InvalidNetworkError(f"densities[{i}] = {x} must be in [0, 1]")
+            raise InvalidArgumentError(f"densities[{i}] = {x} must be in [0, 1]")
     prob = _setup(w, prunable=None, rank_model=rank_model, output_width=None, output_in_bound=output_in_bound,
                   n_samples=n_samples, seed=seed, p_min=max(min([x for x in densities if x > 0] or [1.0]), 1e-9))
     return prob.log_bound(densities)
@@ -376,7 +376,7 @@ def _grid_search(prob: _Problem, budget: float, lo: dict, hi: dict, G: int, unif
             ok = cost + min_rest[i] <= budget * (1 + 1e-12)
             Bs, cost, assign = Bs[ok], cost[ok], assign[ok]
             if not len(cost):
-                raise InvalidNetworkError("no grid allocation fits the budget; increase the budget or the density")
+                raise InvalidArgumentError("no grid allocation fits the budget; increase the budget or the density")
         elif i == r:
             p = np.minimum((budget - cost) / sizes[i], 1.0)
             p = np.maximum(p, lo[i])
@@ -506,7 +506,7 @@ def allocate_sparsity(widths, *, density: float | None = None, budget: float | N
     pr = parse_prunable(prunable, M)
     total = float(sum(sizes[i] for i in pr))
     if (density is None) == (budget is None):
-        raise InvalidNetworkError("give either density (fraction of prunable weights kept) or budget (number of weights), not both or neither")
+        raise InvalidArgumentError("give either density (fraction of prunable weights kept) or budget (number of weights), not both or neither")
     if density is not None:
         density = _check_density(density, "density")
         budget = density * total
@@ -514,20 +514,20 @@ def allocate_sparsity(widths, *, density: float | None = None, budget: float | N
         try:
             budget = float(budget)
         except (TypeError, ValueError):
-            raise InvalidNetworkError(f"budget must be a number of weights, got {budget!r}") from None
+            raise InvalidArgumentError(f"budget must be a number of weights, got {budget!r}") from None
         if not math.isfinite(budget) or budget > total:
-            raise InvalidNetworkError(
+            raise InvalidArgumentError(
                 f"budget {budget:g} exceeds the {int(total)} prunable weights; give at most {int(total)} (density 1)"
             )
     if budget < len(pr):
-        raise InvalidNetworkError(
+        raise InvalidArgumentError(
             f"budget {budget:g} is too small: keep at least one weight per prunable layer ({len(pr)}); "
             f"the smallest density is {len(pr) / total:.3g}"
         )
     if grid is not None and (isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2):
-        raise InvalidNetworkError(f"grid must be an integer >= 2 (points per layer), got {grid!r}")
+        raise InvalidArgumentError(f"grid must be an integer >= 2 (points per layer), got {grid!r}")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise InvalidNetworkError(f"n_samples must be a positive integer, got {n_samples!r}")
+        raise InvalidArgumentError(f"n_samples must be a positive integer, got {n_samples!r}")
     uniform = budget / total
     prob = _setup(w, prunable=pr, rank_model=rank_model, output_width=None, output_in_bound=output_in_bound,
                   n_samples=n_samples, seed=seed, p_min=uniform)

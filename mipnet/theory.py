@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InvalidNetworkError
+from .errors import InvalidArgumentError
 
 __all__ = [
     "RegionBound",
@@ -132,7 +132,7 @@ def widths_of(net_or_widths) -> tuple[int, ...]:
 
     Raises
     ------
-    InvalidNetworkError
+    InvalidArgumentError
         If a width is not a positive integer or the sequence is empty.
     """
     if isinstance(net_or_widths, _network_type()):
@@ -142,21 +142,21 @@ def widths_of(net_or_widths) -> tuple[int, ...]:
     try:
         raw = list(net_or_widths)
     except TypeError:
-        raise InvalidNetworkError(
+        raise InvalidArgumentError(
             f"widths must be a Network or a sequence of positive integers (n0, n1, ..., nL), "
             f"got {type(net_or_widths).__name__}"
         ) from None
     if len(raw) == 0:
-        raise InvalidNetworkError("widths is empty; give at least the input width n0, e.g. (784, 100, 100)")
+        raise InvalidArgumentError("widths is empty; give at least the input width n0, e.g. (784, 100, 100)")
     out = []
     for i, w in enumerate(raw):
         if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, np.integer)):
             if isinstance(w, (float, np.floating)) and float(w).is_integer():
                 w = int(w)
             else:
-                raise InvalidNetworkError(f"widths[{i}] = {w!r} is not an integer; widths are layer sizes like 784,100,100")
+                raise InvalidArgumentError(f"widths[{i}] = {w!r} is not an integer; widths are layer sizes like 784,100,100")
         if int(w) < 1:
-            raise InvalidNetworkError(f"widths[{i}] = {w} must be >= 1; every layer needs at least one neuron")
+            raise InvalidArgumentError(f"widths[{i}] = {w} must be >= 1; every layer needs at least one neuron")
         out.append(int(w))
     return tuple(out)
 
@@ -166,27 +166,27 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
     Raises
     ------
-    InvalidNetworkError
+    InvalidArgumentError
         If the text is empty, has an empty entry, or a part is not a positive integer.
     """
     import re
 
     s = str(text).strip()
     if not s:
-        raise InvalidNetworkError(f"widths {text!r} are empty; write them like 784,100,100,10")
+        raise InvalidArgumentError(f"widths {text!r} are empty; write them like 784,100,100,10")
     parts = re.split(r"\s*[,;x\-]\s*|\s+", s)
     out = []
     for p in parts:
         if p == "":
-            raise InvalidNetworkError(f"widths {text!r} have an empty entry; write widths like 784,100,100,10")
+            raise InvalidArgumentError(f"widths {text!r} have an empty entry; write widths like 784,100,100,10")
         try:
             v = int(p)
         except ValueError:
-            raise InvalidNetworkError(
+            raise InvalidArgumentError(
                 f"widths {text!r}: {p!r} is not an integer; write widths like 784,100,100,10"
             ) from None
         if v < 1:
-            raise InvalidNetworkError(f"widths {text!r}: {v} must be >= 1; every layer needs at least one neuron")
+            raise InvalidArgumentError(f"widths {text!r}: {v} must be >= 1; every layer needs at least one neuron")
         out.append(v)
     return tuple(out)
 
@@ -200,18 +200,18 @@ def _per_layer_ints(values, L: int, name: str, *, default, lo=None, hi=None,
         values = [values] * L
     values = list(values)
     if len(values) != L:
-        raise InvalidNetworkError(f"{name} has {len(values)} entries but the network has {L} hidden layers; give one per hidden layer")
+        raise InvalidArgumentError(f"{name} has {len(values)} entries but the network has {L} hidden layers; give one per hidden layer")
     out = []
     for i, v in enumerate(values):
         if isinstance(v, (float, np.floating)) and float(v).is_integer():
             v = int(v)
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise InvalidNetworkError(f"{name}[{i}] = {v!r} must be an integer")
+            raise InvalidArgumentError(f"{name}[{i}] = {v!r} must be an integer")
         v = int(v)
         if lo is not None and v < lo[i]:
-            raise InvalidNetworkError(f"{name}[{i}] = {v} must be >= {lo[i]}" + (f" ({lo_why})" if lo_why else ""))
+            raise InvalidArgumentError(f"{name}[{i}] = {v} must be >= {lo[i]}" + (f" ({lo_why})" if lo_why else ""))
         if hi is not None and v > hi[i]:
-            raise InvalidNetworkError(f"{name}[{i}] = {v} must be <= {hi[i]} ({hi_why} of hidden layer {i + 1})")
+            raise InvalidArgumentError(f"{name}[{i}] = {v} must be <= {hi[i]} ({hi_why} of hidden layer {i + 1})")
         out.append(v)
     return out
 
@@ -362,7 +362,7 @@ def serra2018_bound(net_or_widths, ranks=None, *, use_rank: bool = False) -> Reg
     L = len(w) - 1
     if use_rank:
         if not isinstance(net_or_widths, _network_type()):
-            raise InvalidNetworkError("use_rank=True needs a Network (to read its weight ranks); with widths pass ranks=[...] instead")
+            raise InvalidArgumentError("use_rank=True needs a Network (to read its weight ranks); with widths pass ranks=[...] instead")
         if ranks is None:
             ranks = [int(np.linalg.matrix_rank(W)) for W in net_or_widths.weights[:-1]]
     hi = [min(w[l], w[l - 1]) for l in range(1, L + 1)]
@@ -430,7 +430,7 @@ def serra_ramalingam2020_bound(net_or_widths, *, stable_inactive=None, stable_ac
     s_ac = _per_layer_ints(stable_active, L, "stable_active", default=[0] * L, lo=[0] * L, hi=n)
     for l in range(L):
         if s_in[l] + s_ac[l] > n[l]:
-            raise InvalidNetworkError(
+            raise InvalidArgumentError(
                 f"layer {l + 1}: stable_inactive ({s_in[l]}) + stable_active ({s_ac[l]}) exceeds its width {n[l]}"
             )
     n_eff = [n[l] - s_in[l] for l in range(L)]
@@ -460,7 +460,7 @@ def serra_ramalingam2020_bound(net_or_widths, *, stable_inactive=None, stable_ac
 # ---------------------------------------------------------------------------- expected rank
 def _check_rank_model(rank_model: str) -> str:
     if rank_model not in RANK_MODELS:
-        raise InvalidNetworkError(f"rank_model must be one of {RANK_MODELS}, got {rank_model!r}")
+        raise InvalidArgumentError(f"rank_model must be one of {RANK_MODELS}, got {rank_model!r}")
     return rank_model
 
 
@@ -572,7 +572,7 @@ def rank_distribution(fan_out: int, fan_in: int, density, *, rank_model: str = "
     _check_rank_model(rank_model)
     d = np.asarray(density, dtype=float)
     if np.any(~np.isfinite(d)) or np.any(d < 0) or np.any(d > 1):
-        raise InvalidNetworkError(f"density must be in [0, 1], got {density!r}")
+        raise InvalidArgumentError(f"density must be in [0, 1], got {density!r}")
     return np.exp(_rank_logpmf(fan_out, fan_in, d, rank_model=rank_model, n_samples=n_samples, seed=seed))
 
 
@@ -667,10 +667,10 @@ def _check_density_list(densities, L: int, name: str = "densities") -> list[floa
         densities = [densities] * L
     ds = [float(x) for x in densities]
     if len(ds) != L:
-        raise InvalidNetworkError(f"{name} has {len(ds)} entries but {L} are needed (one per layer)")
+        raise InvalidArgumentError(f"{name} has {len(ds)} entries but {L} are needed (one per layer)")
     for i, x in enumerate(ds):
         if not (0.0 <= x <= 1.0) or not math.isfinite(x):
-            raise InvalidNetworkError(f"{name}[{i}] = {x} must be in [0, 1] (fraction of weights kept)")
+            raise InvalidArgumentError(f"{name}[{i}] = {x} must be in [0, 1] (fraction of weights kept)")
     return ds
 
 
@@ -719,11 +719,11 @@ def expected_rank_bound(net_or_widths, densities=None, *, rank_model: str = "bin
         output_width = int(net_or_widths.output_dim)
     if output_width is not None:
         if isinstance(output_width, bool) or not isinstance(output_width, (int, np.integer)) or output_width < 0:
-            raise InvalidNetworkError(f"output_width must be a non-negative integer, got {output_width!r}")
+            raise InvalidArgumentError(f"output_width must be a non-negative integer, got {output_width!r}")
         output_width = int(output_width) or None
     if densities is None:
         if not is_net:
-            raise InvalidNetworkError("give densities (one per hidden layer, in [0, 1]) or a Network")
+            raise InvalidArgumentError("give densities (one per hidden layer, in [0, 1]) or a Network")
         own = net_or_widths.layer_densities()
         densities = own[:L]
         if output_density is None:
@@ -734,7 +734,7 @@ def expected_rank_bound(net_or_widths, densities=None, *, rank_model: str = "bin
         raw = list(densities)
         if output_width is not None and len(raw) == L + 1:
             if output_density is not None:
-                raise InvalidNetworkError("the output density is given twice: as densities[-1] and as output_density; give one")
+                raise InvalidArgumentError("the output density is given twice: as densities[-1] and as output_density; give one")
             output_density = raw[-1]
             raw = raw[:L]
         dens = _check_density_list(raw, L)

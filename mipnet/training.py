@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DatasetError, InvalidNetworkError, MipnetError
+from .errors import DatasetError, DeviceUnavailableError, InvalidNetworkError, MipnetError, TrainingError
 
 __all__ = [
     "make_mlp",
@@ -49,12 +49,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class TrainingError(MipnetError, ValueError):
-    """An invalid training option (epochs, learning rate, optimiser, ...)."""
-
-
-class DeviceUnavailableError(MipnetError, RuntimeError):
-    """The requested torch device (e.g. CUDA) is not available on this machine."""
 
 
 # ---------------------------------------------------------------------------- models

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mipnet import InvalidNetworkError, Network
+from mipnet import InvalidArgumentError, Network
 from mipnet.cli import main
 from mipnet.sparsity import (
     SparsityAllocation,
@@ -215,14 +215,14 @@ def test_parse_prunable():
     (dict(density=0.1, grid=1), "grid must be"),
 ])
 def test_allocation_errors(kwargs, match):
-    with pytest.raises(InvalidNetworkError, match=match):
+    with pytest.raises(InvalidArgumentError, match=match):
         allocate_sparsity(MNIST, **kwargs)
 
 
 def test_widths_errors():
-    with pytest.raises(InvalidNetworkError, match="no weight matrix"):
+    with pytest.raises(InvalidArgumentError, match="no weight matrix"):
         allocate_sparsity((784,), density=0.1)
-    with pytest.raises(InvalidNetworkError, match="must be >= 1"):
+    with pytest.raises(InvalidArgumentError, match="must be >= 1"):
         allocate_sparsity((784, 0, 10), density=0.1)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mipnet import InvalidNetworkError, Network
+from mipnet import InvalidArgumentError, Network
 from mipnet.theory import (
     RegionBound,
     _brute_force_serra,
@@ -406,26 +406,26 @@ def test_all_bounds():
     (3.0, "sequence of positive integers"),
 ])
 def test_widths_errors(bad, match):
-    with pytest.raises(InvalidNetworkError, match=match):
+    with pytest.raises(InvalidArgumentError, match=match):
         serra2018_bound(bad)
 
 
 def test_argument_errors():
-    with pytest.raises(InvalidNetworkError, match=r"ranks\[0\] = 5 must be <= 4"):
+    with pytest.raises(InvalidArgumentError, match=r"ranks\[0\] = 5 must be <= 4"):
         serra2018_bound((4, 6), ranks=[5])
-    with pytest.raises(InvalidNetworkError, match="one per hidden layer"):
+    with pytest.raises(InvalidArgumentError, match="one per hidden layer"):
         serra2018_bound((4, 6, 6), ranks=[2])
-    with pytest.raises(InvalidNetworkError, match="use_rank=True needs a Network"):
+    with pytest.raises(InvalidArgumentError, match="use_rank=True needs a Network"):
         serra2018_bound((4, 6), use_rank=True)
-    with pytest.raises(InvalidNetworkError, match="exceeds its width"):
+    with pytest.raises(InvalidArgumentError, match="exceeds its width"):
         serra_ramalingam2020_bound((4, 6), stable_inactive=[4], stable_active=[3])
-    with pytest.raises(InvalidNetworkError, match="always active"):
+    with pytest.raises(InvalidArgumentError, match="always active"):
         serra_ramalingam2020_bound((4, 6), stable_active=[3], max_active=[2])
-    with pytest.raises(InvalidNetworkError, match="must be in"):
+    with pytest.raises(InvalidArgumentError, match="must be in"):
         expected_rank_bound((4, 6), [1.5])
-    with pytest.raises(InvalidNetworkError, match="rank_model"):
+    with pytest.raises(InvalidArgumentError, match="rank_model"):
         expected_rank_bound((4, 6), [0.5], rank_model="svd")
-    with pytest.raises(InvalidNetworkError, match="give densities"):
+    with pytest.raises(InvalidArgumentError, match="give densities"):
         expected_rank_bound((4, 6))
-    with pytest.raises(InvalidNetworkError, match="given twice"):
+    with pytest.raises(InvalidArgumentError, match="given twice"):
         expected_rank_bound((4, 6), [0.5, 0.5], output_width=2, output_density=0.3)

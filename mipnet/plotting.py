@@ -1,0 +1,274 @@
+"""All of mipnet's pictures.
+
+Every function draws with matplotlib on the Agg canvas (no pyplot state, no
+windows, nothing shown), takes an optional ``ax`` to draw into and an optional
+``path`` to save a PNG (or any format matplotlib knows from the suffix), and
+returns the :class:`matplotlib.figure.Figure`.
+
+Contents
+--------
+plot_plane_partition
+    Activation regions of a 2-D plane section (:func:`mipnet.slices.plane_regions`).
+plot_segment_partition
+    Outputs along a 1-D segment with its breakpoints (:func:`mipnet.slices.segment_regions`).
+region_colors
+    Pleasant, distinguishable random colours for many regions.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import MipnetError, PlotError
+
+__all__ = ["plot_plane_partition", "plot_segment_partition", "region_colors"]
+
+
+
+# ============================================================================ shared helpers
+def _figure(ax, figsize):
+    """A new Agg-backed figure and axes, or the given axes and its figure."""
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _save(fig, path, dpi) -> None:
+    if path is not None:
+        fig.savefig(str(path), dpi=dpi, bbox_inches="tight")
+
+
+def region_colors(n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` RGBA colours: spread hues (golden-ratio steps) in shuffled order, soft saturation.
+
+    Neighbouring regions rarely get similar colours and the palette stays light enough
+    for thin dark boundaries to show.
+    """
+    from matplotlib.colors import hsv_to_rgb
+
+    n = int(n)
+    if n < 0:
+        raise PlotError(f"n must be >= 0, got {n}")
+    rng = np.random.default_rng(seed)
+    h = (np.arange(n) * 0.618033988749895 + rng.uniform()) % 1.0
+    rng.shuffle(h)
+    s = rng.uniform(0.30, 0.62, n)
+    v = rng.uniform(0.80, 0.97, n)
+    rgb = hsv_to_rgb(np.stack([h, s, v], axis=1)) if n else np.zeros((0, 3))
+    return np.concatenate([rgb, np.ones((n, 1))], axis=1)
+
+
+def _class_colors(k: int) -> np.ndarray:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if k <= 10 else "tab20"]
+    return np.array([cmap(i % cmap.N) for i in range(k)])
+
+
+def _labelled_points(show_points) -> list[tuple[str, np.ndarray]]:
+    """Accept {label: (s, t)}, [(label, (s, t)), ...] or an (k, 2) array."""
+    if show_points is None:
+        return []
+    if isinstance(show_points, dict):
+        items = list(show_points.items())
+    else:
+        arr = None
+        try:
+            arr = np.asarray(show_points, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+        if arr is not None and arr.ndim == 2 and arr.shape[1] == 2:
+            items = [(f"x{i + 1}", p) for i, p in enumerate(arr)]
+        else:
+            items = list(show_points)
+    out = []
+    for item in items:
+        try:
+            label, p = item
+            p = np.asarray(p, dtype=np.float64).reshape(2)
+        except (TypeError, ValueError):
+            raise PlotError(
+                "show_points must be {label: (s, t)}, a list of (label, (s, t)) pairs or an (k, 2) array"
+            ) from None
+        out.append((str(label), p))
+    return out
+
+
+# ============================================================================ slices
+def plot_plane_partition(
+    partition,
+    *,
+    color_by: str = "region",
+    show_points=None,
+    ax=None,
+    path=None,
+    title: Optional[str] = None,
+    class_names: Optional[Sequence[str]] = None,
+    edgecolor="0.15",
+    linewidth: float = 0.25,
+    seed: int = 0,
+    figsize=(6.4, 6.0),
+    dpi: int = 150,
+):
+    """Draw the activation regions of a plane section.
+
+    Parameters
+    ----------
+    partition : mipnet.slices.PlanePartition
+    color_by : {"region", "linear", "class"}
+        ``"region"``: a random pleasant colour per activation region; ``"linear"``: one per
+        linear region (adjacent regions with equal affine maps merged); ``"class"``: the
+        predicted class at each region's centroid, with a legend.
+    show_points : dict, list of (label, (s, t)) or (k, 2) array, optional
+        Points to mark, e.g. ``plane.points_st`` of :func:`mipnet.slices.plane_through_points`.
+    ax : matplotlib Axes, optional
+        Draw into it instead of a new figure.
+    path : str or Path, optional
+        Save the figure there.
+    title : str, optional
+        Defaults to the region count.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.collections import PolyCollection
+    from matplotlib.patches import Patch, Polygon
+
+    if color_by not in ("region", "linear", "class"):
+        raise PlotError(f"color_by must be 'region', 'linear' or 'class', got {color_by!r}")
+    if not hasattr(partition, "polygons") or not hasattr(partition, "classes"):
+        raise PlotError(f"partition must be a PlanePartition (from plane_regions), got {type(partition).__name__}")
+    points = _labelled_points(show_points)
+    fig, ax = _figure(ax, figsize)
+    polys = partition.polygons
+    P = len(polys)
+    legend = []
+    if color_by == "region":
+        faces = region_colors(P, seed=seed)
+    elif color_by == "linear":
+        lab = partition.linear_region_labels()
+        faces = region_colors(int(lab.max()) + 1, seed=seed)[lab]
+    else:
+        classes = np.asarray(partition.classes)
+        k = int(partition.maps_m.shape[1])
+        cc = _class_colors(k)
+        faces = cc[classes]
+        names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+        if len(names) != k:
+            raise PlotError(f"class_names has {len(names)} names, the network has {k} outputs")
+        for c in np.unique(classes):
+            legend.append(Patch(facecolor=cc[c], edgecolor=edgecolor, label=names[c]))
+    coll = PolyCollection(polys, facecolors=faces, edgecolors=edgecolor, linewidths=linewidth, antialiased=True)
+    ax.add_collection(coll)
+    ax.add_patch(Polygon(partition.domain, closed=True, fill=False, edgecolor="0.1", linewidth=1.0))
+    lo, hi = partition.domain.min(axis=0), partition.domain.max(axis=0)
+    pad = 0.02 * (hi - lo)
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect("equal")
+    ax.set_xlabel("s")
+    ax.set_ylabel("t")
+    for label, p in points:
+        ax.plot(p[0], p[1], marker="o", markersize=7, markerfacecolor="white", markeredgecolor="black",
+                markeredgewidth=1.5, linestyle="none", zorder=5)
+        ax.annotate(label, p, xytext=(6, 6), textcoords="offset points", fontsize=10, zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="0.3", alpha=0.85))
+    if legend:
+        ax.legend(handles=legend, title="predicted class", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  fontsize=8, frameon=False)
+    if title is None:
+        title = f"{partition.num_regions} activation regions on a 2-D slice"
+        if color_by == "linear":
+            title = f"{int(lab.max()) + 1} linear regions ({partition.num_regions} activation regions)"
+    ax.set_title(title)
+    _save(fig, path, dpi)
+    return fig
+
+
+def plot_segment_partition(
+    partition,
+    *,
+    outputs: Optional[Sequence[int]] = None,
+    ax=None,
+    path=None,
+    title: Optional[str] = None,
+    class_names: Optional[Sequence[str]] = None,
+    endpoint_labels: Sequence[str] = ("a", "b"),
+    max_lines: int = 300,
+    seed: int = 0,
+    figsize=(8.0, 4.0),
+    dpi: int = 150,
+):
+    """Draw the network's outputs along a segment, with its breakpoints and pieces.
+
+    The outputs are exact: the piecewise affine maps evaluated at the breakpoints.
+    Breakpoints are drawn as thin vertical lines (as a rug when there are more than
+    ``max_lines``); a strip at the bottom colours each activation region.
+
+    Parameters
+    ----------
+    partition : mipnet.slices.SegmentPartition
+    outputs : sequence of int, optional
+        Which outputs (logits) to draw; all by default.
+    ax, path, title : see :func:`plot_plane_partition`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.collections import PolyCollection
+
+    if not hasattr(partition, "breakpoints") or not hasattr(partition, "slopes"):
+        raise PlotError(f"partition must be a SegmentPartition (from segment_regions), got {type(partition).__name__}")
+    k_out = int(partition.offsets.shape[1])
+    if outputs is None:
+        outputs = list(range(k_out))
+    outputs = [int(o) for o in outputs]
+    bad = [o for o in outputs if not 0 <= o < k_out]
+    if bad:
+        raise PlotError(f"outputs {bad} out of range; the network has {k_out} outputs (0..{k_out - 1})")
+    names = list(class_names) if class_names is not None else [f"output {i}" for i in range(k_out)]
+    if len(names) != k_out:
+        raise PlotError(f"class_names has {len(names)} names, the network has {k_out} outputs")
+    fig, ax = _figure(ax, figsize)
+    t = partition.breakpoints
+    k = partition.num_pieces
+    # value at each breakpoint from the piece on its left (continuous), plus t = 0
+    y = np.concatenate([partition.offsets[:1], partition.offsets + t[1:, None] * partition.slopes])
+    cc = _class_colors(k_out)
+    for o in outputs:
+        ax.plot(t, y[:, o], color=cc[o], linewidth=1.4, label=names[o])
+    inner = t[1:-1]
+    trans = ax.get_xaxis_transform()
+    if len(inner) <= max_lines:
+        ax.vlines(inner, 0, 1, transform=trans, colors="0.5", linewidths=0.4, alpha=0.6, zorder=0)
+    else:
+        ax.vlines(inner, 0.04, 0.07, transform=trans, colors="0.3", linewidths=0.3, zorder=0)
+    strips = [[(t[i], 0.0), (t[i + 1], 0.0), (t[i + 1], 0.035), (t[i], 0.035)] for i in range(k)]
+    ax.add_collection(PolyCollection(strips, facecolors=region_colors(k, seed=seed), edgecolors="none",
+                                     transform=trans, zorder=1))
+    ax.set_xlim(0.0, 1.0)
+    shown = y[:, outputs]
+    lo, hi = float(shown.min()), float(shown.max())
+    span = hi - lo if hi > lo else 1.0
+    ax.set_ylim(lo - 0.1 * span, hi + 0.05 * span)  # room for the region strip
+    ax.set_xlabel("t  (x = a + t (b - a))")
+    ax.set_ylabel("output")
+    if endpoint_labels:
+        ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_xticklabels([f"0\n{endpoint_labels[0]}", "0.25", "0.5", "0.75", f"1\n{endpoint_labels[1]}"])
+    if len(outputs) <= 12:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if title is None:
+        title = f"{k} activation regions, {partition.count_linear_pieces()} linear pieces along the segment"
+    ax.set_title(title)
+    _save(fig, path, dpi)
+    return fig
