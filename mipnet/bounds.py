@@ -32,8 +32,8 @@ from typing import Optional
 
 import numpy as np
 
-from .domain import Domain, as_domain
-from .errors import InvalidDomainError, SolverError
+from .domain import as_domain
+from .errors import SolverError
 from .network import Network
 
 __all__ = [

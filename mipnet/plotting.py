@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import MipnetError, PlotError
+from .errors import PlotError
 
 __all__ = ["plot_plane_partition", "plot_segment_partition", "region_colors"]
 

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DatasetError, InvalidNetworkError, MipnetError, PruningError
+from .errors import DatasetError, InvalidNetworkError, PruningError
 
 __all__ = [
     "PruningError",

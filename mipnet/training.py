@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DatasetError, DeviceUnavailableError, InvalidNetworkError, MipnetError, TrainingError
+from .errors import DatasetError, DeviceUnavailableError, InvalidNetworkError, TrainingError
 
 __all__ = [
     "make_mlp",
