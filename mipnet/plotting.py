@@ -272,3 +272,181 @@ def plot_segment_partition(
     ax.set_title(title)
     _save(fig, path, dpi)
     return fig
+
+
+# ============================================================================ sparsity and pruning
+_METHOD_STYLE = {
+    "uniform": dict(color="tab:blue", marker="o"),
+    "allocated": dict(color="tab:red", marker="s"),
+    "global": dict(color="tab:green", marker="^"),
+    "random": dict(color="0.45", marker="x"),
+    "sipp": dict(color="tab:purple", marker="D"),
+    "snip": dict(color="tab:orange", marker="v"),
+}
+
+
+def _sweep_rows(sweep, stage):
+    """Table rows (method, density, mean, std) and the dense accuracy (mean, std) or None."""
+    if hasattr(sweep, "table"):
+        rows = sweep.table(stage)
+        dense = getattr(sweep, "dense_accuracy", None)
+        return rows, dense
+    try:
+        rows = [dict(r) for r in sweep]
+    except (TypeError, ValueError):
+        raise PlotError("sweep must be a SweepResult (mipnet.workflow) or a list of rows with keys "
+                        "'method', 'density', 'mean', 'std'") from None
+    for r in rows:
+        missing = {"method", "density", "mean"} - set(r)
+        if missing:
+            raise PlotError(f"a row lacks the keys {sorted(missing)}; rows need 'method', 'density', 'mean' (and 'std')")
+    return rows, None
+
+
+def plot_accuracy_vs_density(
+    sweep,
+    *,
+    stage: str = "finetuned",
+    methods: Optional[Sequence[str]] = None,
+    dense_accuracy=None,
+    ax=None,
+    path=None,
+    title: Optional[str] = None,
+    jitter: float = 0.04,
+    figsize=(6.4, 4.4),
+    dpi: int = 150,
+):
+    """Test accuracy against density (log x axis): one line per pruning method, error bars.
+
+    Parameters
+    ----------
+    sweep : mipnet.workflow.SweepResult or list of dict
+        A sweep, or rows with ``method``, ``density``, ``mean`` and optionally ``std``
+        (e.g. ``SweepResult.table()``).
+    stage : {"finetuned", "pruned"}
+        Accuracy after fine-tuning (default) or right after pruning (SweepResult only).
+    methods : sequence of str, optional
+        Which methods to draw, in this order (default: all, in the sweep's order).
+    dense_accuracy : float or (mean, std), optional
+        Drawn as a dashed horizontal line (band for the std); read from the sweep when
+        it is a SweepResult.
+    jitter : float
+        Methods are shifted by ``exp(+-jitter)`` along x so that error bars do not overlap.
+    ax, path, title, figsize, dpi
+        See :func:`plot_plane_partition`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    The picture of Cai et al., CPAIOR 2023 (arXiv:2301.07966), Fig. 3: error bars are one
+    standard deviation over seeds.
+    """
+    if stage not in ("finetuned", "pruned"):
+        raise PlotError(f"stage must be 'finetuned' or 'pruned', got {stage!r}")
+    rows, dense = _sweep_rows(sweep, stage)
+    if dense_accuracy is not None:
+        dense = dense_accuracy if np.ndim(dense_accuracy) else (float(dense_accuracy), 0.0)
+    order = list(dict.fromkeys(r["method"] for r in rows))
+    if methods is not None:
+        unknown = [m for m in methods if m not in order]
+        if unknown:
+            raise PlotError(f"methods {unknown} are not in the sweep; it has {order}")
+        order = list(methods)
+    if not order:
+        raise PlotError("nothing to plot: the sweep has no rows")
+    fig, ax = _figure(ax, figsize)
+    k = len(order)
+    for j, m in enumerate(order):
+        rs = sorted((r for r in rows if r["method"] == m), key=lambda r: r["density"])
+        x = np.array([r["density"] for r in rs], dtype=float) * np.exp(jitter * (j - (k - 1) / 2))
+        y = np.array([r["mean"] for r in rs], dtype=float)
+        e = np.array([r.get("std", 0.0) or 0.0 for r in rs], dtype=float)
+        style = _METHOD_STYLE.get(m, {})
+        ax.errorbar(x, y, yerr=e, label=m, capsize=3, linewidth=1.4, markersize=5, **style)
+    if dense is not None and np.isfinite(dense[0]):
+        ax.axhline(dense[0], color="black", linestyle="--", linewidth=1.0, label="dense")
+        if dense[1] > 0:
+            ax.axhspan(dense[0] - dense[1], dense[0] + dense[1], color="0.5", alpha=0.15, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("density of the hidden layers (fraction of weights kept)")
+    ax.set_ylabel("test accuracy" + (" after fine-tuning" if stage == "finetuned" else " right after pruning"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if title is None and hasattr(sweep, "widths"):
+        title = f"{sweep.dataset}, {'-'.join(map(str, sweep.widths))}: {len(sweep.seeds)} seed(s)"
+    if title:
+        ax.set_title(title)
+    _save(fig, path, dpi)
+    return fig
+
+
+def plot_log_bound_vs_density(
+    widths,
+    *,
+    densities=None,
+    allocated: bool = True,
+    mark=None,
+    ax=None,
+    path=None,
+    title: Optional[str] = None,
+    rank_model: str = "binomial",
+    figsize=(6.4, 4.2),
+    dpi: int = 150,
+):
+    """ln of the expected-rank region bound against the density of the hidden layers.
+
+    One curve for the uniform density and, with ``allocated=True``, one for the
+    bound-maximising per-layer allocation (:func:`mipnet.sparsity.allocate_sparsity`);
+    the dense bound as a dashed line. Like :func:`mipnet.sparsity.plot_bound_vs_density`
+    but drawing into an ``ax`` and returning the figure.
+
+    Parameters
+    ----------
+    widths : sequence of int or Network
+        ``(n0, n1, ..., n_out)``.
+    densities : sequence of float, optional
+        Default: 25 log-spaced values from the smallest feasible density to 1.
+    mark : float or sequence of float, optional
+        Densities to mark with vertical dotted lines.
+
+    Notes
+    -----
+    The bound of Cai et al., CPAIOR 2023 (arXiv:2301.07966), see
+    :func:`mipnet.theory.expected_rank_bound`.
+    """
+    from .sparsity import allocate_sparsity, density_curve
+    from .theory import widths_of
+
+    w = tuple(int(x) for x in (widths.widths if hasattr(widths, "widths") else widths_of(widths)))
+    if len(w) < 3:
+        raise PlotError(f"widths must have at least one hidden layer, got {w}")
+    hidden = sum(w[i] * w[i + 1] for i in range(len(w) - 2))
+    if densities is None:
+        densities = np.geomspace((len(w) - 2) / hidden * 1.01, 1.0, 25)
+    ds = np.asarray(densities, dtype=float).reshape(-1)
+    if ds.size == 0 or not np.all((ds > 0) & (ds <= 1)):
+        raise PlotError("densities must be numbers in (0, 1]")
+    uni = density_curve(w, ds, rank_model=rank_model)
+    dense = float(density_curve(w, [1.0], rank_model=rank_model)[0])
+    fig, ax = _figure(ax, figsize)
+    ax.plot(ds, uni, "o-", ms=3, color=_METHOD_STYLE["uniform"]["color"], label="uniform density")
+    if allocated:
+        al = [allocate_sparsity(w, density=float(x), rank_model=rank_model).log_bound for x in ds]
+        ax.plot(ds, al, "s-", ms=3, color=_METHOD_STYLE["allocated"]["color"], label="bound-maximising allocation")
+    ax.axhline(dense, color="black", linestyle="--", linewidth=1.0, label="dense")
+    for m in ([] if mark is None else np.atleast_1d(mark)):
+        ax.axvline(float(m), color="grey", linestyle=":", linewidth=1.0)
+    ax.set_xscale("log")
+    ax.set_xlabel("density of the hidden layers (fraction of weights kept)")
+    ax.set_ylabel("ln(expected-rank bound on #regions)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title if title is not None else f"{'-'.join(map(str, w))}, {rank_model} rank model")
+    _save(fig, path, dpi)
+    return fig
+
+
+__all__ += ["plot_accuracy_vs_density", "plot_log_bound_vs_density"]
