@@ -113,6 +113,7 @@ def plot_plane_partition(
     class_names: Optional[Sequence[str]] = None,
     edgecolor="0.15",
     linewidth: float = 0.25,
+    boundaries: bool = True,
     seed: int = 0,
     figsize=(6.4, 6.0),
     dpi: int = 150,
@@ -125,7 +126,8 @@ def plot_plane_partition(
     color_by : {"region", "linear", "class"}
         ``"region"``: a random pleasant colour per activation region; ``"linear"``: one per
         linear region (adjacent regions with equal affine maps merged); ``"class"``: the
-        predicted class at each region's centroid, with a legend.
+        exact predicted class (argmax of the output; decision boundaries run through
+        regions), with a legend.
     show_points : dict, list of (label, (s, t)) or (k, 2) array, optional
         Points to mark, e.g. ``plane.points_st`` of :func:`mipnet.slices.plane_through_points`.
     ax : matplotlib Axes, optional
@@ -134,6 +136,8 @@ def plot_plane_partition(
         Save the figure there.
     title : str, optional
         Defaults to the region count.
+    boundaries : bool
+        Draw the activation regions' edges (``edgecolor``, ``linewidth``).
 
     Returns
     -------
@@ -157,16 +161,20 @@ def plot_plane_partition(
         lab = partition.linear_region_labels()
         faces = region_colors(int(lab.max()) + 1, seed=seed)[lab]
     else:
-        classes = np.asarray(partition.classes)
         k = int(partition.maps_m.shape[1])
-        cc = _class_colors(k)
-        faces = cc[classes]
         names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
         if len(names) != k:
             raise PlotError(f"class_names has {len(names)} names, the network has {k} outputs")
+        cc = _class_colors(k)
+        # exact decision regions (each activation region split by argmax), region edges on top
+        cpolys, classes, _ = partition.class_regions()
+        ax.add_collection(PolyCollection(cpolys, facecolors=cc[classes], edgecolors=cc[classes],
+                                         linewidths=0.3, antialiased=True))
+        faces = "none"
         for c in np.unique(classes):
             legend.append(Patch(facecolor=cc[c], edgecolor=edgecolor, label=names[c]))
-    coll = PolyCollection(polys, facecolors=faces, edgecolors=edgecolor, linewidths=linewidth, antialiased=True)
+    coll = PolyCollection(polys, facecolors=faces, edgecolors=edgecolor if boundaries else "none",
+                          linewidths=linewidth, antialiased=True)
     ax.add_collection(coll)
     ax.add_patch(Polygon(partition.domain, closed=True, fill=False, edgecolor="0.1", linewidth=1.0))
     lo, hi = partition.domain.min(axis=0), partition.domain.max(axis=0)
