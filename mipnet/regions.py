@@ -79,7 +79,7 @@ from typing import Optional
 import numpy as np
 
 from .domain import Domain, as_domain
-from .errors import InvalidDomainError, InvalidNetworkError, SolverError
+from .errors import InvalidArgumentError, InvalidDomainError, InvalidNetworkError, SolverError
 from .network import Network
 
 __all__ = [
@@ -195,7 +195,7 @@ class RegionCount:
     def patterns(self) -> np.ndarray:
         """Patterns of the returned regions, shape (regions, N); needs ``return_regions``."""
         if self.region_list is None:
-            raise ValueError("no regions kept: call count_regions(..., return_regions=True)")
+            raise InvalidArgumentError("no regions kept: call count_regions(..., return_regions=True)")
         if not self.region_list:
             return np.zeros((0, sum(self.widths[1:-1])), dtype=bool)
         return np.stack([r.pattern for r in self.region_list])
@@ -313,15 +313,15 @@ def _prepare(net, domain) -> _Problem:
 
 def _check_options(method, time_limit, max_regions, tol, milp_margin) -> None:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     if max_regions is not None and not (isinstance(max_regions, (int, np.integer)) and max_regions >= 1):
-        raise ValueError(f"max_regions must be a positive integer or None, got {max_regions!r}")
+        raise InvalidArgumentError(f"max_regions must be a positive integer or None, got {max_regions!r}")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1e-2):
-        raise ValueError(f"tol must be in (0, 0.01) (relative to the domain diameter), got {tol!r}")
+        raise InvalidArgumentError(f"tol must be in (0, 0.01) (relative to the domain diameter), got {tol!r}")
     if not (isinstance(milp_margin, (int, float)) and milp_margin > 0):
-        raise ValueError(f"milp_margin must be > 0, got {milp_margin!r}")
+        raise InvalidArgumentError(f"milp_margin must be > 0, got {milp_margin!r}")
 
 
 # ============================================================================ helpers
@@ -1036,7 +1036,7 @@ def count_regions(
     _check_options(method, time_limit, max_regions, tol, milp_margin)
     prob = _prepare(net, domain)
     if method == "vertex" and prob.n > 16:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"method='vertex' needs at most 16 free inputs (the box has 2^n vertices), got {prob.n}; "
             "use method='lp' or 'fast'"
         )
@@ -1181,9 +1181,9 @@ def sample_regions(net: Network, domain, n: int = 10_000, seed: Optional[int] = 
     net = _check_net(net)
     domain = as_domain(domain, net.input_dim)
     if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n (number of samples) must be a positive integer, got {n!r}")
+        raise InvalidArgumentError(f"n (number of samples) must be a positive integer, got {n!r}")
     if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        raise InvalidArgumentError(f"batch must be a positive integer, got {batch!r}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     N = net.num_hidden_neurons
@@ -1356,13 +1356,13 @@ def parity_lower_bound(
     counting: a new strategy for obtaining good bounds", AAAI 2006.
     """
     if k is not None and (not isinstance(k, (int, np.integer)) or k < 0):
-        raise ValueError(f"k must be a non-negative integer or None (search), got {k!r}")
+        raise InvalidArgumentError(f"k must be a non-negative integer or None (search), got {k!r}")
     if not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+        raise InvalidArgumentError(f"trials must be a positive integer, got {trials!r}")
     if not (isinstance(alpha, (int, float)) and alpha > 0):
-        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        raise InvalidArgumentError(f"alpha must be > 0, got {alpha!r}")
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     prob = _prepare(net, domain)
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
@@ -1503,7 +1503,7 @@ def network_specific_bound(
     from .theory import serra_ramalingam2020_bound
 
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     prob = _prepare(net, domain)
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
