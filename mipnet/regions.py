@@ -7,7 +7,7 @@ convex polytope: the pattern fixes every pre-activation as an affine function of
 
 Exact counting (:func:`count_regions`)
 --------------------------------------
-``"vertex"`` (the fast method for inputs of dimension <= 8)
+``"vertex"`` (the fast method for at most 7 free inputs)
     Depth-first construction of the arrangement, layer by layer and neuron by neuron, with
     every cell held by its vertices and, per vertex, the set of constraints tight at it
     (the double-description representation; Fukuda and Prodon, "Double description method
@@ -73,7 +73,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -99,7 +99,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("fast", "vertex", "lp", "milp")
 #: the vertex method is used by "fast" up to this input dimension (the box has 2^n vertices)
-VERTEX_MAX_DIM = 8
+VERTEX_MAX_DIM = 7
 _INF = float("inf")
 _VERIFY_CHUNK = 4096
 
@@ -354,20 +354,42 @@ def _hidden_maps(net: Network, pattern: np.ndarray) -> tuple[np.ndarray, np.ndar
     return np.concatenate(G_parts), np.concatenate(g_parts)
 
 
-def _output_maps(net: Network, patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched affine maps ``f(x) = A_p x + c_p`` of many patterns: (P, n_out, n0), (P, n_out)."""
+def _output_maps_iter(net: Network, patterns: np.ndarray, *, max_elems: float = 2e7):
+    """Yield ``(start, A, c)``: affine maps ``f(x) = A_p x + c_p`` of chunks of patterns.
+
+    Chunks keep the (chunk, width, n0) intermediate arrays below ``max_elems`` entries.
+    """
     P = patterns.shape[0]
     n0 = net.input_dim
     off = net.hidden_offsets
-    A = np.broadcast_to(np.eye(n0), (P, n0, n0))
-    c = np.zeros((P, n0))
-    for l, (W, b) in enumerate(net.layers):
-        A = np.einsum("ij,pjk->pik", W, A)
-        c = c @ W.T + b
-        if l < net.num_hidden_layers:
-            on = patterns[:, off[l]:off[l + 1]].astype(np.float64)
-            A = A * on[:, :, None]
-            c = c * on
+    step = max(1, int(max_elems // (max(net.widths) * n0)))
+    L = net.num_hidden_layers
+    for s in range(0, P, step):
+        pat = patterns[s:s + step]
+        A = np.broadcast_to(np.eye(n0), (pat.shape[0], n0, n0)) if L == 0 else None
+        c = np.zeros((pat.shape[0], n0)) if L == 0 else None
+        for l, (W, b) in enumerate(net.layers):
+            if l == 0:
+                A = np.broadcast_to(W, (pat.shape[0],) + W.shape)
+                c = np.broadcast_to(b, (pat.shape[0], b.size))
+            else:
+                A = np.einsum("ij,pjk->pik", W, A)
+                c = c @ W.T + b
+            if l < L:
+                on = pat[:, off[l]:off[l + 1]].astype(np.float64)
+                A = A * on[:, :, None]
+                c = c * on
+        yield s, np.ascontiguousarray(A), np.ascontiguousarray(c)
+
+
+def _output_maps(net: Network, patterns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched affine maps of many patterns: (P, n_out, n0), (P, n_out)."""
+    P = patterns.shape[0]
+    A = np.zeros((P, net.output_dim, net.input_dim))
+    c = np.zeros((P, net.output_dim))
+    for s, As, cs in _output_maps_iter(net, patterns):
+        A[s:s + len(As)] = As
+        c[s:s + len(cs)] = cs
     return A, c
 
 
@@ -619,10 +641,11 @@ def _count_vertex(prob: _Problem, sink: _Sink, *, tol: float, deadline: float) -
     while stack:
         V, Z, k, l, on, und, Al, cl, Au, cu, prefix = stack.pop()
         nodes += 1
-        if (nodes & 255) == 0:
-            sink.tick()
+        if (nodes & 15) == 0:
             if time.perf_counter() > deadline:
                 return "time_limit", nodes
+            if (nodes & 1023) == 0:
+                sink.tick()
         while True:
             if und.size:
                 D = V @ Au[und].T + cu[und]
@@ -738,10 +761,11 @@ def _count_lp(prob: _Problem, sink: _Sink, *, tol: float, deadline: float) -> tu
     while stack:
         nbase, own, x, r, rref, l, on, dec, Al, cl, nl, prefix = stack.pop()
         nodes += 1
-        if (nodes & 63) == 0:
-            sink.tick()
+        if (nodes & 3) == 0:
             if time.perf_counter() > deadline:
                 return "time_limit", nodes, lp.solves
+            if (nodes & 255) == 0:
+                sink.tick()
         lp.truncate(nbase)
         for a, beta in own:
             lp.push(a, beta)
@@ -946,19 +970,29 @@ def _merge_linear(prob: _Problem, P: np.ndarray, point_lp: _PointLP, rtol: float
     differ in one neuron i, and they share a facet on ``y_i = 0`` (an LP finds a ball of
     radius > tol inside the hyperplane that keeps every other neuron's sign).
     """
+    import hashlib
+
     R = P.shape[0]
     if R <= 1:
         return R
-    A, c = _output_maps(prob.net, P)
-    M = np.concatenate([A.reshape(R, -1), c], axis=1)
-    scale = max(float(np.max(np.abs(M))), 1e-300)
-    keys = np.round(M / scale, 9)
-    _, group = np.unique(keys, axis=0, return_inverse=True)
-    group = group.reshape(-1)
+    scale = 1e-300
+    for _, A, c in _output_maps_iter(prob.net, P):
+        scale = max(scale, float(np.max(np.abs(A), initial=0.0)), float(np.max(np.abs(c), initial=0.0)))
+    digests = []
+    for _, A, c in _output_maps_iter(prob.net, P):
+        M = np.round(np.concatenate([A.reshape(len(A), -1), c], axis=1) / scale, 9) + 0.0  # no -0.0
+        digests.extend(hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in M)
+    _, group = np.unique(np.array(digests, dtype=object), return_inverse=True)
+    group = np.asarray(group).reshape(-1)
     uf = _UnionFind(R)
     packed = np.packbits(P, axis=1)
-    for gid in np.flatnonzero(np.bincount(group) >= 2):
-        members = np.flatnonzero(group == gid)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    ends = np.r_[starts[1:], R]
+    for s0, s1 in zip(starts, ends):
+        if s1 - s0 < 2:
+            continue
+        members = order[s0:s1]
         index = {packed[m].tobytes(): int(m) for m in members}
         for i in range(P.shape[1]):
             byte, bit = divmod(i, 8)
@@ -997,7 +1031,7 @@ def count_regions(
     domain : Domain or (lower, upper)
         A box, a clipped L-infinity ball or a polytope.
     method : {"fast", "vertex", "lp", "milp"}
-        ``"fast"`` picks ``"vertex"`` for at most 8 free inputs and ``"lp"`` otherwise
+        ``"fast"`` picks ``"vertex"`` for at most 7 free inputs and ``"lp"`` otherwise
         (see the module docstring); ``"milp"`` is the Serra et al. 2018 baseline.
     time_limit : float, optional
         Seconds; when reached the result is a lower bound (``exact=False``).

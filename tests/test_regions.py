@@ -149,7 +149,7 @@ def test_identically_zero_neuron_counted_as_off():
 # ----------------------------------------------------------------------------- 2-D: grids and slices
 @pytest.mark.parametrize("widths, seed", [([2, 8, 6, 1], 0), ([2, 10, 10, 3], 4), ([2, 6, 6, 6, 2], 9)])
 def test_2d_grid_and_exact_slice(widths, seed):
-    from mipnet.slices import plane_along_axes, plane_regions
+    from mipnet.slices import plane_along_axes
 
     net = Network.random(widths, seed=seed)
     dom = Box(-1.0, 1.0, dim=2)
@@ -198,7 +198,7 @@ def test_region_witnesses_and_affine_maps():
 
 
 def test_merge_linear_regions():
-    from mipnet.slices import plane_along_axes, plane_regions
+    from mipnet.slices import plane_along_axes
 
     rng = np.random.default_rng(3)
     W1 = rng.normal(size=(4, 2))
@@ -214,6 +214,22 @@ def test_merge_linear_regions():
     assert res.linear_regions == count_regions(three, dom).regions
     generic = count_regions(Network.random([2, 6, 5, 1], seed=1), dom, merge_linear=True)
     assert generic.linear_regions == generic.regions
+
+
+@pytest.mark.parametrize("seed, regions, linear", [(0, 52, 17), (2, 57, 27)])
+def test_merge_linear_two_layers_matches_slice(seed, regions, linear):
+    from mipnet.slices import plane_along_axes
+
+    net = Network.random([2, 8, 6, 1], seed=seed)
+    W = [w.copy() for w in net.weights]
+    W[2][:, :3] = 0.0  # three layer-2 neurons never reach the output
+    W[1][3:, :2] = 0.0
+    W[1][:3, 6:] = 0.0
+    net = Network(W, net.biases)
+    res = count_regions(net, Box(-1, 1, dim=2), merge_linear=True)
+    part = plane_along_axes(2, 0, 1).regions(net)
+    assert res.regions == part.count_regions() == regions
+    assert res.linear_regions == part.count_linear_regions() == linear
 
 
 # ----------------------------------------------------------------------------- partial results
