@@ -114,7 +114,9 @@ class Region:
     pattern : bool array (N,)
         ``pre-activation > 0`` of every hidden neuron (as :meth:`Network.activation_pattern`).
     interior_point : array (n0,)
-        A point of the region's interior; its forward-pass pattern equals ``pattern``.
+        A point of the region's interior; its float64 forward-pass pattern equals ``pattern``
+        (pre-activations within rounding noise of zero, which only occur where a neuron is
+        identically zero on the region, count as off).
     A, c : arrays (n_out, n0), (n_out,)
         ``f(x) = A x + c`` on the region.
     """
@@ -336,6 +338,33 @@ else:  # pragma: no cover - numpy < 2.0
         return _BYTE_COUNTS[b].sum(-1)
 
 
+#: a pre-activation within this fraction of the magnitude of its terms is floating-point zero
+_NOISE = 1e-12
+
+
+def _snapped_forward(net: Network, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hidden pre-activations of a batch with rounding noise snapped to zero, and the patterns.
+
+    ``y_i`` counts as zero when ``|y_i| <= 1e-12 (|W_i| |h| + |b_i|)``, a bound well above the
+    rounding error of the dot product. Without it a neuron that is *identically* zero on a
+    region (e.g. ``h_3 - h_4 + 1`` with ``h_4 = h_3 + 1`` there) reads as +-1e-16 and fakes a
+    pattern. Zero is off, as in :meth:`Network.activation_pattern`; elsewhere the patterns
+    are those of the plain forward pass.
+    """
+    h = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    Ys = []
+    for W, b in net.layers[:-1]:
+        y = h @ W.T + b
+        noise = _NOISE * (np.abs(h) @ np.abs(W).T + np.abs(b))
+        y = np.where(np.abs(y) <= noise, 0.0, y)
+        Ys.append(y)
+        h = np.maximum(y, 0.0)
+    if not Ys:
+        return np.zeros((h.shape[0], 0)), np.zeros((h.shape[0], 0), dtype=bool)
+    Y = np.concatenate(Ys, axis=1)
+    return Y, Y > 0
+
+
 def _hidden_maps(net: Network, pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pre-activations of every hidden neuron as affine maps ``G x + g`` on the pattern's region."""
     n0 = net.input_dim
@@ -516,7 +545,7 @@ class _Sink:
 
     def _check(self, Xr: np.ndarray, P: np.ndarray) -> np.ndarray:
         X = self.prob.lift(Xr)
-        return np.all(self.prob.net.activation_pattern(X) == P, axis=1) & self.prob.domain.contains(X, tol=1e-9)
+        return np.all(_snapped_forward(self.prob.net, X)[1] == P, axis=1) & self.prob.domain.contains(X, tol=1e-7)
 
     def close(self) -> None:
         self.flush()
@@ -667,6 +696,9 @@ def _count_vertex(prob: _Problem, sink: _Sink, *, tol: float, deadline: float) -
                     rest = und[cut]
                     rest = rest[rest != jj]
                     (Vp, Zp), (Vm, Zm) = _split(V, Z, D[:, col], eps, n, k)
+                    if len(Vp) <= n or len(Vm) <= n:
+                        log.warning("vertex method: a cut left a cell with <= %d vertices (numerically "
+                                    "degenerate arrangement); cross-check with method='lp'", n)
                     onp = on.copy()
                     onp[jj] = True
                     onm = on.copy()
@@ -749,13 +781,21 @@ def _count_lp(prob: _Problem, sink: _Sink, *, tol: float, deadline: float) -> tu
     x0, r0 = lp.solve()
     if x0 is None or r0 <= rtol:
         raise InvalidDomainError("the domain has no interior (its Chebyshev radius is ~0)")
+    # neurons stable on the whole domain by (cheap, sound) symbolic bounds need no LP anywhere
+    from .bounds import symbolic_bounds
+
+    sb = symbolic_bounds(net, prob.rdomain())
+    st_off = [lb.upper <= 0 for lb in sb.hidden]
+    st_on = [lb.lower > 0 for lb in sb.hidden]
     W1, b1 = net.layers[0]
     nrm1 = np.linalg.norm(W1, axis=1)
     const1 = nrm1 == 0
     nl1 = np.where(const1, 1.0, nrm1)
+    on1 = (const1 & (b1 > 0)) | (~const1 & st_on[0])
+    dec1 = const1 | st_off[0] | st_on[0]
     # a node: (rows of its ancestors, its own rows, ball centre, radius, reference radius,
     #          layer, on, decided, pre-activation maps (A, c) of the layer and row norms, prefix)
-    stack = [(lp.base, (), x0, r0, r0, 0, const1 & (b1 > 0), const1.copy(), W1, b1, nl1, ())]
+    stack = [(lp.base, (), x0, r0, r0, 0, on1, dec1, W1, b1, nl1, ())]
     nodes = 0
     layers = net.layers
     while stack:
@@ -844,9 +884,9 @@ def _count_lp(prob: _Problem, sink: _Sink, *, tol: float, deadline: float) -> tu
             nl = np.linalg.norm(Al, axis=1)
             const = nl == 0
             nl = np.where(const, 1.0, nl)
-            on = const & (cl > 0)
-            dec = const.copy()
             l += 1
+            on = np.where(const, cl > 0, st_on[l])
+            dec = const | st_off[l] | st_on[l]
     return "complete", nodes, lp.solves
 
 
@@ -1156,9 +1196,9 @@ class SampleCount:
         Distinct patterns among the samples. With probability one a random sample lies in
         the interior of its region, so each pattern seen is a region with interior.
     samples : int
-        Samples drawn. ``on_boundary`` of them had a pre-activation exactly 0.0: in floating
-        point that happens where a neuron is identically zero on a region (it is then off,
-        as in :meth:`Network.activation_pattern`), so they are kept.
+        Samples drawn. ``on_boundary`` of them had a pre-activation that is zero up to
+        rounding (``|y| <= 1e-12`` times the magnitude of its terms): that happens where a
+        neuron is identically zero on a region; it is then off, as in the exact counters.
     singletons : int
         Patterns seen exactly once (many singletons: the sample is far from exhaustive).
     patterns : bool array (regions, N) or None
@@ -1203,6 +1243,9 @@ def sample_regions(net: Network, domain, n: int = 10_000, seed: Optional[int] = 
     Inputs are drawn by ``domain.sample`` (uniform in the box, rejection for constraints).
     With probability one a sample lies in the interior of its region (hyperplanes have
     measure zero), so every distinct pattern counted is a region with non-empty interior.
+    Pre-activations within rounding noise of zero (``|y| <= 1e-12`` times the magnitude of
+    the terms summed) count as zero, hence off: in exact arithmetic they are zero on a whole
+    region of a degenerate network, and the plain float sign would invent patterns.
 
     Examples
     --------
@@ -1228,11 +1271,10 @@ def sample_regions(net: Network, domain, n: int = 10_000, seed: Optional[int] = 
     while done < n:
         m = min(batch, n - done)
         X = domain.sample(m, seed=rng)
-        ys = net.preactivations(X)[:-1]
-        if ys:
-            Y = np.concatenate(ys, axis=1)
+        if net.num_hidden_layers:
+            Y, pat = _snapped_forward(net, X)
             boundary += int(np.count_nonzero(np.any(Y == 0, axis=1)))
-            packed = np.packbits(Y > 0, axis=1)
+            packed = np.packbits(pat, axis=1)
         else:
             packed = np.zeros((m, 1), dtype=np.uint8)
         if packed.shape[1] != width:
@@ -1338,10 +1380,9 @@ def _parity_trial(prob: _Problem, bounds, margin: float, k: int, rng, time_limit
         return False, None, True
     x = np.clip(res.values[nv.input_cols], prob.lower, prob.upper)
     X = prob.lift(x[None, :])
-    ys = prob.net.preactivations(X)[:-1]
-    Y = np.concatenate(ys, axis=1)[0]
+    Y, P = _snapped_forward(prob.net, X)
+    Y, pattern = Y[0], P[0]
     unstable = nv.unstable_mask
-    pattern = Y > 0
     ok = bool(np.all(Y[unstable] != 0)) and bool(prob.domain.contains(X[0]))
     bits = pattern[unstable].astype(np.int64)
     ok &= bool(np.all((subsets.astype(np.int64) @ bits) % 2 == parity))
