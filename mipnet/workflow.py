@@ -300,6 +300,26 @@ class SweepResult:
             "seconds": self.seconds,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepResult":
+        """Rebuild a result from :meth:`to_dict` output (e.g. a saved JSON file); models are not kept."""
+        try:
+            runs = []
+            for r in d["runs"]:
+                r = dict(r)
+                for k in ("requested_densities", "achieved_densities", "kept", "sizes"):
+                    r[k] = None if r[k] is None else tuple(r[k])
+                runs.append(PruneRun(**r))
+            return cls(
+                dataset=d["dataset"], widths=tuple(d["widths"]), densities=tuple(d["densities"]),
+                methods=tuple(d["methods"]), seeds=tuple(d["seeds"]), epochs=int(d["epochs"]),
+                finetune_epochs=int(d["finetune_epochs"]), dense=tuple(DenseRun(**x) for x in d["dense"]),
+                runs=tuple(runs), allocations={float(k): tuple(v) for k, v in d["allocations"].items()},
+                seconds=float(d["seconds"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InvalidArgumentError(f"not a SweepResult dictionary (from SweepResult.to_dict): {exc}") from None
+
     def __str__(self) -> str:
         dm, ds = self.dense_accuracy
         head = (f"sparsity sweep on {self.dataset}, {'-'.join(map(str, self.widths))}: {len(self.seeds)} seed(s), "

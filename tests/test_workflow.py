@@ -146,6 +146,11 @@ def test_sweep_table_compare_and_purity(digits):
     d = json.loads(json.dumps(res.to_dict()))
     assert len(d["runs"]) == 12 and d["widths"] == list(WIDTHS)
     assert "allocated" in str(res) and "±" in str(res)
+    back = SweepResult.from_dict(d)
+    assert back.table() == res.table() and back.compare() == res.compare()
+    assert back.allocations == res.allocations and back.dense == res.dense
+    with pytest.raises(InvalidArgumentError, match="not a SweepResult"):
+        SweepResult.from_dict({"runs": []})
     # a work unit is a pure function of its inputs: seed 1 alone gives the same numbers
     drun, runs = sweep_seed(digits, WIDTHS, seed=1, **kw)
     assert drun.test_accuracy == res.dense[1].test_accuracy
