@@ -146,6 +146,56 @@ def test_identically_zero_neuron_counted_as_off():
     assert count_regions(net, dom, method="milp").regions == 18
 
 
+def test_rounding_noise_neuron_does_not_fake_patterns():
+    # neurons 3 and 4 of layer 1 are equal up to the bias, so layer-2 neuron 2 (-h2 - h3 + h4 - 1)
+    # is identically 0 where both are on; the float forward pass reads +-2e-16 there.
+    W1 = np.array([[-1, -1, 1], [-1, -1, 0], [1, -1, 1], [1, -1, 1], [-1, 0, 0]], float)
+    W2 = np.array([[-1, 0, 1, 1, -1], [0, -1, -1, 1, 0], [1, -1, -1, -1, -1]], float)
+    net = Network([W1, W2, np.array([[-1.0, 0, 0]])],
+                  [np.array([0.5, -1, 0, 1, 1]), np.array([-0.5, -1, -0.5]), np.array([1.0])])
+    dom = Box(-1, 1, dim=3)
+    v = count_regions(net, dom, method="vertex", return_regions=True)
+    lp = count_regions(net, dom, method="lp", return_regions=True)
+    assert v.regions == lp.regions == 13 and v.unverified == lp.unverified == 0
+    assert _pattern_set(v) == _pattern_set(lp)
+    s = sample_regions(net, dom, 20_000, seed=50, return_patterns=True)
+    assert {p.tobytes() for p in s.patterns} <= _pattern_set(v)
+
+
+def test_integer_weight_nets_vertex_equals_lp():
+    # small integer weights: axis-parallel, coincident and vertex-touching hyperplanes
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        n0 = int(rng.integers(2, 4))
+        widths = [n0] + [int(rng.integers(2, 6)) for _ in range(int(rng.integers(1, 3)))] + [1]
+        Ws = [rng.integers(-1, 2, size=(widths[i + 1], widths[i])).astype(float) for i in range(len(widths) - 1)]
+        bs = [rng.integers(-2, 3, size=widths[i + 1]) / 2.0 for i in range(len(widths) - 1)]
+        net = Network(Ws, bs)
+        dom = Box(-1, 1, dim=n0)
+        v = count_regions(net, dom, method="vertex", return_regions=True)
+        lp = count_regions(net, dom, method="lp", return_regions=True)
+        assert _pattern_set(v) == _pattern_set(lp), widths
+        assert v.unverified == lp.unverified == 0
+        s = sample_regions(net, dom, 5000, seed=1, return_patterns=True)
+        assert {p.tobytes() for p in s.patterns} <= _pattern_set(v)
+
+
+def test_digits_model_in_a_small_ball(shared_models):
+    import json as _json
+
+    from mipnet.io import load_network
+
+    net = load_network(shared_models / "pruned8x8" / "mnist8x8_10p_retrain.npz")
+    centres = _json.loads((shared_models / "pruned8x8" / "cluster_centres.json").read_text())
+    x0 = np.array(centres["clusters"][0]["centre"], dtype=float)
+    dom = LinfBall(x0, 0.2, 0.0, 16.0)
+    fast = count_regions(net, dom, return_regions=True)
+    assert fast.algorithm == "lp" and fast.exact
+    milp = count_regions(net, dom, method="milp", return_regions=True)
+    assert fast.regions == milp.regions == 12
+    assert _pattern_set(fast) == _pattern_set(milp)
+
+
 # ----------------------------------------------------------------------------- 2-D: grids and slices
 @pytest.mark.parametrize("widths, seed", [([2, 8, 6, 1], 0), ([2, 10, 10, 3], 4), ([2, 6, 6, 6, 2], 9)])
 def test_2d_grid_and_exact_slice(widths, seed):
