@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import sys
 import time
 from dataclasses import dataclass
@@ -313,16 +314,24 @@ def _prepare(net, domain) -> _Problem:
     return _Problem(net, rnet, domain, free, x_fixed, lo[free].copy(), hi[free].copy(), A, c, diam)
 
 
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(float(x))
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
 def _check_options(method, time_limit, max_regions, tol, milp_margin) -> None:
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+    if time_limit is not None and not (_is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
-    if max_regions is not None and not (isinstance(max_regions, (int, np.integer)) and max_regions >= 1):
+    if max_regions is not None and not (_is_int(max_regions) and max_regions >= 1):
         raise InvalidArgumentError(f"max_regions must be a positive integer or None, got {max_regions!r}")
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1e-2):
+    if not (_is_real(tol) and 0 < tol < 1e-2):
         raise InvalidArgumentError(f"tol must be in (0, 0.01) (relative to the domain diameter), got {tol!r}")
-    if not (isinstance(milp_margin, (int, float)) and milp_margin > 0):
+    if not (_is_real(milp_margin) and milp_margin > 0):
         raise InvalidArgumentError(f"milp_margin must be > 0, got {milp_margin!r}")
 
 
@@ -1257,9 +1266,9 @@ def sample_regions(net: Network, domain, n: int = 10_000, seed: Optional[int] = 
     """
     net = _check_net(net)
     domain = as_domain(domain, net.input_dim)
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if not _is_int(n) or n < 1:
         raise InvalidArgumentError(f"n (number of samples) must be a positive integer, got {n!r}")
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
+    if not _is_int(batch) or batch < 1:
         raise InvalidArgumentError(f"batch must be a positive integer, got {batch!r}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -1430,13 +1439,13 @@ def parity_lower_bound(
     networks", AAAI 2020, arXiv:1810.03370; C. Gomes, A. Sabharwal, B. Selman, "Model
     counting: a new strategy for obtaining good bounds", AAAI 2006.
     """
-    if k is not None and (not isinstance(k, (int, np.integer)) or k < 0):
+    if k is not None and (not _is_int(k) or k < 0):
         raise InvalidArgumentError(f"k must be a non-negative integer or None (search), got {k!r}")
-    if not isinstance(trials, (int, np.integer)) or trials < 1:
+    if not _is_int(trials) or trials < 1:
         raise InvalidArgumentError(f"trials must be a positive integer, got {trials!r}")
-    if not (isinstance(alpha, (int, float)) and alpha > 0):
+    if not (_is_real(alpha) and alpha > 0):
         raise InvalidArgumentError(f"alpha must be > 0, got {alpha!r}")
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+    if time_limit is not None and not (_is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     prob = _prepare(net, domain)
     t0 = time.perf_counter()
@@ -1577,7 +1586,7 @@ def network_specific_bound(
     from .encoding import HighsModel
     from .theory import serra_ramalingam2020_bound
 
-    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
+    if time_limit is not None and not (_is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     prob = _prepare(net, domain)
     t0 = time.perf_counter()
