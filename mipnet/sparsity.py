@@ -519,6 +519,8 @@ def allocate_sparsity(widths, *, density: float | None = None, budget: float | N
             raise InvalidArgumentError(
                 f"budget {budget:g} exceeds the {int(total)} prunable weights; give at most {int(total)} (density 1)"
             )
+    if len(pr) - 1e-9 * total <= budget < len(pr):  # round-off of density * total
+        budget = float(len(pr))
     if budget < len(pr):
         raise InvalidArgumentError(
             f"budget {budget:g} is too small: keep at least one weight per prunable layer ({len(pr)}); "
