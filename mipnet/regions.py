@@ -23,17 +23,23 @@ Exact counting (:func:`count_regions`)
     interior ball (centre, radius); a hyperplane closer to the centre than the radius
     cuts the cell without an LP, and the ball of each side follows in closed form.
     Otherwise one Chebyshev LP ``max t s.t. a_i x + ||a_i|| t <= b_i`` on the far side
-    decides it.
+    decides it (and, if that side is empty, the neuron's side becomes a row of the cell).
+    Neurons stable on all of D by symbolic bounds never need an LP.
 ``"milp"`` (baseline and cross-check)
     Serra et al. 2018: the MILP of the network plus an interior variable f with
     ``f <= h_i + (1 - z_i) F`` and ``f <= hbar_i + z_i F`` (``hbar_i = h_i - y_i``) for
-    every unstable neuron, maximised; a pattern is accepted iff ``f > milp_margin``, then
-    excluded by the no-good cut ``sum_{z_i=0} z_i + sum_{z_i=1} (1 - z_i) >= 1`` and the
-    MILP re-solved (HiGHS has no solution pool) until its dual bound proves that no
-    pattern with ``f > milp_margin`` is left.
+    every unstable neuron and ``f >= milp_margin``; any solution is a pattern, which is
+    then excluded by the no-good cut ``sum_{z_i=0} z_i + sum_{z_i=1} (1 - z_i) >= 1`` and
+    the MILP re-solved (HiGHS has no solution pool) until it is proven infeasible: no
+    pattern with margin ``f >= milp_margin`` is left. Expected to be slow: it is the
+    cross-check.
 
 Every counted region's interior point is re-checked by a float64 forward pass: its
-activation pattern must equal the region's pattern exactly (``verified`` in the result).
+activation pattern must equal the region's pattern exactly (``verified`` in the result;
+a point that fails is re-centred by a Chebyshev LP of its region and checked again).
+
+Speed (4-16-16-2 net on [-1, 1]^4, 9,013 regions, a shared 2-core machine): vertex
+~4,700 regions/s, LP ~80-150 regions/s, MILP ~1-2 regions/s.
 
 Tolerances
 ----------
