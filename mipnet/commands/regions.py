@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         "count",
         help="exact number of activation regions on a domain",
         description="Count the activation patterns whose region has non-empty interior in the domain. "
-        "'fast' uses the vertex method (inputs <= 8) or LP branching; 'milp' is the Serra et al. 2018 "
+        "'fast' uses the vertex method (inputs <= 7) or LP branching; 'milp' is the Serra et al. 2018 "
         "baseline. With a time limit or region budget the count is a lower bound (exact: false).",
     )
     c.add_argument("model", metavar="MODEL", help="network file (.onnx, .pt/.pth, .npz)")
