@@ -1,0 +1,176 @@
+"""Stable neurons: two MILP methods agree, claims hold on samples, witnesses verify, time limits give unknowns."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mipnet import Box, Network, Polytope
+from mipnet.bounds import lp_bounds
+from mipnet.errors import InvalidDomainError, InvalidNetworkError
+from mipnet.stability import UNKNOWN, find_stable_neurons, hidden_preactivations, solve_with_cutoff
+
+# (widths, seed): small random nets where LP bounds leave some stable neurons to the MILPs
+NETS = [([4, 10, 10, 2], 0), ([3, 8, 8, 8, 1], 3), ([2, 6, 6, 2], 7)]
+
+
+def _net(widths, seed):
+    return Network.random(widths, seed=seed, bias_scale=1.0)
+
+
+def _check_claims(net, dom, res, n=10_000):
+    """Independent check: stable claims on 10^4 samples (box corners first), witnesses by forward pass."""
+    X = dom.sample(n, seed=123, include_vertices=True)
+    ys = net.preactivations(X)[:-1]
+    for l, ls in enumerate(res.layers):
+        ina = ls.states == -1
+        act = ls.states == 1
+        assert np.all(ys[l][:, ina] <= res.tol)
+        assert np.all(ys[l][:, act] >= -res.tol)
+        assert np.all(ls.upper[ina] <= res.tol) and np.all(ls.lower[act] >= -res.tol)  # certificates
+        uns = np.flatnonzero(ls.states == 0)
+        if uns.size:
+            pos = res.witnesses[ls.witness_pos[uns]]
+            neg = res.witnesses[ls.witness_neg[uns]]
+            assert np.all(dom.contains(pos)) and np.all(dom.contains(neg))
+            assert np.all(net.preactivations(pos)[l][np.arange(uns.size), uns] > 0)
+            assert np.all(net.preactivations(neg)[l][np.arange(uns.size), uns] < 0)
+    # a neuron seen with both signs on the samples can never be called stable
+    for l, ls in enumerate(res.layers):
+        both = (ys[l].max(axis=0) > res.tol) & (ys[l].min(axis=0) < -res.tol)
+        assert not np.any(np.isin(ls.states[both], (-1, 1)))
+
+
+@pytest.mark.parametrize("widths,seed", NETS)
+def test_methods_agree_and_claims_hold(widths, seed):
+    net = _net(widths, seed)
+    dom = Box(-1.0, 1.0, dim=widths[0])
+    bounds = lp_bounds(net, dom)
+    per = find_stable_neurons(net, dom, method="per_neuron", bounds=bounds)
+    one = find_stable_neurons(net, dom, method="one_milp", bounds=bounds)
+    assert per.complete and one.complete
+    for a, b in zip(per.states, one.states):
+        np.testing.assert_array_equal(a, b)
+    _check_claims(net, dom, per)
+    _check_claims(net, dom, one)
+
+
+def test_milp_proves_more_than_bounds():
+    net = _net([4, 10, 10, 2], 0)
+    dom = Box(-1.0, 1.0, dim=4)
+    bounds = lp_bounds(net, dom)
+    res = find_stable_neurons(net, dom, method="per_neuron", bounds=bounds)
+    by_bounds = sum(int(np.sum(s != 0)) for s in bounds.states())
+    assert res.num_stable > by_bounds  # the MILP settles neurons the LP bounds cannot
+    proofs = np.concatenate([ls.proof for ls in res.layers])
+    assert "milp" in proofs and "bounds" in proofs and "witness" in proofs
+    assert res.num_milps >= 1
+
+
+def test_constructed_stable_neurons():
+    net = _net([3, 8, 6, 2], 1)
+    W = [w.copy() for w in net.weights]
+    b = [x.copy() for x in net.biases]
+    b[0][[0, 1]] = -50.0  # dead on [-1, 1]^3
+    b[0][[2]] = 50.0  # always on
+    net = Network(W, b)
+    dom = Box(-1.0, 1.0, dim=3)
+    res = find_stable_neurons(net, dom, method="one_milp")
+    assert list(res.states[0][[0, 1, 2]]) == [-1, -1, 1]
+    assert res.layers[0].proof[0] == "bounds"
+    _check_claims(net, dom, res)
+
+
+def test_polytope_domain_and_data():
+    net = _net([2, 6, 6, 2], 7)
+    # the triangle x0 + x1 <= 0 inside [-1, 1]^2
+    dom = Polytope(np.array([[1.0, 1.0]]), np.array([0.0]), [-1.0, -1.0], [1.0, 1.0])
+    data = np.array([[0.5, 0.5], [-0.5, -0.2], [0.9, -0.95]])  # the first one lies outside D
+    per = find_stable_neurons(net, dom, method="per_neuron", data=data)
+    one = find_stable_neurons(net, dom, method="one_milp", data=data, samples=0)
+    for a, b in zip(per.states, one.states):
+        np.testing.assert_array_equal(a, b)
+    _check_claims(net, dom, per)
+    assert not any(np.allclose(w, [0.5, 0.5]) for w in per.witnesses)  # data outside D is no witness
+
+
+def test_time_limit_gives_unknown_never_stable():
+    net = _net([4, 10, 10, 2], 0)
+    dom = Box(-1.0, 1.0, dim=4)
+    bounds = lp_bounds(net, dom)
+    full = find_stable_neurons(net, dom, method="per_neuron", bounds=bounds)
+    for method in ("per_neuron", "one_milp"):
+        res = find_stable_neurons(net, dom, method=method, bounds=bounds, time_limit=1e-9, samples=0)
+        assert res.status == "time_limit" and not res.complete
+        assert res.num_unknown > 0 and "unknown" in res.message
+        for part, done in zip(res.states, full.states):
+            stable = np.isin(part, (-1, 1))
+            np.testing.assert_array_equal(part[stable], done[stable])  # only proven claims
+            assert np.all(part[~stable] != -1)
+            assert np.all((part[~stable] == 0) | (part[~stable] == UNKNOWN))
+        assert all(np.all(ls.proof[ls.states == UNKNOWN] == "") for ls in res.layers)
+
+
+def test_result_serialises_and_prints():
+    net = _net([2, 6, 6, 2], 7)
+    res = find_stable_neurons(net, Box(-1, 1, dim=2))
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["complete"] and len(d["layers"]) == 2
+    assert set(d["layers"][0]["states"]) <= {"inactive", "active", "unstable", "unknown"}
+    assert "layer 1" in str(res) and "MILPs" in str(res)
+    masks = res.stably_active[0] | res.stably_inactive[0] | res.unstable[0] | res.unknown[0]
+    assert masks.all()
+
+
+def test_tightened_bounds_drop_binaries():
+    net = _net([4, 10, 10, 2], 0)
+    dom = Box(-1.0, 1.0, dim=4)
+    bounds = lp_bounds(net, dom)
+    res = find_stable_neurons(net, dom, bounds=bounds)
+    tight = res.to_bounds(bounds)
+    assert tight.num_unstable == sum(int(np.sum(s == 0)) for s in res.states)
+    assert tight.contains(net, dom.sample(2000, seed=1), tol=1e-6)
+
+
+def test_witness_margin_ignores_rounding_noise():
+    # y = x0 - x1 is exactly 0 at x0 == x1: the rounding guard must report 0, not a sign
+    net = Network([np.array([[1.0, -1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)])
+    y = hidden_preactivations(net, np.array([[0.1 + 0.2, 0.3], [1.0, 0.0]]))[0]
+    assert y[0, 0] == 0.0 and y[1, 0] == 1.0
+
+
+def test_cutoff_convention_is_calibrated():
+    from mipnet.encoding import HighsModel
+
+    net = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.array([0.0, 0.0]), np.zeros(1)])
+    dom = Box(-1.0, 1.0, dim=1)
+    model = HighsModel(dom)
+    nv = model.add_network(net, lp_bounds(net, dom))
+    model.set_objective(nv.output_cols, [1.0], maximize=True)  # max |x| = 1
+    assert solve_with_cutoff(model, cutoff=1.5).status == "infeasible"
+    assert solve_with_cutoff(model, cutoff=0.5).objective == pytest.approx(1.0)
+    assert model.solve().objective == pytest.approx(1.0)  # options were reset
+
+
+def test_errors():
+    net = _net([2, 4, 1], 0)
+    dom = Box(-1, 1, dim=2)
+    with pytest.raises(ValueError, match="method must be one of"):
+        find_stable_neurons(net, dom, method="magic")
+    with pytest.raises(ValueError, match="time_limit must be a positive"):
+        find_stable_neurons(net, dom, time_limit=0)
+    with pytest.raises(ValueError, match="tol must be"):
+        find_stable_neurons(net, dom, tol=-1)
+    with pytest.raises(InvalidDomainError, match="the domain has 3 inputs but the network takes 2"):
+        find_stable_neurons(net, Box(-1, 1, dim=3))
+    with pytest.raises(InvalidNetworkError, match="must be a mipnet.Network"):
+        find_stable_neurons("net.onnx", dom)
+    with pytest.raises(InvalidNetworkError, match="no hidden layer"):
+        find_stable_neurons(Network([np.ones((1, 2))], [np.zeros(1)]), dom)
+    with pytest.raises(ValueError, match=r"data must have shape \(N, 2\)"):
+        find_stable_neurons(net, dom, data=np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="bounds must be a mipnet.bounds.Bounds"):
+        find_stable_neurons(net, dom, bounds=lp_bounds(_net([2, 4, 4, 1], 0), dom))
+    empty = Polytope(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([-0.5, -0.5]), [-1, -1], [1, 1])
+    with pytest.raises(Exception, match="empty"):
+        find_stable_neurons(net, empty)
