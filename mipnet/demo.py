@@ -174,10 +174,11 @@ def _verify_steps(net, pruned, ds, dom, *, seed, time_limit, echo, out) -> dict:
 
     _say(echo, "\n== 6. Stable neurons and lossless compression of an L1-regularised net")
     model = make_mlp([64, 16, 16, 10], seed=seed)
-    train(model, ds, epochs=30, optimizer="adam", lr=1e-2, l1=1e-3, seed=seed, progress=False, num_threads=1)
+    train(model, ds, epochs=30, optimizer="adam", lr=1e-2, l1=3e-3, seed=seed, progress=False, num_threads=1)
     l1net = from_torch(model)
     st = find_stable_neurons(l1net, dom, time_limit=time_limit)
-    _say(echo, f"   {st}")
+    for line in str(st).splitlines():
+        _say(echo, f"   {line.strip()}")
     comp = compress(l1net, dom, stability=st)
     _say(echo, f"   compressed {l1net} -> {comp.network}")
     save_network(comp.network, out / "digits_l1_compressed.onnx")
