@@ -19,7 +19,7 @@ def add_domain_args(p: argparse.ArgumentParser, *, required: bool = False) -> No
     """``--box LO HI`` or ``--center FILE --radius R`` (clipped by ``--clip LO HI``)."""
     g = p.add_argument_group("input domain")
     g.add_argument("--box", nargs=2, type=float, metavar=("LO", "HI"),
-                   help="every input in [LO, HI] (default: the box the model's data lives in, if known)")
+                   help="every input in [LO, HI]")
     g.add_argument("--center", metavar="FILE",
                    help="centre point: a .npy/.txt/.json file of n0 numbers (an L-infinity ball around it)")
     g.add_argument("--radius", type=float, help="radius of the L-infinity ball around --center")
