@@ -33,6 +33,7 @@ Writes the section "Regions" of benchmarks/RESULTS.md and benchmarks/regions_bot
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -130,21 +131,20 @@ def suite(quick: bool) -> list[Case]:
 
 
 # ============================================================================ part 1 + 2: suite
-def run_suite(cases: list[Case], milp_time: float, checks: list) -> list[list]:
-    rows = []
+def run_suite(cases: list[Case], milp_time: float, checks: list) -> list[dict]:
+    records = []
     for case in cases:
         net, dom = case.net, case.domain
         fast = count_regions(net, dom, method="fast", return_regions=net.input_dim > VERTEX_MAX_DIM)
         b = lp_bounds(net, dom, output=False)
         milp = count_regions(net, dom, method="milp", time_limit=milp_time, bounds=b, return_regions=True)
         smp = sample_regions(net, dom, SAMPLES, seed=0, return_patterns=True)
-        fr, mr = fast.regions_per_second, milp.regions_per_second
-        ratio = fr / mr if milp.regions else float("inf")
-        ratio_text = f"{ratio:,.0f}x" if milp.regions else f"> {fr * milp.seconds:,.0f}x (MILP found none)"
-        rows.append([case.name, case.domain_text, fmt_count(fast), fast.algorithm, f"{fast.seconds:.2f}",
-                     fmt_rate(fr), f"{milp.regions:,}{'' if milp.exact else ' (partial)'} in {milp.seconds:.1f} s",
-                     fmt_rate(mr), ratio_text, f"{smp.regions:,}"])
-        print(" | ".join(map(str, rows[-1])), flush=True)
+        rec = {"name": case.name, "domain": case.domain_text, "n0": net.input_dim, "hidden": list(net.hidden_widths),
+               "regions": fast.regions, "exact": fast.exact, "algorithm": fast.algorithm, "seconds": fast.seconds,
+               "milp_regions": milp.regions, "milp_exact": milp.exact, "milp_seconds": milp.seconds,
+               "sampled": smp.regions}
+        records.append(rec)
+        print(" | ".join(map(str, suite_row(rec))), flush=True)
         # cross-checks -----------------------------------------------------------------------
         if fast.region_list is not None:
             exact_patterns = pattern_set(fast.patterns())
@@ -171,7 +171,20 @@ def run_suite(cases: list[Case], milp_time: float, checks: list) -> list[list]:
             lp = count_regions(net, dom, method="lp")
             add_check(checks, case.name, "vertex == lp", f"{fast.regions:,} vs {lp.regions:,} (lp {lp.seconds:.1f} s)",
                       lp.exact and lp.regions == fast.regions)
-    return rows
+    return records
+
+
+def suite_row(rec: dict) -> list:
+    fr = rate(rec["regions"], rec["seconds"])
+    mr = rate(rec["milp_regions"], rec["milp_seconds"])
+    if rec["milp_regions"]:
+        ratio_text = f"{fr / mr:,.0f}x"
+    else:
+        ratio_text = f"> {fr * rec['milp_seconds']:,.0f}x (MILP found none)"
+    count = f"{rec['regions']:,}" if rec["exact"] else f">= {rec['regions']:,}"
+    milp = f"{rec['milp_regions']:,}{'' if rec['milp_exact'] else ' (partial)'} in {rec['milp_seconds']:.1f} s"
+    return [rec["name"], rec["domain"], count, rec["algorithm"], f"{rec['seconds']:.2f}", fmt_rate(fr), milp,
+            fmt_rate(mr), ratio_text, f"{rec['sampled']:,}"]
 
 
 def add_check(checks: list, case: str, what: str, detail: str, ok: bool) -> None:
@@ -287,12 +300,15 @@ def pca_dataset(d: int):
 
 def run_bottleneck(d: int, n1s, seeds, epochs: int, limit: float, checks: list):
     pds, dom, evr = pca_dataset(d)
-    results = []  # (n1, seed, RegionCount, accuracy)
+    results = []  # {n1, seed, regions, exact, seconds, acc}
     for n1 in n1s:
         for seed in seeds:
             net, acc = train_net((d, n1, 22 - n1, 10), pds, epochs=epochs, seed=seed)
             rc = count_regions(net, dom, time_limit=limit)
-            results.append((n1, seed, rc, acc))
+            # fraction of test images on which some second-layer unit is on (0: the net is constant there)
+            alive = float(np.mean(net.activation_pattern(np.asarray(pds.X_test, dtype=np.float64))[:, n1:].any(axis=1)))
+            results.append({"n1": n1, "seed": seed, "regions": rc.regions, "exact": rc.exact,
+                            "seconds": rc.seconds, "acc": acc, "alive": alive})
             smp = sample_regions(net, dom, SAMPLES, seed=seed)
             add_check(checks, f"bottleneck d={d} n1={n1} seed {seed}", "sampled <= exact",
                       f"{smp.regions:,} <= {rc.regions:,}", smp.regions <= rc.regions)
@@ -307,19 +323,20 @@ def run_bottleneck(d: int, n1s, seeds, epochs: int, limit: float, checks: list):
 
 def bottleneck_table(d: int, n1s, results) -> tuple[list[list], dict]:
     rows = []
-    summary = {"n1": [], "mean": [], "min": [], "max": [], "bound": [], "acc": [], "all_exact": []}
+    summary = {"n1": [], "mean": [], "min": [], "max": [], "bound": [], "acc": [], "alive": [], "all_exact": []}
     for n1 in n1s:
-        rs = [(rc, acc) for (m, _, rc, acc) in results if m == n1]
-        counts = np.array([rc.regions for rc, _ in rs], dtype=float)
-        exact = all(rc.exact for rc, _ in rs)
+        rs = [r for r in results if r["n1"] == n1]
+        counts = np.array([r["regions"] for r in rs], dtype=float)
+        exact = all(r["exact"] for r in rs)
         bound = serra2018_bound((d, n1, 22 - n1)).value
         mean = float(counts.mean())
-        acc = float(np.mean([a for _, a in rs]))
+        acc = float(np.mean([r["acc"] for r in rs]))
+        alive = float(np.mean([r["alive"] for r in rs]))
         ge = "" if exact else ">= "
         rows.append([n1, 22 - n1, f"{bound:,}", f"{ge}{mean:,.0f}", f"{ge}{counts.min():,.0f} .. {counts.max():,.0f}",
-                     f"{mean / bound:.3f}", f"{acc:.3f}", f"{sum(rc.seconds for rc, _ in rs):.1f}"])
+                     f"{mean / bound:.3f}", f"{acc:.3f}", f"{alive:.0%}", f"{sum(r['seconds'] for r in rs):.1f}"])
         for k, v in (("n1", n1), ("mean", mean), ("min", counts.min()), ("max", counts.max()), ("bound", bound),
-                     ("acc", acc), ("all_exact", exact)):
+                     ("acc", acc), ("alive", alive), ("all_exact", exact)):
             summary[k].append(v)
     return rows, summary
 
@@ -337,8 +354,8 @@ def plot_bottleneck(d: int, summary: dict, results, path: Path) -> None:
     ax.semilogy(n1, big, ":", color="0.65", label="Theorem 1 bound (n0 = 784, the paper's MNIST)")
     ax.semilogy(n1, summary["mean"], "o-", color="C0", label="exact count, mean over seeds")
     ax.fill_between(n1, summary["min"], summary["max"], color="C0", alpha=0.2, label="min .. max over seeds")
-    xs = [m for (m, _, _, _) in results]
-    ys = [rc.regions for (_, _, rc, _) in results]
+    xs = [r["n1"] for r in results]
+    ys = [r["regions"] for r in results]
     ax.plot(xs, ys, ".", color="C0", alpha=0.5, markersize=4)
     ax.set_ylabel("activation regions")
     ax.set_title(f"{d}-n1-(22-n1)-10 nets on PCA-{d} digits: activation regions\n"
@@ -355,6 +372,157 @@ def plot_bottleneck(d: int, summary: dict, results, path: Path) -> None:
 
 
 # ============================================================================ main
+def compute(args) -> dict:
+    """Run everything; return a JSON-serialisable record of the measurements."""
+    quick = args.quick
+    milp_time = args.milp_time or (5.0 if quick else 15.0)
+    t_start = time.perf_counter()
+    checks: list = []
+    relucent = import_relucent()
+    data = {"quick": quick, "date": time.strftime("%Y-%m-%d"), "machine": machine(), "milp_time": milp_time,
+            "vertex_max_dim": VERTEX_MAX_DIM, "samples": SAMPLES,
+            "relucent_version": getattr(relucent, "__version__", None)}
+    if not args.skip_suite:
+        print("== speed: fast vs MILP baseline", flush=True)
+        data["suite"] = run_suite(suite(quick), milp_time, checks)
+        print("== exact agreement on small nets", flush=True)
+        data["agree_milp_limit"] = 60.0 if quick else 120.0
+        data["agree_rows"] = run_exact_agreement(small_exact_cases(quick), data["agree_milp_limit"], checks, relucent)
+        if relucent is not None:
+            print("== relucent speed", flush=True)
+            data["relucent_rows"] = run_relucent_speed(relucent, quick)
+    if not args.skip_bottleneck:
+        d = args.pca_dim or (4 if quick else 6)
+        seeds = list(range(args.seeds or (1 if quick else 3)))
+        n1s = [1, 2, 4, 8, 11, 14, 17, 20, 21] if quick else list(range(1, 22))
+        epochs, limit = 40, (30.0 if quick else 120.0)
+        print(f"== bottleneck experiment: d = {d}, seeds {seeds}", flush=True)
+        results, evr = run_bottleneck(d, n1s, seeds, epochs, limit, checks)
+        data["bottleneck"] = {"d": d, "seeds": seeds, "n1s": n1s, "epochs": epochs, "limit": limit,
+                              "explained_variance": evr, "results": results}
+    data["checks"] = checks
+    data["total_seconds"] = time.perf_counter() - t_start
+    return data
+
+
+def render(data: dict, png: Path) -> str:
+    """The RESULTS.md section (and the bottleneck picture) from a record made by :func:`compute`."""
+    milp_time = data["milp_time"]
+    sections = [f"`python benchmarks/bench_regions.py{' --quick' if data['quick'] else ''}` on {data['machine']}, "
+                f"{data['date']}; the machine was shared with other jobs (run under `nice`), so absolute times are "
+                "noisy, while each ratio compares two runs made minutes apart."]
+    if "suite" in data:
+        recs = data["suite"]
+        header = ["network", "domain", "regions (fast)", "algorithm", "fast s", "fast regions/s",
+                  f"MILP in {milp_time:g} s", "MILP regions/s", "fast / MILP", f"sampled ({data['samples']:,} pts)"]
+        target = [r for r in recs if r["n0"] == 4 and r["hidden"] == [16, 16]]
+        low = [r for r in recs if r["algorithm"] == "lp"]
+
+        def ratio(r):
+            return rate(r["regions"], r["seconds"]) / max(rate(r["milp_regions"], r["milp_seconds"]), 1e-300)
+
+        summary = ""
+        if target:
+            rates = [rate(r["regions"], r["seconds"]) for r in target]
+            ratios = [ratio(r) for r in target if r["milp_regions"]] or [float("inf")]  # inf: MILP found none
+            ok = min(rates) > 2000 and min(ratios) >= 100
+            summary += (f"**Targets** (4 inputs, two layers of 16: > 2,000 regions/s and >= 100x the MILP): "
+                        f"{'met' if ok else 'NOT met'}: {min(rates):,.0f} to {max(rates):,.0f} regions/s, "
+                        f"{min(ratios):,.0f}x to {max(ratios):,.0f}x the MILP's partial rate. ")
+        if low:
+            lr = [ratio(r) for r in low if r["milp_regions"]] or [float("inf")]
+            summary += (f"With 64 inputs (digits, LP method) the fast method is {min(lr):,.0f}x to {max(lr):,.0f}x "
+                        f"the MILP's partial rate{': below 100x' if max(lr) < 100 else ''}; there each region costs "
+                        "several Chebyshev LPs (profiled separately: about 5.6 LPs per region on the first digits "
+                        "net, ~3 ms each, 70% of the time inside HiGHS).")
+        sections.append(
+            "### Speed: fast method vs the MILP baseline\n\n"
+            f"*fast* = `count_regions(method=\"fast\")` (vertex method up to {data['vertex_max_dim']} inputs, LP "
+            "method beyond), run to completion, one run each. *MILP* = `method=\"milp\"` (Serra et al. 2018: "
+            "interior MILP re-solved with a no-good cut per pattern; HiGHS has no solution pool), given precomputed "
+            f"LP bounds and stopped after {milp_time:g} s: its regions/s is the partial count over the time, and "
+            "since every cut makes the next solve harder, the full-run rate would be lower, so *fast / MILP* "
+            "understates the speed-up. Random nets: `Network.random` (He initialisation). Digits nets: 30 epochs "
+            "of Adam (lr 1e-2), one thread; the balls keep the counts in range (on the full box [0,16]^64 they are "
+            f"far beyond reach). *sampled*: distinct patterns at {data['samples']:,} uniform random points of the "
+            "domain (a lower bound; in 64 dimensions it finds only a few percent of the regions).\n\n"
+            + markdown_table(header, [suite_row(r) for r in recs]) + ("\n\n" + summary if summary else ""))
+        header = ["network", "domain", "vertex", "lp", "milp", "relucent", "agree"]
+        sections.append(
+            "### Cross-check: independent routes to the same count\n\n"
+            f"Nets small enough for the MILP to finish (limit {data['agree_milp_limit']:g} s). vertex (double "
+            "description, no LP), lp (Chebyshev-ball branching), milp (Serra et al.) and relucent (local search over "
+            "the complex, its own LPs; cube [-1,1]^n0 with `cube_mode=\"clipped\"`, one worker) are four independent "
+            "algorithms.\n\n" + markdown_table(header, data["agree_rows"]))
+        if data.get("relucent_rows"):
+            header = ["network", "regions (fast)", "fast s", "fast regions/s", "relucent", "relucent regions/s",
+                      "fast / relucent"]
+            sections.append(
+                f"### relucent {data['relucent_version']}\n\n"
+                "relucent is not a mipnet dependency (AGPL; needs gurobipy, whose pip licence is size-limited). "
+                "It was installed for this run in a separate virtual environment with the system packages visible "
+                "(`pip install relucent` added gurobipy 13, plotly and relucent; it left torch alone). Its BFS "
+                "(one worker, cube [-1,1]^4 clipped) was stopped after a fixed number of regions (`max_polys`) and "
+                "its rate taken from that partial run. (In a separate run, its full BFS of this net took 584 s and "
+                "found the same 8,706 regions.)\n\n" + markdown_table(header, data["relucent_rows"]))
+        else:
+            sections.append("### relucent\n\nNot installed in this interpreter: `pip install relucent` works "
+                            "(it brings gurobipy and plotly, not torch), but it is not a mipnet dependency; run this "
+                            "script with an interpreter that has it to add the comparison.")
+    if "bottleneck" in data:
+        bn = data["bottleneck"]
+        d, n1s, results = bn["d"], bn["n1s"], bn["results"]
+        rows, summary = bottleneck_table(d, n1s, results)
+        header = ["n1", "n2", f"Theorem 1 bound (n0={d})", "count, mean", "min .. max", "mean / bound",
+                  "test acc", "layer 2 alive", "count s (all seeds)"]
+        table = markdown_table(header, rows)
+        plot_bottleneck(d, summary, results, png)
+        mean = np.array(summary["mean"])
+        bound = np.array(summary["bound"], dtype=float)
+        acc = np.array(summary["acc"])
+        i_max = int(np.argmax(mean))
+        k_max, k_bmax = n1s[i_max], n1s[int(np.argmax(bound))]
+        k_acc = n1s[int(np.argmax(acc))]
+        peak = float(mean[i_max])
+        pairs = [(k, 22 - k) for k in n1s if k > 11 and (22 - k) in n1s]
+        wider = sum(mean[n1s.index(a)] > mean[n1s.index(b)] for a, b in pairs)
+        interior = 0 < i_max < len(n1s) - 1
+        finding = (
+            f"**Findings.** (1) Bottleneck: narrow first layers cap the count, n1 = {n1s[0]} gives {mean[0]:,.0f} "
+            f"regions and n1 = {n1s[1]} gives {mean[1]:,.0f}, close to the bound there (count/bound "
+            f"{mean[0] / bound[0]:.2f}, {mean[1] / bound[1]:.2f}), while at the bound's peak (n1 = {k_bmax}) the "
+            f"nets reach only {mean[n1s.index(k_bmax)] / bound[n1s.index(k_bmax)]:.1%} of it. (2) Wider first "
+            f"layer, more regions: in {wider} of {len(pairs)} mirrored pairs (n1, n2) vs (n2, n1) with n1 > n2 the "
+            f"net with the wider first layer has more regions. (3) Peak: the mean count is largest at n1 = {k_max} "
+            f"(n2 = {22 - k_max}; {peak:,.0f} regions)"
+            + (", an intermediate width, as in the paper. " if interior else
+               ", the widest first layer: unlike the paper's MNIST nets, the mean count has no interior maximum "
+               "here. ")
+            + f"(4) Test accuracy peaks at n1 = {k_acc} ({acc.max():.3f}) "
+            f"and falls for n2 <= 2 (n2 = 1: {acc[-1]:.3f}) although those nets have the most regions. With n2 = 1 "
+            f"the single second-layer unit is on for {summary['alive'][-1]:.0%} of the test images (*layer 2 "
+            "alive*): the net is constant on them, and its tens of thousands of activation regions (all cut by the "
+            "first layer) share (almost) one affine map. Activation regions are not linear regions, and a count "
+            "says nothing about accuracy by itself.")
+        sections.append(
+            "### Bottleneck experiment (Serra, Tjandraatmadja, Ramalingam 2018, Section 7)\n\n"
+            + BOTTLENECK_NOTE.format(d=d, epochs=bn["epochs"], seeds=", ".join(map(str, bn["seeds"])),
+                                     limit=bn["limit"])
+            + f" The {d} components keep {100 * bn['explained_variance']:.0f}% of the pixel variance.\n\n" + table
+            + f"\n\n![bottleneck]({png.name})\n\n" + finding)
+    checks = data["checks"]
+    bad = [c for c in checks if c[3] != "ok"]
+    sections.append(f"### Cross-checks run by this script\n\n{len(checks) - len(bad)} of {len(checks)} passed "
+                    "(per net: sampled <= exact count; sampled and MILP patterns inside the exact pattern set where "
+                    "it was kept, i.e. counts <= 20,000 or LP method; MILP partial count <= exact; every interior "
+                    "point verified by a float64 forward pass; vertex == lp on the bottleneck nets with <= 400 "
+                    "regions; the agreement table above)"
+                    + (":" if bad else ".") + ("\n\n" + markdown_table(["case", "check", "detail", "result"], bad)
+                                               if bad else ""))
+    sections.append(f"Total run time {data['total_seconds'] / 60:.1f} min.")
+    return "\n\n".join(sections)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke test; writes nothing in benchmarks/")
@@ -363,107 +531,22 @@ def main() -> None:
     p.add_argument("--skip-bottleneck", action="store_true", help="only the speed suite and cross-checks")
     p.add_argument("--pca-dim", type=int, help="input dimension d of the bottleneck nets (PCA of digits)")
     p.add_argument("--seeds", type=int, help="seeds per bottleneck configuration")
+    p.add_argument("--json", type=Path, help="also save the measurements as JSON here")
+    p.add_argument("--from-json", type=Path, help="re-render RESULTS.md and the picture from a saved JSON")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    quick = args.quick
-    milp_time = args.milp_time or (5.0 if quick else 15.0)
-    t_start = time.perf_counter()
-    checks: list = []
-    relucent = import_relucent()
-    sections = [f"`python benchmarks/bench_regions.py{' --quick' if quick else ''}` on {machine()}, "
-                f"{time.strftime('%Y-%m-%d')}; the machine was shared with other jobs (run under `nice`), "
-                "so absolute times are noisy, while each ratio compares two runs made minutes apart."]
-
-    if not args.skip_suite:
-        print("== speed: fast vs MILP baseline", flush=True)
-        rows = run_suite(suite(quick), milp_time, checks)
-        header = ["network", "domain", "regions (fast)", "algorithm", "fast s", "fast regions/s",
-                  f"MILP in {milp_time:g} s", "MILP regions/s", "fast / MILP", f"sampled ({SAMPLES:,} pts)"]
-        sections.append(
-            "### Speed: fast method vs the MILP baseline\n\n"
-            f"*fast* = `count_regions(method=\"fast\")` (vertex method up to {VERTEX_MAX_DIM} inputs, LP method "
-            "beyond), run to "
-            f"completion, one run each. *MILP* = `method=\"milp\"` (Serra et al. 2018: interior MILP re-solved with "
-            f"a no-good cut per pattern; HiGHS has no solution pool), given precomputed LP bounds and stopped after "
-            f"{milp_time:g} s: its regions/s is the partial count over the time, and since every cut makes the next "
-            "solve harder, the full-run rate would be lower, so *fast / MILP* understates the speed-up. "
-            "Random nets: `Network.random` (He initialisation). Digits nets: 30 epochs of Adam (lr 1e-2), one "
-            "thread; the balls keep the counts in range (on the full box [0,16]^64 they are far beyond reach). "
-            "*sampled*: distinct patterns at 20,000 uniform random points of the domain (a lower bound).\n\n"
-            + markdown_table(header, rows))
-        print("== exact agreement on small nets", flush=True)
-        agree_rows = run_exact_agreement(small_exact_cases(quick), 120.0 if not quick else 60.0, checks, relucent)
-        header = ["network", "domain", "vertex", "lp", "milp", "relucent", "agree"]
-        sections.append(
-            "### Cross-check: independent routes to the same count\n\n"
-            "Nets small enough for the MILP to finish (limit 120 s). vertex (double description, no LP), lp "
-            "(Chebyshev-ball branching), milp (Serra et al.) and relucent (local search over the complex, its own "
-            "LPs; cube [-1,1]^n0 with `cube_mode=\"clipped\"`, one worker) are four independent algorithms.\n\n"
-            + markdown_table(header, agree_rows))
-        if relucent is not None:
-            print("== relucent speed", flush=True)
-            rel_rows = run_relucent_speed(relucent, quick)
-            header = ["network", "regions (fast)", "fast s", "fast regions/s", "relucent", "relucent regions/s",
-                      "fast / relucent"]
-            sections.append(
-                f"### relucent {relucent.__version__}\n\n"
-                "relucent is not a mipnet dependency (AGPL; needs gurobipy, whose pip licence is size-limited). "
-                "It was installed for this run in a separate virtual environment with the system packages visible "
-                "(`pip install relucent` added gurobipy 13, plotly and relucent; it left torch alone). Its BFS "
-                "(one worker, cube [-1,1]^4 clipped) was stopped after a fixed number of regions "
-                "(`max_polys`) and its rate taken from that partial run; its full run of this net took about "
-                "10 minutes here and found the same 8,706 regions.\n\n" + markdown_table(header, rel_rows))
-        else:
-            sections.append("### relucent\n\nNot installed in this interpreter: `pip install relucent` works "
-                            "(it brings gurobipy and plotly, not torch), but it is not a mipnet dependency; run this "
-                            "script with an interpreter that has it to add the comparison.")
-
-    if not args.skip_bottleneck:
-        d = args.pca_dim or (4 if quick else 6)
-        nseeds = args.seeds or (1 if quick else 3)
-        seeds = list(range(nseeds))
-        n1s = [1, 2, 4, 8, 11, 14, 17, 20, 21] if quick else list(range(1, 22))
-        epochs = 40
-        limit = 30.0 if quick else 120.0
-        print(f"== bottleneck experiment: d = {d}, seeds {seeds}", flush=True)
-        results, evr = run_bottleneck(d, n1s, seeds, epochs, limit, checks)
-        rows, summary = bottleneck_table(d, n1s, results)
-        header = ["n1", "n2", f"Theorem 1 bound (n0={d})", "count, mean", "min .. max", "mean / bound",
-                  "test acc", "count s (all seeds)"]
-        table = markdown_table(header, rows)
-        print(table, flush=True)
-        out_dir = Path(tempfile.mkdtemp()) if quick else HERE
-        png = out_dir / "regions_bottleneck.png"
-        plot_bottleneck(d, summary, results, png)
-        print(f"picture: {png}", flush=True)
-        mean = np.array(summary["mean"])
-        bound = np.array(summary["bound"], dtype=float)
-        k_max, k_bmax = int(n1s[int(np.argmax(mean))]), int(n1s[int(np.argmax(bound))])
-        peak = float(mean.max())
-        pairs = [(k, 22 - k) for k in n1s if k > 11 and (22 - k) in n1s]
-        wider = sum(mean[n1s.index(a)] > mean[n1s.index(b)] for a, b in pairs)
-        finding = (f"**Finding.** The mean exact count is largest at n1 = {k_max} (n2 = {22 - k_max}), "
-                   f"{peak:,.0f} regions; the bound (n0 = {d}) peaks at n1 = {k_bmax}. Narrow first layers "
-                   f"are a bottleneck: n1 = {n1s[0]} gives {mean[0]:,.0f} and n1 = {n1s[1]} gives {mean[1]:,.0f} "
-                   f"regions. At n1 = {n1s[-1]} (n2 = {22 - n1s[-1]}) the mean is {mean[-1]:,.0f} "
-                   f"({mean[-1] / peak:.0%} of the peak). Wider first layer: in {wider} of {len(pairs)} mirrored "
-                   f"pairs (n1, n2) vs (n2, n1) with n1 > n2 the net with the wider first layer has more regions. "
-                   f"Counts stay far below the bound: count/bound from {float(np.min(mean / bound)):.2g} "
-                   f"to {float(np.max(mean / bound)):.2g}.")
-        sections.append(
-            "### Bottleneck experiment (Serra, Tjandraatmadja, Ramalingam 2018, Section 7)\n\n"
-            + BOTTLENECK_NOTE.format(d=d, epochs=epochs, seeds=", ".join(map(str, seeds)), limit=limit)
-            + f" The {d} components keep {100 * evr:.0f}% of the pixel variance.\n\n" + table
-            + "\n\n![bottleneck](regions_bottleneck.png)\n\n" + finding)
-
-    bad = [c for c in checks if c[3] != "ok"]
-    sections.append(f"### Cross-checks run by this script\n\n{len(checks) - len(bad)} of {len(checks)} passed"
-                    + (":" if bad else ".") + ("\n\n" + markdown_table(["case", "check", "detail", "result"], bad)
-                                               if bad else ""))
-    total = time.perf_counter() - t_start
-    sections.append(f"Total run time {total / 60:.1f} min.")
-    print(f"cross-checks: {len(checks) - len(bad)}/{len(checks)} passed; total {total:.0f} s", flush=True)
-    body = "\n\n".join(sections)
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+    else:
+        data = compute(args)
+        if args.json:
+            args.json.write_text(json.dumps(data, indent=1))
+    quick = data["quick"]
+    png = (Path(tempfile.mkdtemp()) if quick else HERE) / "regions_bottleneck.png"
+    body = render(data, png)
+    bad = [c for c in data["checks"] if c[3] != "ok"]
+    print(f"cross-checks: {len(data['checks']) - len(bad)}/{len(data['checks'])} passed; "
+          f"total {data['total_seconds']:.0f} s; picture {png}", flush=True)
     if quick:
         print(body)
     else:
