@@ -199,7 +199,14 @@ def main() -> None:
         f"means the unknown neurons were not settled and the time is a lower bound. The ratio is per-neuron "
         f"seconds / one-MILP seconds in the same run (target in the issue: >= 20).\n\n"
         + text[0][0]
-        + "\n\nPLACEHOLDER_A\n\n"
+        + "\n\nThe issue's target (one-MILP >= 20x faster than per-neuron) is **not met** by mipnet's "
+        "implementation: where both finish, per-neuron is the faster one. Reason: mipnet's per-neuron search "
+        "harvests witnesses from the data, 1000 samples and every MILP solution, so few neurons need their own "
+        "MILP (10-35 early-stopped solves); each is small (only the layers before the neuron, earlier stable "
+        "neurons without binaries). The one-MILP encodes the whole net with every candidate's binary, and "
+        "its last solve (the proof that no candidate can flip) is a hard MILP: on the 3x100 net its first "
+        "solve did not finish in the limit. Stable counts agree exactly where both finish (asserted); "
+        "elsewhere the one-MILP's stable set is a subset of the per-neuron one (never contradictory).\n\n"
         "### B. Lossless compression against the L1 weight (trend of Serra et al. CPAIOR 2020, Table 1)\n\n"
         f"2-layer MLPs, Adam (lr 1e-2 digits, 1e-3 Fashion-MNIST); digits 30 epochs on its 1437 training images, "
         f"Fashion-MNIST 6 epochs on 20000 training images (test on 10000). Domain = the input box ([0,16]^64, "
@@ -208,7 +215,12 @@ def main() -> None:
         f"linearly dependent stably active ones). Every compressed net is checked against the original on the "
         f"test inputs (last column). Plot: `benchmarks/stable_l1_trend.png`.\n\n"
         + tb
-        + "\n\nPLACEHOLDER_B\n"
+        + "\n\nTrend as in Serra et al. (2020, Table 1): without L1 no unit is stable on the input box; "
+        "the share of removed units grows with L1 while accuracy falls once L1 is large. Only stably inactive "
+        "units were removed: the stably active ones were linearly independent, so none could be folded. "
+        "Digits comes close to the paper's range (8-31% removed at 95.8-98.1% accuracy on MNIST widths "
+        "25-100); Fashion-MNIST, briefly trained and over the full box [0,1]^784, gives far less (5-10%), "
+        "and at a larger accuracy cost.\n"
     )
     write_section("Stable neurons", body)
 
