@@ -74,6 +74,9 @@ def main(argv=None) -> int:
     except FileNotFoundError as exc:
         print(f"mipnet {args.command}: error: {exc}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -745,7 +745,8 @@ class _ChebLP:
 
         self.prob = prob
         n = prob.n
-        self.model = HighsModel(prob.rdomain())
+        # presolve off: these LPs are tiny and re-solved from a warm basis (halves the time)
+        self.model = HighsModel(prob.rdomain(), options={"presolve": "off"})
         self.xcols = self.model.input_cols
         self.tcol = self.model.add_cols(np.array([-_INF]), np.array([max(prob.diam, 1.0)]))
         self.cols = np.concatenate([self.xcols, self.tcol])
