@@ -49,7 +49,7 @@ from .bounds import Bounds, LayerBounds, lp_bounds
 from .domain import Domain, as_domain
 from .errors import InvalidDomainError, InvalidNetworkError, SolverError
 from .network import Network
-from .stability import _domain_points, _ia_layer, _remaining, solve_with_cutoff
+from .stability import _domain_points, _ia_layer, _remaining, milp_options, solve_with_cutoff
 
 __all__ = [
     "OutputGap",
@@ -466,6 +466,7 @@ def max_output_gap(
     samples: int = 1000,
     seed: int = 0,
     mip_rel_gap: Optional[float] = None,
+    solver_options: Optional[dict] = None,
     _pair: Optional[_Pair] = None,
 ) -> GapResult:
     """Bound ``max_{x in D} |f_k(x) - g_k(x)|`` for every output k, both signs.
@@ -499,6 +500,8 @@ def max_output_gap(
         Random inputs evaluated first (cheap lower bounds and witnesses).
     mip_rel_gap : float, optional
         HiGHS's relative gap for the maximisations (default HiGHS's 1e-4).
+    solver_options : dict, optional
+        HiGHS options on top of :data:`mipnet.stability.MILP_OPTIONS`.
 
     Returns
     -------
@@ -519,7 +522,8 @@ def max_output_gap(
     _check_bounds("bounds_a", bounds_a, net_a)
     _check_bounds("bounds_b", bounds_b, net_b)
     deadline = None if time_limit is None else t0 + float(time_limit)
-    pair = _pair or _Pair(net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed)
+    pair = _pair or _Pair(net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed,
+                          options=milp_options(solver_options))
     D = pair.FA - pair.FB
     notes: list[str] = []
     todo = [(k, s) for k in outputs for s in (1, -1)]
@@ -599,8 +603,8 @@ def max_output_gap(
             stopped = True
     entries = tuple(OutputGap(k, s, e["lower"], e["upper"], e["witness"], e["status"], e["seconds"])
                     for (k, s), e in sorted(info.items()))
-    lower = max(e.lower for e in entries)
-    upper = max(e.upper for e in entries)
+    lower = max(e.lower for e in entries) + 0.0  # + 0.0: no "-0" in reports
+    upper = max(e.upper for e in entries) + 0.0
     best = max(entries, key=lambda e: e.lower)
     settled = {"optimal", "cutoff", "bounds", "exceeded"}
     if all(e.status in settled for e in entries):
@@ -1052,6 +1056,7 @@ def verify_equivalence(
     samples: int = 1000,
     seed: int = 0,
     top1_strategy: str = "pair",
+    solver_options: Optional[dict] = None,
 ) -> EquivalenceResult:
     """Decide whether two networks are equivalent on a domain (see the module docstring).
 
@@ -1103,7 +1108,8 @@ def verify_equivalence(
     if top1_strategy not in ("class", "pair"):
         raise ValueError(f"top1_strategy must be 'class' or 'pair', got {top1_strategy!r}")
     deadline = None if time_limit is None else t0 + float(time_limit)
-    pair = _Pair(net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed)
+    pair = _Pair(net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed,
+                 options=milp_options(solver_options))
     notes: list[str] = []
     eps = float(epsilon) if mode == "epsilon" else (float(tol) if mode == "exact" else 0.0)
     witness = None
@@ -1155,6 +1161,7 @@ def verify_equivalence(
         max_gap = upper
         msg = (f"time limit of {time_limit} s reached before a decision" if timed_out
                else "not decided: some subproblems ended without proof or verified counterexample (see notes)")
-    return EquivalenceResult(verdict, mode, eps, norm, float(tol), float(max_gap), float(lower), float(upper),
+    return EquivalenceResult(verdict, mode, eps, norm, float(tol), float(max_gap) + 0.0, float(lower) + 0.0,
+                             float(upper) + 0.0,
                              witness, fa, fb, per_output, time.perf_counter() - t0, int(num_milps), status, msg,
                              tuple(notes))

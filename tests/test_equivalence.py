@@ -216,5 +216,7 @@ def test_errors():
         max_output_gap(f, "b.onnx", dom)
     with pytest.raises(ValueError, match=r"outputs must be indices in \[0, 3\)"):
         max_output_gap(f, f, dom, outputs=[3])
+    with pytest.raises(ValueError, match="'bogus' is not a HiGHS option"):
+        verify_equivalence(f, f, dom, solver_options={"bogus": 1})
     with pytest.raises(ValueError, match="top1_strategy must be"):
         verify_equivalence(f, f, dom, mode="top1", top1_strategy="all")

@@ -6,7 +6,6 @@ Instance loading lives here (and in the benchmarks), not in the library.
 """
 
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,12 +54,8 @@ PUBLISHED = [
     "MNIST_medium-top",
     "MNIST_large-epsilon",
     "MNIST_large-top",
-    pytest.param("MNIST_larger-top", marks=pytest.mark.slow),  # about 5 s on 2 cores
+    pytest.param("MNIST_larger-top", marks=pytest.mark.slow),  # about 3-4 s on 2 cores
 ]
-# instances that take longer than a few seconds run only when asked (benchmarks, MIPNET_SLOW_TESTS=1)
-heavy = pytest.mark.skipif(not os.environ.get("MIPNET_SLOW_TESTS"),
-                           reason="takes 10-30 s; set MIPNET_SLOW_TESTS=1 to run")
-
 DERIVED = [
     "MNIST_small-top@9003",
     "MNIST_medium-top@9003",
@@ -111,8 +106,8 @@ def test_derived_instances_have_counterexamples(name):
 @pytest.mark.parametrize("name", [
     "MNIST_small-top@9003",
     "MNIST_large-epsilon-pair_top1@9000.2",
-    pytest.param("MNIST_medium-top@9003", marks=heavy),  # about 10 s
-    pytest.param("MNIST_large-top-pair@9800.2", marks=heavy),  # about 8 s
+    pytest.param("MNIST_medium-top@9003", marks=pytest.mark.slow),  # about 6 s on 2 cores
+    pytest.param("MNIST_large-top-pair@9800.2", marks=pytest.mark.slow),  # about 4 s
 ])
 def test_derived_counterexamples_found_by_milp(name):
     # samples=0: only the domain's centre is tried before the MILPs, which must find the disagreement

@@ -111,6 +111,19 @@ def test_time_limit_gives_unknown_never_stable():
         assert all(np.all(ls.proof[ls.states == UNKNOWN] == "") for ls in res.layers)
 
 
+def test_gradient_search_finds_rare_witnesses():
+    # y = x0 + x1 + x2 - 2.9 on [-1, 1]^3 is positive only on a tiny corner (volume ~1e-4 of the box)
+    W1 = np.array([[1.0, 1.0, 1.0], [1.0, -1.0, 0.0]])
+    net = Network([W1, np.array([[1.0, 1.0]])], [np.array([-2.9, 0.0]), np.zeros(1)])
+    dom = Box(-1.0, 1.0, dim=3)
+    res = find_stable_neurons(net, dom, samples=200, seed=0)
+    assert res.states[0][0] == 0 and res.num_milps == 0  # unstable, shown without any MILP
+    x = res.witnesses[res.layers[0].witness_pos[0]]
+    assert x.sum() > 2.9
+    off = find_stable_neurons(net, dom, samples=200, seed=0, search_steps=0)
+    assert off.states[0][0] == 0 and off.num_milps >= 1  # the MILP finds it instead
+
+
 def test_result_serialises_and_prints():
     net = _net([2, 6, 6, 2], 7)
     res = find_stable_neurons(net, Box(-1, 1, dim=2))
@@ -171,6 +184,10 @@ def test_errors():
         find_stable_neurons(net, dom, data=np.zeros((3, 5)))
     with pytest.raises(ValueError, match="bounds must be a mipnet.bounds.Bounds"):
         find_stable_neurons(net, dom, bounds=lp_bounds(_net([2, 4, 4, 1], 0), dom))
+    with pytest.raises(ValueError, match="search_steps must be a non-negative integer"):
+        find_stable_neurons(net, dom, search_steps=-1)
+    with pytest.raises(ValueError, match="'mip_speed' is not a HiGHS option"):
+        find_stable_neurons(net, dom, solver_options={"mip_speed": 1})
     empty = Polytope(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([-0.5, -0.5]), [-1, -1], [1, 1])
     with pytest.raises(Exception, match="empty"):
         find_stable_neurons(net, empty)
