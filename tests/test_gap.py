@@ -171,6 +171,11 @@ def test_ball_domain_and_torch_style_inputs():
     res = pruning_gap(f, g, dom, data=c)
     _recheck(res, f, g)
     assert res.exact and res.lower >= res.data["max"] - 1e-12
+    torch = pytest.importorskip("torch")
+    from mipnet.torch_io import to_torch
+
+    again = pruning_gap(to_torch(f, dtype=torch.float64), to_torch(g, dtype=torch.float64), dom, data=c)
+    assert again.lower == pytest.approx(res.lower, rel=1e-12) and again.upper == pytest.approx(res.upper, rel=1e-9)
     S = dom.sample(5000, seed=0)
     assert res.upper >= np.abs(f.forward(S) - g.forward(S)).max() - 1e-9
 
