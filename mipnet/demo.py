@@ -171,6 +171,14 @@ def _verify_steps(net, pruned, ds, dom, *, seed, time_limit, echo, out) -> dict:
         _say(echo, f"   counterexample: original says {int(np.argmax(net.forward(x)))}, "
                    f"pruned says {int(np.argmax(pruned.forward(x)))} (checked by a float64 forward pass)")
     res["equivalence_pruned"] = eq.to_dict()
+    from .gap import pruning_gap
+
+    inside = ds.X_test[dom.contains(ds.X_test.astype(np.float64))]
+    pg = pruning_gap(net, pruned, dom, data=inside if len(inside) else None, time_limit=time_limit)
+    _say(echo, "   worst-case output gap |f - g|_inf of the pruned net on the ball (pruning certificate):")
+    for line in str(pg).splitlines():
+        _say(echo, f"   {line.strip()}")
+    res["pruning_gap"] = pg.to_dict()
 
     _say(echo, "\n== 6. Stable neurons and lossless compression of an L1-regularised net")
     model = make_mlp([64, 16, 16, 10], seed=seed)
