@@ -14,13 +14,14 @@ arXiv:1910.05422, and Qian and Klabjan, ICML 2021, arXiv:2105.10065, bound) is f
 Parts:
 1. digits, 64-10-10 on the box [0, 16]^64: random / magnitude / SiPP at several densities, several
    masks per density (magnitude has one mask), before and after fine-tuning (gap_sweep).
-2. digits, worst case in L-inf balls of radius 1 (pixel levels, of 16) around test points, against
+2. digits, worst case in L-inf balls of radius 0.5, 1, 2 (pixel levels, of 16) around test points, against
    the gap at the centre point.
 3. digits, 64-10-10-10: per-layer sensitivity (one weight matrix at a time) next to the allocation of
    mipnet.sparsity.allocate_sparsity (layer_sensitivity).
 4. Fashion-MNIST, 784-10-10 on [0, 1]^784 (random / magnitude / SiPP, two densities, two masks).
 5. The published pruned-and-retrained 8x8 digit nets of Kleine Büning et al. (CP 2020)
-   in /work/shared/models/pruned8x8 (64-32-16-10, hard MILPs): time-limited bounds.
+   in /work/shared/models/pruned8x8 (64-32-16-10, hard MILPs): time-limited bounds on the box,
+   exact worst cases in small balls around test images.
 
 Writes the section "Pruning gap" of benchmarks/RESULTS.md and benchmarks/gap_worst_vs_data.png
 (digits) and benchmarks/gap_fashion.png.
@@ -54,20 +55,21 @@ METHODS = ("random", "magnitude", "sipp")
 FULL = {
     "digits": dict(widths=(64, 10, 10), epochs=60, lr=1e-2, densities=(0.7, 0.5, 0.3), masks=3, stages=(0, 10),
                    time_limit=90.0, per_milp=15.0),
-    "balls": dict(points=10, radius=1.0, density=0.5, time_limit=30.0),
+    "balls": dict(points=20, radii=(0.5, 1.0, 2.0), density=0.5, time_limit=30.0),
     "sensitivity": dict(widths=(64, 10, 10, 10), epochs=60, lr=1e-2, density=0.3, time_limit=60.0, per_milp=10.0),
     "fashion": dict(widths=(784, 10, 10), epochs=10, lr=1e-3, limit=10000, densities=(0.5, 0.25), masks=2,
                     stages=(0, 2), time_limit=30.0, per_milp=6.0),
-    "shared": dict(names=("20p", "50p", "90p"), time_limit=30.0),
+    "shared": dict(names=("20p", "50p", "90p"), time_limit=20.0, ball_points=10, ball_radius=0.5,
+                   ball_time_limit=20.0),
 }
 QUICK = {
     "digits": dict(widths=(64, 6, 10), epochs=20, lr=1e-2, densities=(0.5, 0.3), masks=2, stages=(0, 2),
                    time_limit=10.0, per_milp=3.0),
-    "balls": dict(points=3, radius=1.0, density=0.5, time_limit=5.0),
+    "balls": dict(points=3, radii=(1.0,), density=0.5, time_limit=5.0),
     "sensitivity": dict(widths=(64, 6, 6, 10), epochs=20, lr=1e-2, density=0.3, time_limit=10.0, per_milp=3.0),
     "fashion": dict(widths=(784, 6, 10), epochs=2, lr=1e-3, limit=2000, densities=(0.5,), masks=1, stages=(0,),
                     time_limit=10.0, per_milp=3.0),
-    "shared": dict(names=("50p",), time_limit=5.0),
+    "shared": dict(names=("50p",), time_limit=5.0, ball_points=2, ball_radius=0.5, ball_time_limit=5.0),
 }
 
 
@@ -142,22 +144,23 @@ def balls_part(dense, ds, cfg, log):
             kw["data"] = ds
         prune(m, method, cfg["density"], **kw)
         g = from_torch(make_permanent(m))
-        ratios_lo, ratios_up, worst, centre, secs, exact = [], [], [], [], [], 0
-        for i in idx:
-            res = pruning_gap(f, g, LinfBall(X[i], cfg["radius"], lo, hi), data=X[i], time_limit=cfg["time_limit"])
-            worst.append(res.lower)
-            centre.append(res.data["max"])
-            ratios_lo.append(res.ratio_lower)
-            ratios_up.append(res.ratio_upper)
-            secs.append(res.seconds)
-            exact += res.exact
-        log(f"  ball r={cfg['radius']:g} {method}: worst/centre mean {np.mean(ratios_lo):.3g} "
-            f"max {np.max(ratios_lo):.3g}; {np.mean(secs):.1f} s per ball, {exact}/{len(idx)} exact")
-        rows.append(dict(method=method, density=cfg["density"], points=len(idx), exact=exact,
-                         centre_mean=float(np.mean(centre)), worst_mean=float(np.mean(worst)),
-                         worst_max=float(np.max(worst)), ratio_mean=float(np.mean(ratios_lo)),
-                         ratio_median=float(np.median(ratios_lo)), ratio_max=float(np.max(ratios_lo)),
-                         ratio_upper_max=float(np.max(ratios_up)), seconds_per_ball=float(np.mean(secs))))
+        for radius in cfg["radii"]:
+            ratios_lo, ratios_up, worst, centre, secs, exact = [], [], [], [], [], 0
+            for i in idx:
+                res = pruning_gap(f, g, LinfBall(X[i], radius, lo, hi), data=X[i], time_limit=cfg["time_limit"])
+                worst.append(res.lower)
+                centre.append(res.data["max"])
+                ratios_lo.append(res.ratio_lower)
+                ratios_up.append(res.ratio_upper)
+                secs.append(res.seconds)
+                exact += res.exact
+            log(f"  ball r={radius:g} {method}: worst/centre mean {np.mean(ratios_lo):.3g} "
+                f"max {np.max(ratios_lo):.3g}; {np.mean(secs):.1f} s per ball, {exact}/{len(idx)} exact")
+            rows.append(dict(method=method, density=cfg["density"], radius=radius, points=len(idx), exact=exact,
+                             centre_mean=float(np.mean(centre)), worst_mean=float(np.mean(worst)),
+                             worst_max=float(np.max(worst)), ratio_mean=float(np.mean(ratios_lo)),
+                             ratio_median=float(np.median(ratios_lo)), ratio_max=float(np.max(ratios_lo)),
+                             ratio_upper_max=float(np.max(ratios_up)), seconds_per_ball=float(np.mean(secs))))
     return rows
 
 
@@ -206,9 +209,19 @@ def shared_part(cfg, log):
         res = pruning_gap(f, g, Box(0, 16, dim=64), data=X, time_limit=cfg["time_limit"])
         log(f"  lin vs {name}_retrain: worst [{res.lower:.4g}, {res.upper:.4g}] data max {res.data['max']:.4g} "
             f"({res.seconds:.1f} s)")
+        Xt = ds.X_test.astype(np.float64)
+        idx = np.random.default_rng(0).choice(len(Xt), size=cfg["ball_points"], replace=False)
+        balls = [pruning_gap(f, g, LinfBall(Xt[i], cfg["ball_radius"], 0, 16), data=Xt[i],
+                             time_limit=cfg["ball_time_limit"]) for i in idx]
+        br = [b.ratio_lower for b in balls]
+        log(f"    balls r={cfg['ball_radius']:g}: worst/centre median {np.median(br):.3g} max {np.max(br):.3g}, "
+            f"{sum(b.exact for b in balls)}/{len(balls)} exact, {np.mean([b.seconds for b in balls]):.1f} s per ball")
         rows.append(dict(name=name, lower=res.lower, upper=res.upper, exact=res.exact, data_max=res.data["max"],
                          data_mean=res.data["mean"], relative_mean=res.data["relative_mean"],
-                         ratio_lower=res.ratio_lower, ratio_upper=res.ratio_upper, seconds=res.seconds))
+                         ratio_lower=res.ratio_lower, ratio_upper=res.ratio_upper, seconds=res.seconds,
+                         ball_ratio_median=float(np.median(br)), ball_ratio_max=float(np.max(br)),
+                         ball_ratio_upper_max=float(max(b.ratio_upper for b in balls)),
+                         ball_exact=int(sum(b.exact for b in balls)), ball_points=len(balls)))
     return rows
 
 
@@ -225,6 +238,24 @@ def summary_lines(sw) -> list:
                        f"{min(lo):.2f} .. {max(lo):.2f} over all {len(rs)} runs)")
         else:
             out.append(f"{m}: no run finished; found worst case / data max >= {min(lo):.2f} .. {max(lo):.2f}")
+    return out
+
+
+def findings(sw) -> list:
+    """Per density, right after pruning: the method with the smallest mean data gap vs the smallest worst case."""
+    out = []
+    tab = [r for r in sw.table() if r["finetune_epochs"] == 0 and np.ndim(r["density"]) == 0]
+    for d in sorted({r["density"] for r in tab}, reverse=True):
+        rs = [r for r in tab if r["density"] == d]
+        by_data = min(rs, key=lambda r: r["data_mean"])
+        by_worst = min(rs, key=lambda r: r["upper"])
+        line = (f"density {d:g}, right after pruning: smallest mean data gap: {by_data['method']} "
+                f"({by_data['data_mean']:.3g}); smallest worst case: {by_worst['method']} "
+                f"({by_worst['upper']:.4g} proven)")
+        if by_data["method"] != by_worst["method"]:
+            line += (f"; {by_data['method']}'s worst case is {by_data['lower'] / by_worst['upper']:.2f}x that "
+                     f"(at least)")
+        out.append(line)
     return out
 
 
@@ -280,18 +311,19 @@ def main(argv=None) -> None:
                     f"Dense test accuracy {sw_digits.dense_accuracy:.4f} ({d['epochs']} epochs). {d['masks']} masks "
                     f"per density for random and SiPP; time limit {d['time_limit']:g} s per network and stage "
                     f"({d['per_milp']:g} s per output). Whole sweep {sw_digits.seconds:.0f} s.\n\n"
-                    + sweep_table(sw_digits) + "\n\n" + "\n".join(f"- {x}" for x in summary_lines(sw_digits))
+                    + sweep_table(sw_digits) + "\n\n"
+                    + "\n".join(f"- {x}" for x in summary_lines(sw_digits) + findings(sw_digits))
                     + "\n\n![worst case vs data](gap_worst_vs_data.png)")
     if balls:
         b = cfg["balls"]
-        rows = [[r["method"], f"{r['density']:g}", r["points"], f"{r['exact']}/{r['points']}",
+        rows = [[r["method"], f"{r['density']:g}", f"{r['radius']:g}", f"{r['exact']}/{r['points']}",
                  f"{r['centre_mean']:.3g}", f"{r['worst_mean']:.3g}", f"{r['ratio_median']:.3g}",
                  f"{r['ratio_mean']:.3g}", f"{r['ratio_max']:.3g}", f"{r['seconds_per_ball']:.1f}"] for r in balls]
-        body.append(f"### digits, worst case near the data: L-inf balls of radius {b['radius']:g} (of 16) around "
-                    f"{b['points']} test points\n\n"
-                    "Same dense net, pruned once at the density shown, no fine-tuning; ratio = worst case in the "
-                    "ball / gap at its centre.\n\n"
-                    + markdown_table(["method", "density", "balls", "exact", "gap at centre (mean)",
+        body.append(f"### digits, worst case near the data: L-inf balls around {b['points']} test points\n\n"
+                    "Same dense net, pruned once at the density shown (mask seed 0), no fine-tuning; radius in pixel "
+                    "levels (of 16), clipped to [0, 16]; ratio = worst case in the ball / gap at its centre (the "
+                    f"test point); time limit {b['time_limit']:g} s per ball.\n\n"
+                    + markdown_table(["method", "density", "radius", "exact", "gap at centre (mean)",
                                       "worst in ball (mean)", "ratio median", "ratio mean", "ratio max",
                                       "s per ball"], rows))
     if sens is not None:
@@ -314,19 +346,27 @@ def main(argv=None) -> None:
                     "bounds 5.1 .. 12.3 after 514 s, 784-32-10 with 5 s per output bounds 5.4 .. 14.8 after 53 s; "
                     "784-10-10 finished every instance in 17-39 s: on the full 784-dimensional box the MILP becomes "
                     "hard beyond ~10 hidden units.\n\n"
-                    + sweep_table(sw_fashion) + "\n\n" + "\n".join(f"- {x}" for x in summary_lines(sw_fashion))
+                    + sweep_table(sw_fashion) + "\n\n"
+                    + "\n".join(f"- {x}" for x in summary_lines(sw_fashion) + findings(sw_fashion))
                     + "\n\n![Fashion-MNIST](gap_fashion.png)")
     if shared:
         rows = [[f"mnist8x8_lin vs {r['name']}_retrain", _bounds(r["lower"], r["upper"], r["exact"]),
                  f"{r['data_max']:.4g}", f"{r['data_mean']:.3g}", _fmt(r["relative_mean"], 3),
-                 _ratio(r["ratio_lower"], r["ratio_upper"], r["exact"]), f"{r['seconds']:.0f}"] for r in shared]
+                 _ratio(r["ratio_lower"], r["ratio_upper"], r["exact"]), f"{r['seconds']:.0f}",
+                 f"{r['ball_ratio_median']:.3g}", f"{r['ball_ratio_max']:.3g}" if r["ball_exact"] == r["ball_points"]
+                 else f"{r['ball_ratio_max']:.3g} .. {r['ball_ratio_upper_max']:.3g}",
+                 f"{r['ball_exact']}/{r['ball_points']}"] for r in shared]
+        sc = cfg["shared"]
         body.append("### Published pruned-and-retrained nets (Kleine Büning, Kern and Sinz, CP 2020)\n\n"
                     "`/work/shared/models/pruned8x8`: the original 64-32-16-10 `mnist8x8_lin` against its copies "
                     "with 20/50/90% of every layer's weights zeroed and retrained; D = [0, 16]^64, data = all 1797 "
-                    f"`load_digits` images; time limit {cfg['shared']['time_limit']:g} s each (these 2 x 48 ReLU "
-                    "MILPs do not finish: bounds).\n\n"
+                    f"`load_digits` images; time limit {sc['time_limit']:g} s each (these 2 x 48 ReLU "
+                    "MILPs do not finish on the box: bounds). Near the data: L-inf balls of radius "
+                    f"{sc['ball_radius']:g} around {sc['ball_points']} test images ({sc['ball_time_limit']:g} s "
+                    "each), ratio = worst case in the ball / gap at the image.\n\n"
                     + markdown_table(["pair", "worst case on D", "data max", "data mean", "relative gap (mean)",
-                                      "worst / data max", "s"], rows))
+                                      "worst / data max", "s", "ball ratio median", "ball ratio max",
+                                      "balls exact"], rows))
     text = "\n\n".join(body)
     if args.quick:
         print(text)
