@@ -443,6 +443,7 @@ def pruning_gap(
     seed: int = 0,
     ascent_starts: int = 32,
     quantiles: Sequence[float] = _QUANTILES,
+    solver_options: Optional[dict] = None,
 ) -> PruningGap:
     """The worst-case output gap of a pruned network on a domain, next to its gap on data.
 
@@ -478,6 +479,9 @@ def pruning_gap(
         (a cheap heuristic that raises the first threshold; 0 turns it off).
     quantiles : sequence of float
         Percentiles of the data gaps.
+    solver_options : dict, optional
+        HiGHS options for the MILPs (passed to :func:`mipnet.equivalence.max_output_gap`,
+        whose tuned defaults they update).
 
     Returns
     -------
@@ -542,6 +546,8 @@ def pruning_gap(
 
     ba, bb = lp_bounds(f, dom), lp_bounds(g, dom)
     kw = dict(tol=float(tol), bounds_a=ba, bounds_b=bb, samples=0 if len(C) else int(samples), seed=seed)
+    if solver_options is not None:
+        kw["solver_options"] = dict(solver_options)
     num_milps = 0
     settled = np.zeros(m, dtype=bool)
     timed_out = False

@@ -353,3 +353,13 @@ def test_sweep_validation(digits_small):
         gap_sweep(None, ds)
     with pytest.raises(InvalidArgumentError, match="layers must be indices"):
         layer_sensitivity(model, ds, density=0.5, layers=[2])
+
+
+def test_solver_options_are_passed_on():
+    f = Network.random((2, 16, 3), seed=0)
+    g = _magnitude(f, 0.5)
+    ref = pruning_gap(f, g, Box(-1, 1, dim=2))
+    res = pruning_gap(f, g, Box(-1, 1, dim=2), solver_options={"presolve": "off"})
+    assert res.exact and res.upper == pytest.approx(ref.upper, rel=1e-6)
+    with pytest.raises(ValueError, match="not a HiGHS option"):
+        pruning_gap(f, g, Box(-1, 1, dim=2), solver_options={"no_such_option": 1})
