@@ -20,13 +20,13 @@ from _common import best_time, machine, markdown_table, write_section  # noqa: E
 
 from mipnet import Box, Network  # noqa: E402
 from mipnet.bounds import interval_bounds, lp_bounds  # noqa: E402
-from mipnet.encoding import HighsModel  # noqa: E402
-from mipnet.pyomo_encoding import build_pyomo_model  # noqa: E402
+from mipnet.milp.encoding import HighsModel  # noqa: E402
+from mipnet.milp.pyomo import build_pyomo_model  # noqa: E402
 
 
 def omlt_build(net: Network, dom, path: Path):
     import pyomo.environ as pyo
-    from mipnet.onnx_io import save_onnx
+    from mipnet.io.onnx import save_onnx
     from omlt import OmltBlock
     from omlt.io import load_onnx_neural_network
     from omlt.neuralnet import ReluBigMFormulation

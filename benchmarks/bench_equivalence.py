@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_MODELS, machine, markdown_table, write_section  # noqa: E402
 
 from mipnet import Domain  # noqa: E402
-from mipnet.equivalence import top1_margin, verify_equivalence  # noqa: E402
+from mipnet.analyses.equivalence import top1_margin, verify_equivalence  # noqa: E402
 from mipnet.io import load_network  # noqa: E402
 
 FOLDER = SHARED_MODELS / "equivalence"

@@ -43,12 +43,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HERE, SHARED_MODELS, machine, markdown_table, write_section  # noqa: E402
 
-from mipnet.data import load_dataset  # noqa: E402
-from mipnet.domain import Box, LinfBall  # noqa: E402
-from mipnet.gap import gap_sweep, layer_sensitivity, pruning_gap  # noqa: E402
-from mipnet.pruning import make_permanent, prune  # noqa: E402
-from mipnet.torch_io import from_torch  # noqa: E402
-from mipnet.workflow import train_dense  # noqa: E402
+from mipnet.nn.data import load_dataset  # noqa: E402
+from mipnet.core.domain import Box, LinfBall  # noqa: E402
+from mipnet.analyses.gap import gap_sweep, layer_sensitivity, pruning_gap  # noqa: E402
+from mipnet.nn.pruning import make_permanent, prune  # noqa: E402
+from mipnet.io.torch import from_torch  # noqa: E402
+from mipnet.nn.workflow import train_dense  # noqa: E402
 
 METHODS = ("random", "magnitude", "sipp")
 

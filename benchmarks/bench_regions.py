@@ -48,11 +48,11 @@ from _common import HERE, machine, markdown_table, write_section  # noqa: E402
 
 from mipnet import Box, LinfBall, Network  # noqa: E402
 from mipnet.bounds import lp_bounds  # noqa: E402
-from mipnet.data import Dataset, load_dataset  # noqa: E402
-from mipnet.regions import VERTEX_MAX_DIM, count_regions, sample_regions  # noqa: E402
+from mipnet.nn.data import Dataset, load_dataset  # noqa: E402
+from mipnet.analyses.regions import VERTEX_MAX_DIM, count_regions, sample_regions  # noqa: E402
 from mipnet.theory import serra2018_bound  # noqa: E402
-from mipnet.torch_io import from_torch  # noqa: E402
-from mipnet.training import make_mlp, train  # noqa: E402
+from mipnet.io.torch import from_torch  # noqa: E402
+from mipnet.nn.training import make_mlp, train  # noqa: E402
 
 SAMPLES = 20_000
 #: the vertex method re-runs with return_regions=True (untimed) for the pattern checks below this count
@@ -258,7 +258,7 @@ def run_relucent(relucent, net: Network, *, max_polys):
     """(regions, seconds, complete) of relucent's BFS over the cube [-1, 1]^n0, one worker."""
     import torch
 
-    from mipnet.torch_io import to_torch
+    from mipnet.io.torch import to_torch
 
     model = to_torch(net, dtype=torch.float64)
     cplx = relucent.Complex(model)

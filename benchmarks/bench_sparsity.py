@@ -36,10 +36,10 @@ from _common import HERE, machine, markdown_table, write_section  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from mipnet.data import load_dataset  # noqa: E402
+from mipnet.nn.data import load_dataset  # noqa: E402
 from mipnet.plotting import plot_accuracy_vs_density, plot_log_bound_vs_density  # noqa: E402
 from mipnet.sparsity import allocate_sparsity  # noqa: E402
-from mipnet.workflow import SweepResult, sparsity_sweep  # noqa: E402
+from mipnet.nn.workflow import SweepResult, sparsity_sweep  # noqa: E402
 
 METHODS = ("uniform", "allocated", "global", "random", "sipp")
 

@@ -29,12 +29,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HERE, machine, markdown_table, write_section  # noqa: E402
 
-from mipnet.compression import compress  # noqa: E402
-from mipnet.data import load_dataset  # noqa: E402
-from mipnet.domain import Box  # noqa: E402
-from mipnet.stability import find_stable_neurons  # noqa: E402
-from mipnet.torch_io import from_torch  # noqa: E402
-from mipnet.training import make_mlp, train  # noqa: E402
+from mipnet.analyses.compression import compress  # noqa: E402
+from mipnet.nn.data import load_dataset  # noqa: E402
+from mipnet.core.domain import Box  # noqa: E402
+from mipnet.analyses.stability import find_stable_neurons  # noqa: E402
+from mipnet.io.torch import from_torch  # noqa: E402
+from mipnet.nn.training import make_mlp, train  # noqa: E402
 
 
 def trained(ds, widths, *, l1, epochs, seed=0):

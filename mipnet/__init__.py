@@ -1,6 +1,6 @@
 """mipnet: analyse trained ReLU networks with mixed-integer programming."""
 
-from .errors import (
+from mipnet.core.errors import (
     MipnetError,
     InvalidNetworkError,
     UnsupportedLayerError,
@@ -13,7 +13,7 @@ from .errors import (
     DeviceUnavailableError,
     PlotError,
 )
-from .network import Network
-from .domain import Domain, Box, LinfBall, Polytope, as_domain
+from mipnet.core.network import Network
+from mipnet.core.domain import Domain, Box, LinfBall, Polytope, as_domain
 
 __version__ = "0.1.0"

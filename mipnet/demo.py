@@ -45,18 +45,18 @@ def run_demo(
         Time limit of each solver-backed step; results reached under it are
         reported as bounds.
     """
-    from . import LinfBall
-    from .bounds import lp_bounds, symbolic_bounds
-    from .data import load_dataset
-    from .io import save_network
-    from .plotting import plot_plane_partition
-    from .regions import count_regions, sample_regions
-    from .slices import plane_through_points
-    from .sparsity import allocate_sparsity
-    from .theory import all_bounds
-    from .torch_io import from_torch
-    from .training import make_mlp, train
-    from .workflow import prune_and_finetune
+    from mipnet import LinfBall
+    from mipnet.bounds import lp_bounds, symbolic_bounds
+    from mipnet.nn.data import load_dataset
+    from mipnet.io import save_network
+    from mipnet.plotting import plot_plane_partition
+    from mipnet.analyses.regions import count_regions, sample_regions
+    from mipnet.analyses.slices import plane_through_points
+    from mipnet.sparsity import allocate_sparsity
+    from mipnet.theory import all_bounds
+    from mipnet.io.torch import from_torch
+    from mipnet.nn.training import make_mlp, train
+    from mipnet.nn.workflow import prune_and_finetune
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,14 +153,14 @@ def run_demo(
 def _verify_steps(net, pruned, ds, dom, *, seed, time_limit, echo, out) -> dict:
     """Equivalence of the pruned net, then stability and lossless compression of an L1-trained net."""
     try:
-        from .compression import compress
-        from .equivalence import verify_equivalence
-        from .stability import find_stable_neurons
+        from mipnet.analyses.compression import compress
+        from mipnet.analyses.equivalence import verify_equivalence
+        from mipnet.analyses.stability import find_stable_neurons
     except ImportError:  # pragma: no cover - capability not installed
         return {}
-    from .io import save_network
-    from .torch_io import from_torch
-    from .training import make_mlp, train
+    from mipnet.io import save_network
+    from mipnet.io.torch import from_torch
+    from mipnet.nn.training import make_mlp, train
 
     res = {}
     _say(echo, "\n== 5. Is the pruned net equivalent to the original on the ball? (top-1)")
@@ -171,7 +171,7 @@ def _verify_steps(net, pruned, ds, dom, *, seed, time_limit, echo, out) -> dict:
         _say(echo, f"   counterexample: original says {int(np.argmax(net.forward(x)))}, "
                    f"pruned says {int(np.argmax(pruned.forward(x)))} (checked by a float64 forward pass)")
     res["equivalence_pruned"] = eq.to_dict()
-    from .gap import pruning_gap
+    from mipnet.analyses.gap import pruning_gap
 
     inside = ds.X_test[dom.contains(ds.X_test.astype(np.float64))]
     pg = pruning_gap(net, pruned, dom, data=inside if len(inside) else None, time_limit=time_limit)

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import PlotError
+from mipnet.core.errors import PlotError
 
 __all__ = ["plot_plane_partition", "plot_segment_partition", "region_colors"]
 
@@ -425,8 +425,8 @@ def plot_log_bound_vs_density(
     The bound of Cai et al., CPAIOR 2023 (arXiv:2301.07966), see
     :func:`mipnet.theory.expected_rank_bound`.
     """
-    from .sparsity import allocate_sparsity, density_curve
-    from .theory import widths_of
+    from mipnet.sparsity import allocate_sparsity, density_curve
+    from mipnet.theory import widths_of
 
     w = tuple(int(x) for x in (widths.widths if hasattr(widths, "widths") else widths_of(widths)))
     if len(w) < 3:

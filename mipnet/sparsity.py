@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InvalidArgumentError
-from .theory import (
+from mipnet.core.errors import InvalidArgumentError
+from mipnet.theory import (
     RANK_MODELS,
     _binomial_rank_logpmf,
     _layer_S,

@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from mipnet.core.errors import InvalidArgumentError
 
 __all__ = [
     "RegionBound",
@@ -116,7 +116,7 @@ def _int_log(v: int) -> float:
 
 # ---------------------------------------------------------------------------- validation
 def _network_type():
-    from .network import Network
+    from mipnet.core.network import Network
 
     return Network
 

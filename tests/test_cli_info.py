@@ -7,7 +7,7 @@ from torch import nn
 
 from mipnet.cli import main
 from mipnet.io import save_network
-from mipnet.network import Network
+from mipnet.core.network import Network
 
 
 def _pruned_net():

@@ -9,7 +9,7 @@ import pytest
 from mipnet import Box, Network
 from mipnet.cli import main
 from mipnet.io import save_network
-from mipnet.regions import count_regions
+from mipnet.analyses.regions import count_regions
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mipnet import Box, Network
-from mipnet.compression import compress, compress_with_states
-from mipnet.equivalence import verify_equivalence
-from mipnet.errors import InvalidNetworkError
-from mipnet.stability import find_stable_neurons
+from mipnet.analyses.compression import compress, compress_with_states
+from mipnet.analyses.equivalence import verify_equivalence
+from mipnet.core.errors import InvalidNetworkError
+from mipnet.analyses.stability import find_stable_neurons
 
 
 def _assert_equal_on_domain(net, small, dom, *, n=10_000, atol=1e-9):

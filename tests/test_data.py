@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mipnet.data import IDX_FILES, Dataset, default_search_paths, load_dataset, read_idx
-from mipnet.errors import DatasetError, MipnetError
+from mipnet.nn.data import IDX_FILES, Dataset, default_search_paths, load_dataset, read_idx
+from mipnet.core.errors import DatasetError, MipnetError
 
 _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
           np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}

@@ -4,8 +4,9 @@ import pytest
 
 from mipnet import Box, LinfBall, Network, Polytope, SolverError
 from mipnet.bounds import interval_bounds, lp_bounds
-from mipnet.encoding import HighsModel, maximize_output
-from mipnet.pyomo_encoding import build_pyomo_model, solve_pyomo
+from mipnet.milp.encoding import HighsModel
+from mipnet.analyses.maximize import maximize_output
+from mipnet.milp.pyomo import build_pyomo_model, solve_pyomo
 
 from conftest import random_nets
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from mipnet import Box, Network
-from mipnet.equivalence import (
+from mipnet.analyses.equivalence import (
     differential_bounds,
     max_output_gap,
     top1_margin,
     verify_equivalence,
 )
-from mipnet.errors import InvalidNetworkError
+from mipnet.core.errors import InvalidNetworkError
 
 
 # ---------------------------------------------------------------------------- independent 1-D oracle
@@ -158,7 +158,7 @@ def test_top1_verdicts(strategy):
 
 
 def test_time_limit_gives_unknown():
-    from mipnet.compression import compress
+    from mipnet.analyses.compression import compress
 
     f = Network.random([3, 8, 8, 2], seed=5)
     g = compress(f, Box(-1.0, 1.0, dim=3), merge="never").network  # equal on D, other widths

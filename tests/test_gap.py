@@ -15,11 +15,11 @@ import pytest
 
 from mipnet import Network
 from mipnet.cli import main
-from mipnet.domain import Box, LinfBall
-from mipnet.errors import InvalidArgumentError, InvalidDomainError, InvalidNetworkError
-from mipnet.gap import data_gap_stats, pruning_gap
+from mipnet.core.domain import Box, LinfBall
+from mipnet.core.errors import InvalidArgumentError, InvalidDomainError, InvalidNetworkError
+from mipnet.analyses.gap import data_gap_stats, pruning_gap
 from mipnet.io import save_network
-from mipnet.slices import plane_regions, segment_regions
+from mipnet.analyses.slices import plane_regions, segment_regions
 
 
 def _magnitude(net: Network, density: float) -> Network:
@@ -172,7 +172,7 @@ def test_ball_domain_and_torch_style_inputs():
     _recheck(res, f, g)
     assert res.exact and res.lower >= res.data["max"] - 1e-12
     torch = pytest.importorskip("torch")
-    from mipnet.torch_io import to_torch
+    from mipnet.io.torch import to_torch
 
     again = pruning_gap(to_torch(f, dtype=torch.float64), to_torch(g, dtype=torch.float64), dom, data=c)
     assert again.lower == pytest.approx(res.lower, rel=1e-12) and again.upper == pytest.approx(res.upper, rel=1e-9)
@@ -269,8 +269,8 @@ def test_cli_dataset(tmp_path, capsys):
 # ---------------------------------------------------------------------------- sweeps (torch)
 @pytest.fixture(scope="module")
 def digits_small():
-    from mipnet.data import load_dataset
-    from mipnet.workflow import train_dense
+    from mipnet.nn.data import load_dataset
+    from mipnet.nn.workflow import train_dense
 
     ds = load_dataset("digits", limit=300)
     model = train_dense(ds, (64, 4, 10), epochs=5, seed=0, num_threads=1, optimizer="adam").model
@@ -278,8 +278,8 @@ def digits_small():
 
 
 def test_gap_sweep_rows_table_plot(digits_small, tmp_path):
-    from mipnet.gap import GapSweep, gap_sweep
-    from mipnet.torch_io import from_torch
+    from mipnet.analyses.gap import GapSweep, gap_sweep
+    from mipnet.io.torch import from_torch
 
     ds, model = digits_small
     sw = gap_sweep(model, ds, methods=("random", "magnitude"), densities=(0.5, [0.3, 1.0]), masks_per_rate=2,
@@ -302,7 +302,7 @@ def test_gap_sweep_rows_table_plot(digits_small, tmp_path):
     rnd = [t for t in tab if t["method"] == "random"]
     assert all(t["masks"] == 2 for t in rnd)
     # the 0-epoch row of a magnitude mask is the plain magnitude-pruned net: recompute its data gap
-    from mipnet.pruning import make_permanent, prune
+    from mipnet.nn.pruning import make_permanent, prune
     import copy
 
     m = copy.deepcopy(model)
@@ -321,7 +321,7 @@ def test_gap_sweep_rows_table_plot(digits_small, tmp_path):
 
 
 def test_layer_sensitivity(digits_small):
-    from mipnet.gap import layer_sensitivity
+    from mipnet.analyses.gap import layer_sensitivity
 
     ds, model = digits_small
     sens = layer_sensitivity(model, ds, density=0.3, time_limit_per_milp=5.0)
@@ -336,7 +336,7 @@ def test_layer_sensitivity(digits_small):
 
 
 def test_sweep_validation(digits_small):
-    from mipnet.gap import gap_sweep, layer_sensitivity
+    from mipnet.analyses.gap import gap_sweep, layer_sensitivity
 
     ds, model = digits_small
     with pytest.raises(InvalidArgumentError, match="methods must be"):

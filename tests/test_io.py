@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mipnet.errors import InvalidNetworkError
+from mipnet.core.errors import InvalidNetworkError
 from mipnet.io import load_network, load_npz, save_network
-from mipnet.network import Network
+from mipnet.core.network import Network
 
 PRUNED = Path(__file__).resolve().parents[2] / "shared" / "models" / "pruned8x8"
 PRUNED_NPZ = sorted(PRUNED.glob("*.npz"))

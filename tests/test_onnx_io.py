@@ -8,9 +8,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from mipnet.errors import InvalidNetworkError, UnsupportedLayerError
-from mipnet.network import Network
-from mipnet.onnx_io import load_onnx, save_onnx, to_onnx
+from mipnet.core.errors import InvalidNetworkError, UnsupportedLayerError
+from mipnet.core.network import Network
+from mipnet.io.onnx import load_onnx, save_onnx, to_onnx
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 SHARED_ONNX = sorted(MODELS.glob("*/*.onnx"))

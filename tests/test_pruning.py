@@ -10,9 +10,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from mipnet.data import load_dataset
-from mipnet.errors import DatasetError, InvalidNetworkError, MipnetError
-from mipnet.pruning import (
+from mipnet.nn.data import load_dataset
+from mipnet.core.errors import DatasetError, InvalidNetworkError, MipnetError
+from mipnet.nn.pruning import (
     PRUNING_METHODS,
     PruningError,
     achieved_densities,
@@ -29,7 +29,7 @@ from mipnet.pruning import (
     sipp_sensitivities,
     snip_prune,
 )
-from mipnet.training import finetune, make_mlp, train
+from mipnet.nn.training import finetune, make_mlp, train
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +272,7 @@ def test_masks_survive_finetuning_and_make_permanent(trained, digits):
 
 
 def test_export_of_pruned_model(trained):
-    from mipnet.torch_io import from_torch
+    from mipnet.io.torch import from_torch
 
     model, rep = prune(trained, "global", 0.1)
     net = from_torch(model)  # masks still applied: reads the effective weights

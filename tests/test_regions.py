@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from mipnet import Box, Domain, LinfBall, Network, Polytope
-from mipnet.errors import InvalidDomainError, InvalidNetworkError
-from mipnet.regions import (
+from mipnet.core.errors import InvalidDomainError, InvalidNetworkError
+from mipnet.analyses.regions import (
     count_regions,
     network_specific_bound,
     parity_lower_bound,
@@ -199,7 +199,7 @@ def test_digits_model_in_a_small_ball(shared_models):
 # ----------------------------------------------------------------------------- 2-D: grids and slices
 @pytest.mark.parametrize("widths, seed", [([2, 8, 6, 1], 0), ([2, 10, 10, 3], 4), ([2, 6, 6, 6, 2], 9)])
 def test_2d_grid_and_exact_slice(widths, seed):
-    from mipnet.slices import plane_along_axes
+    from mipnet.analyses.slices import plane_along_axes
 
     net = Network.random(widths, seed=seed)
     dom = Box(-1.0, 1.0, dim=2)
@@ -218,7 +218,7 @@ def test_2d_grid_and_exact_slice(widths, seed):
 
 
 def test_fixed_input_equals_slice_count():
-    from mipnet.slices import plane_regions
+    from mipnet.analyses.slices import plane_regions
 
     net = Network.random([3, 7, 6, 1], seed=4)
     dom = Domain(np.array([-1.0, 0.2, -1.0]), np.array([1.0, 0.2, 1.0]))
@@ -248,7 +248,7 @@ def test_region_witnesses_and_affine_maps():
 
 
 def test_merge_linear_regions():
-    from mipnet.slices import plane_along_axes
+    from mipnet.analyses.slices import plane_along_axes
 
     rng = np.random.default_rng(3)
     W1 = rng.normal(size=(4, 2))
@@ -268,7 +268,7 @@ def test_merge_linear_regions():
 
 @pytest.mark.parametrize("seed, regions, linear", [(0, 52, 17), (2, 57, 27)])
 def test_merge_linear_two_layers_matches_slice(seed, regions, linear):
-    from mipnet.slices import plane_along_axes
+    from mipnet.analyses.slices import plane_along_axes
 
     net = Network.random([2, 8, 6, 1], seed=seed)
     W = [w.copy() for w in net.weights]

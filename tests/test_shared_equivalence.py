@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mipnet import Domain
-from mipnet.equivalence import top1_margin, verify_equivalence
+from mipnet.analyses.equivalence import top1_margin, verify_equivalence
 
 FOLDER = Path(__file__).resolve().parents[2] / "shared" / "models" / "equivalence"
 pytestmark = pytest.mark.skipif(not (FOLDER / "benchmarks.json").is_file(),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mipnet import InvalidDomainError, InvalidNetworkError, MipnetError, Network
-from mipnet.slices import (
+from mipnet.analyses.slices import (
     PlanePartition,
     pattern_key,
     plane_along_axes,

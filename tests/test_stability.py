@@ -7,8 +7,8 @@ import pytest
 
 from mipnet import Box, Network, Polytope
 from mipnet.bounds import lp_bounds
-from mipnet.errors import InvalidDomainError, InvalidNetworkError
-from mipnet.stability import UNKNOWN, find_stable_neurons, hidden_preactivations, solve_with_cutoff
+from mipnet.core.errors import InvalidDomainError, InvalidNetworkError
+from mipnet.analyses.stability import UNKNOWN, find_stable_neurons, hidden_preactivations
 
 # (widths, seed): small random nets where LP bounds leave some stable neurons to the MILPs
 NETS = [([4, 10, 10, 2], 0), ([3, 8, 8, 8, 1], 3), ([2, 6, 6, 2], 7)]
@@ -153,15 +153,15 @@ def test_witness_margin_ignores_rounding_noise():
 
 
 def test_cutoff_convention_is_calibrated():
-    from mipnet.encoding import HighsModel
+    from mipnet.milp.encoding import HighsModel
 
     net = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.array([0.0, 0.0]), np.zeros(1)])
     dom = Box(-1.0, 1.0, dim=1)
     model = HighsModel(dom)
     nv = model.add_network(net, lp_bounds(net, dom))
     model.set_objective(nv.output_cols, [1.0], maximize=True)  # max |x| = 1
-    assert solve_with_cutoff(model, cutoff=1.5).status == "infeasible"
-    assert solve_with_cutoff(model, cutoff=0.5).objective == pytest.approx(1.0)
+    assert model.solve(cutoff=1.5).status == "infeasible"
+    assert model.solve(cutoff=0.5).objective == pytest.approx(1.0)
     assert model.solve().objective == pytest.approx(1.0)  # options were reset
 
 

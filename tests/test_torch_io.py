@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from mipnet.errors import InvalidNetworkError, UnsupportedLayerError
-from mipnet.network import Network
-from mipnet.torch_io import (
+from mipnet.core.errors import InvalidNetworkError, UnsupportedLayerError
+from mipnet.core.network import Network
+from mipnet.io.torch import (
     from_torch,
     load_torch,
     save_torch,

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from mipnet.data import Dataset, load_dataset
-from mipnet.errors import InvalidNetworkError, MipnetError
-from mipnet.training import (
+from mipnet.nn.data import Dataset, load_dataset
+from mipnet.core.errors import InvalidNetworkError, MipnetError
+from mipnet.nn.training import (
     DeviceUnavailableError,
     TrainingError,
     _Adam,

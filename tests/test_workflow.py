@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from mipnet.data import load_dataset
-from mipnet.errors import InvalidArgumentError, InvalidNetworkError, PlotError, PruningError
-from mipnet.pruning import kept_count
+from mipnet.nn.data import load_dataset
+from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, PlotError, PruningError
+from mipnet.nn.pruning import kept_count
 from mipnet.sparsity import allocate_sparsity
-from mipnet.workflow import (
+from mipnet.nn.workflow import (
     WORKFLOW_METHODS,
     PruneRun,
     SweepResult,

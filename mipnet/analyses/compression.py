@@ -1,0 +1,341 @@
+"""Lossless compression of a ReLU network on a domain, from its stable neurons.
+
+Serra, Kumar and Ramalingam, "Lossless compression of deep neural networks",
+CPAIOR 2020, arXiv:2001.00218 (algorithm LEO); Serra, Yu, Kumar and
+Ramalingam, NeurIPS 2021, arXiv:2102.07804 (LEO++). Given which neurons are
+stable on D (:func:`mipnet.stability.find_stable_neurons`), every hidden layer
+l is rewritten by four short rules, each exact on D:
+
+1. *Stably inactive neuron i* (``h_i = 0`` on D): delete row i of ``W^l``,
+   entry i of ``b^l`` and column i of ``W^{l+1}``.
+2. *Rank-deficient stably active neurons* (``h_A = W_A h + b_A`` on D): if row i
+   of ``W_A`` is ``alpha^T W_B`` for a basis B of the active rows, then
+   ``h_i = alpha . h_B + (b_i - alpha . b_B)``; fold it into the next layer,
+   ``W^{l+1}[:, B] += W^{l+1}[:, i] alpha^T``,
+   ``b^{l+1} += W^{l+1}[:, i] (b_i - alpha . b_B)``, and delete i.
+3. *A layer whose remaining neurons are all stably active* is affine on D:
+   merge it into the next map, ``W' = W^{l+1} W^l``, ``b' = W^{l+1} b^l + b^{l+1}``
+   (by default only when that does not add parameters).
+4. *A layer whose neurons are all stably inactive* makes the network constant on
+   D: the result is a single affine layer ``x -> f(x0)`` (zero weights).
+
+Unstable and unknown neurons are kept. The compressed network equals the
+original on D up to the tolerance of the stability proofs (``tol``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from mipnet.bounds import NeuronState
+from mipnet.core.errors import InvalidNetworkError
+from mipnet.core.network import Network
+from mipnet.analyses.stability import UNKNOWN, StabilityResult, find_stable_neurons
+
+__all__ = ["LayerReport", "CompressionReport", "CompressionResult", "compress", "compress_with_states"]
+
+log = logging.getLogger(__name__)
+
+_MERGE = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """What happened to one hidden layer of the original network."""
+
+    layer: int
+    width: int
+    kept: int
+    removed_inactive: int
+    folded_active: int
+    merged: bool
+    stably_active: int
+    unstable: int
+    unknown: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """Neurons and parameters removed, per layer and in total."""
+
+    layers: tuple
+    widths_before: tuple
+    widths_after: tuple
+    parameters_before: int
+    parameters_after: int
+    constant: bool
+    constant_value: Optional[tuple] = None
+    notes: tuple = field(default_factory=tuple)
+
+    @property
+    def neurons_before(self) -> int:
+        return int(sum(self.widths_before[1:-1]))
+
+    @property
+    def neurons_after(self) -> int:
+        return int(sum(self.widths_after[1:-1]))
+
+    @property
+    def neurons_removed(self) -> int:
+        return self.neurons_before - self.neurons_after
+
+    @property
+    def parameters_removed(self) -> int:
+        return self.parameters_before - self.parameters_after
+
+    def to_dict(self) -> dict:
+        return {
+            "widths_before": list(self.widths_before),
+            "widths_after": list(self.widths_after),
+            "neurons_before": self.neurons_before,
+            "neurons_after": self.neurons_after,
+            "neurons_removed": self.neurons_removed,
+            "parameters_before": self.parameters_before,
+            "parameters_after": self.parameters_after,
+            "parameters_removed": self.parameters_removed,
+            "constant": self.constant,
+            "constant_value": None if self.constant_value is None else list(self.constant_value),
+            "layers": [r.to_dict() for r in self.layers],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"Compression: {'-'.join(map(str, self.widths_before))} -> {'-'.join(map(str, self.widths_after))}; "
+            f"{self.neurons_removed} of {self.neurons_before} hidden neurons and "
+            f"{self.parameters_removed} of {self.parameters_before} parameters removed"
+        ]
+        if self.constant:
+            lines.append(f"  the network is constant on the domain: {list(self.constant_value)}")
+        for r in self.layers:
+            lines.append(
+                f"  layer {r.layer}: {r.width:5d} -> {r.kept:5d}  (inactive removed {r.removed_inactive}, "
+                f"active folded {r.folded_active}{', merged into next layer' if r.merged else ''})"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, eq=False)
+class CompressionResult:
+    """The compressed network, its report and the stability analysis it rests on."""
+
+    network: Network
+    report: CompressionReport
+    stability: Optional[StabilityResult] = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = {"report": self.report.to_dict(), "seconds": self.seconds, "widths": list(self.network.widths)}
+        if self.stability is not None:
+            d["stability"] = self.stability.to_dict(arrays=False)
+        return d
+
+    def __str__(self) -> str:
+        return str(self.report)
+
+    def to_torch(self):
+        """The compressed network as ``torch.nn.Sequential`` (see :mod:`mipnet.torch_io`)."""
+        from mipnet.io.torch import to_torch
+
+        return to_torch(self.network)
+
+
+def _fold_dependent_active(W, b, Wn, bn, active_idx, rank_tol):
+    """Rule 2: fold the active rows of W that depend linearly on other active rows.
+
+    Returns (W, b, Wn, bn, removed indices). A row i is dependent if
+    ``||W_i - alpha^T W_B|| <= rank_tol * (1 + ||W_i||)`` with alpha from least squares.
+    The basis B is chosen greedily in index order (QR-like), keeping the first
+    independent rows.
+    """
+    if active_idx.size < 2:
+        return W, b, Wn, bn, np.zeros(0, dtype=int)
+    basis: list[int] = []
+    removed = []
+    Wn = Wn.copy()
+    bn = bn.copy()
+    for i in active_idx:
+        if basis:
+            WB = W[basis]
+            alpha, *_ = np.linalg.lstsq(WB.T, W[i], rcond=None)
+            resid = np.linalg.norm(W[i] - alpha @ WB)
+            if resid <= rank_tol * (1.0 + np.linalg.norm(W[i])):
+                col = Wn[:, i].copy()
+                Wn[:, basis] += np.outer(col, alpha)
+                bn += col * (b[i] - alpha @ b[basis])
+                Wn[:, i] = 0.0
+                removed.append(int(i))
+                continue
+        basis.append(int(i))
+    return W, b, Wn, bn, np.array(removed, dtype=int)
+
+
+def compress_with_states(
+    net: Network,
+    states,
+    *,
+    merge: str = "auto",
+    fold: bool = True,
+    rank_tol: float = 1e-10,
+) -> tuple[Network, CompressionReport]:
+    """Apply the compression rules (module docstring) for given neuron states.
+
+    Parameters
+    ----------
+    net : Network
+    states : list of int arrays, one per hidden layer
+        -1 stably inactive, 1 stably active, 0 unstable, 2 unknown (kept).
+        Claims are trusted: pass states proven on the domain of interest.
+    merge : {"auto", "always", "never"}
+        Rule 3: merge affine layers ``"always"``, ``"never"``, or when the merged
+        map has no more parameters than the two it replaces (``"auto"``).
+    fold : bool
+        Rule 2 on or off.
+    rank_tol : float
+        Relative residual below which an active row counts as a combination of others.
+
+    Returns
+    -------
+    (Network, CompressionReport)
+    """
+    if merge not in _MERGE:
+        raise ValueError(f"merge must be one of {_MERGE}, got {merge!r}")
+    if not isinstance(net, Network):
+        raise InvalidNetworkError(f"net must be a mipnet.Network, got {type(net).__name__}")
+    states = [np.asarray(s) for s in states]
+    if len(states) != net.num_hidden_layers or any(s.shape != (n,) for s, n in zip(states, net.hidden_widths)):
+        raise ValueError(f"states must hold one array per hidden layer with shapes {net.hidden_widths}, "
+                         f"got {[s.shape for s in states]}")
+    layers = [(W.copy(), b.copy()) for W, b in net.layers]
+    L = net.num_hidden_layers
+    new_layers: list[tuple[np.ndarray, np.ndarray]] = []
+    reports = []
+    notes = []
+    pending = None  # affine map (A, c) of merged layers, to compose into the next one
+    for l in range(L):
+        W, b = layers[l]
+        if pending is not None:
+            A, c = pending
+            W, b = W @ A, W @ c + b
+            pending = None
+        Wn, bn = layers[l + 1]
+        s = states[l]
+        n = s.size
+        counts = dict(stably_active=int(np.sum(s == NeuronState.ACTIVE)), unstable=int(np.sum(s == 0)),
+                      unknown=int(np.sum(s == UNKNOWN)))
+        keep = s != NeuronState.INACTIVE
+        if not np.any(keep):
+            # rule 4: h^l = 0 on D, so the output is constant: the remaining layers evaluated at h^l = 0
+            hk = np.zeros(n)
+            for k in range(l + 1, len(layers)):
+                Wk, bk = layers[k]
+                yk = Wk @ hk + bk
+                hk = np.maximum(yk, 0.0) if k < L else yk
+            value = hk
+            reports.append(LayerReport(l + 1, n, 0, n, 0, False, **counts))
+            for k in range(l + 1, L):
+                sk = states[k]
+                reports.append(LayerReport(k + 1, sk.size, 0, 0, 0, False,
+                                           stably_active=int(np.sum(sk == 1)), unstable=int(np.sum(sk == 0)),
+                                           unknown=int(np.sum(sk == UNKNOWN))))
+            const = Network([np.zeros((net.output_dim, net.input_dim))], [value])
+            report = CompressionReport(tuple(reports), net.widths, const.widths, net.num_parameters,
+                                       const.num_parameters, True, tuple(float(v) for v in value), tuple(notes))
+            return const, report
+        # rule 1: drop stably inactive neurons
+        W, b, Wn = W[keep], b[keep], Wn[:, keep]
+        sk = s[keep]
+        removed_inactive = int(n - keep.sum())
+        # rule 2: fold dependent stably active rows
+        folded = 0
+        act = np.flatnonzero(sk == NeuronState.ACTIVE)
+        if fold and act.size >= 2:
+            W, b, Wn, bn, gone = _fold_dependent_active(W, b, Wn, bn, act, rank_tol)
+            if gone.size:
+                left = np.setdiff1d(np.arange(W.shape[0]), gone)
+                W, b, Wn, sk = W[left], b[left], Wn[:, left], sk[left]
+                folded = int(gone.size)
+        layers[l + 1] = (Wn, bn)
+        # rule 3: an all-active layer is affine on D
+        merged = False
+        if np.all(sk == NeuronState.ACTIVE):
+            merged_params = Wn.shape[0] * W.shape[1]
+            separate = W.size + Wn.size + b.size
+            if merge == "always" or (merge == "auto" and merged_params <= separate):
+                pending = (W, b)
+                merged = True
+        if not merged:
+            new_layers.append((W, b))
+        kept = 0 if merged else int(W.shape[0])
+        reports.append(LayerReport(l + 1, n, kept, removed_inactive, folded, merged, **counts))
+    W, b = layers[L]
+    if pending is not None:
+        A, c = pending
+        W, b = W @ A, W @ c + b
+    new_layers.append((W, b))
+    out = Network.from_layers(new_layers)
+    report = CompressionReport(tuple(reports), net.widths, out.widths, net.num_parameters, out.num_parameters,
+                               False, None, tuple(notes))
+    return out, report
+
+
+def compress(
+    net: Network,
+    domain,
+    *,
+    stability: Optional[StabilityResult] = None,
+    method: str = "per_neuron",
+    time_limit: Optional[float] = None,
+    merge: str = "auto",
+    fold: bool = True,
+    rank_tol: float = 1e-10,
+    **stability_options,
+) -> CompressionResult:
+    """Compress ``net`` losslessly on ``domain`` (see the module docstring).
+
+    Parameters
+    ----------
+    net : Network
+    domain : Domain or (lower, upper)
+    stability : StabilityResult, optional
+        A stability analysis of ``net`` on ``domain``; computed with
+        :func:`~mipnet.stability.find_stable_neurons` (``method``, ``time_limit``,
+        ``stability_options``) when not given. Unknown neurons are kept.
+    merge, fold, rank_tol
+        See :func:`compress_with_states`.
+
+    Returns
+    -------
+    CompressionResult
+        ``network`` equals ``net`` on the domain (within the stability tolerance).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mipnet import Network, Box
+    >>> net = Network([np.array([[1.0], [1.0], [2.0]]), np.array([[1.0, 1.0, 1.0]])],
+    ...               [np.array([-5.0, 3.0, 6.0]), np.zeros(1)])
+    >>> res = compress(net, Box(-1, 1, dim=1))   # neuron 0 always off, 1 and 2 always on
+    >>> res.network.widths, float(res.network.forward(np.array([0.5]))[0])
+    ((1, 1), 10.5)
+    """
+    t0 = time.perf_counter()
+    if stability is None:
+        stability = find_stable_neurons(net, domain, method=method, time_limit=time_limit, **stability_options)
+    elif not isinstance(stability, StabilityResult):
+        raise ValueError(f"stability must be a StabilityResult, got {type(stability).__name__}")
+    elif len(stability.layers) != net.num_hidden_layers or any(
+        ls.size != n for ls, n in zip(stability.layers, net.hidden_widths)
+    ):
+        raise ValueError("stability was computed for a network of other widths; pass the analysis of this net")
+    out, report = compress_with_states(net, stability.states, merge=merge, fold=fold, rank_tol=rank_tol)
+    log.info("%s", report)
+    return CompressionResult(out, report, stability, time.perf_counter() - t0)

@@ -1,0 +1,1090 @@
+"""Exact activation regions of a ReLU network on a 1-D segment or a 2-D plane section.
+
+On a line or a plane the arrangement of a ReLU network can be built with geometry
+alone, no LP solver: layer by layer, every current piece (an interval, or a convex
+polygon) carries the network's pre-activations of the next layer as affine functions
+of the slice coordinates; each piece is cut where a neuron's pre-activation changes
+sign inside it. This is the construction used by Hanin and Rolnick, "Complexity of
+linear regions in deep networks" (ICML 2019, arXiv:1901.09021) for 1-D lines, and by
+SplineCam (Humayun, Balestriero, Balakrishnan, Baraniuk, CVPR 2023,
+arXiv:2302.12828) and regioncam for 2-D sections.
+
+The slice of an activation region with a plane is convex (the region is a polytope),
+so every activation pattern of the slice is one interval or one convex polygon.
+Inside a region the output is affine, so the exact decision regions of the slice
+(:meth:`PlanePartition.class_regions`) follow by one more round of cuts.
+
+Coordinates
+-----------
+Segment: ``x(t) = a + t (b - a)``, ``t`` in [0, 1].
+Plane: ``x(s, t) = origin + s u + t v`` over a rectangle or convex polygon in
+``(s, t)``. An activation pattern is the concatenated ``pre-activation > 0`` of all
+hidden neurons, exactly as :meth:`mipnet.Network.activation_pattern` defines it.
+
+Tolerances
+----------
+The results are exact up to floating point: a vertex closer than ``tol * diameter``
+to a neuron's zero line counts as lying on it, and a cut that would leave a piece of
+area below ``min_area * area(domain)`` is not made (the piece is counted in
+``PlanePartition.slivers_skipped``). Pieces of a segment shorter than ``tol`` are
+merged the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import numpy as np
+
+from mipnet.core.errors import InvalidDomainError, InvalidNetworkError
+from mipnet.core.network import Network
+
+__all__ = [
+    "SegmentPartition",
+    "PlanePartition",
+    "SlicePlane",
+    "segment_regions",
+    "plane_regions",
+    "plane_through_points",
+    "plane_along_axes",
+    "pattern_key",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _ro(a, dtype=np.float64) -> np.ndarray:
+    a = np.array(a, dtype=dtype, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def pattern_key(pattern) -> bytes:
+    """Hashable key of one activation pattern (bool vector): ``np.asarray(p, bool).tobytes()``.
+
+    ``PlanePartition.pattern_set()`` and ``SegmentPartition.pattern_set()`` hold these keys,
+    so ``pattern_key(net.activation_pattern(x)) in partition.pattern_set()`` works.
+    """
+    return np.ascontiguousarray(np.asarray(pattern, dtype=bool).reshape(-1)).tobytes()
+
+
+# ============================================================================ validation
+def _check_net(net) -> Network:
+    if not isinstance(net, Network):
+        raise InvalidNetworkError(
+            f"net must be a mipnet.Network, got {type(net).__name__}; "
+            "convert torch or ONNX models with mipnet's importers first"
+        )
+    return net
+
+
+def _point(name: str, x, dim: int) -> np.ndarray:
+    try:
+        a = np.asarray(x, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InvalidDomainError(f"{name} must be a numeric vector, got {type(x).__name__}") from None
+    if a.size != dim:
+        raise InvalidDomainError(f"{name} has {a.size} entries, the network takes {dim} inputs")
+    if not np.all(np.isfinite(a)):
+        raise InvalidDomainError(f"{name} contains NaN or inf; give finite coordinates")
+    return a
+
+
+def _positive(name: str, value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InvalidDomainError(f"{name} must be a number, got {value!r}") from None
+    if not (np.isfinite(x) and x >= 0):
+        raise InvalidDomainError(f"{name} must be finite and >= 0, got {value!r}")
+    return x
+
+
+def _same_map(M1, m1, M2, m2, tol, scale_M, scale_m) -> np.ndarray:
+    """Rows where two affine maps agree within ``tol`` relative to the given scales."""
+    dM = np.abs(M1 - M2).reshape(len(M1), int(np.prod(M1.shape[1:]))).max(axis=1, initial=0.0)
+    dm = np.abs(m1 - m2).reshape(len(m1), int(np.prod(m1.shape[1:]))).max(axis=1, initial=0.0)
+    return (dM <= tol * scale_M) & (dm <= tol * scale_m)
+
+
+# ============================================================================ 1-D segments
+@dataclass(frozen=True, eq=False)
+class SegmentPartition:
+    """The exact partition of ``x(t) = a + t (b - a)``, ``t`` in [0, 1], into activation regions.
+
+    Attributes
+    ----------
+    a, b : arrays (n0,)
+        End points of the segment.
+    breakpoints : array (k + 1,)
+        ``0 = t_0 < t_1 < ... < t_k = 1``; piece ``i`` is ``[t_i, t_{i+1}]``.
+    patterns : bool array (k, N)
+        Activation pattern (pre-activation > 0) of all N hidden neurons on each piece.
+    offsets, slopes : arrays (k, n_out)
+        The network on piece ``i`` is ``f(x(t)) = offsets[i] + t * slopes[i]``.
+    breakpoint_neurons : int array (k - 1,)
+        Index (into the concatenated hidden pattern) of the neuron whose pre-activation
+        is zero at each interior breakpoint.
+    widths : tuple
+        The network's widths.
+    seconds : float
+        Time taken.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    breakpoints: np.ndarray
+    patterns: np.ndarray
+    offsets: np.ndarray
+    slopes: np.ndarray
+    breakpoint_neurons: np.ndarray
+    widths: tuple
+    seconds: float
+    tol: float
+
+    @property
+    def num_pieces(self) -> int:
+        """Number of pieces (activation regions met by the segment)."""
+        return int(self.patterns.shape[0])
+
+    def count_pieces(self) -> int:
+        """Number of activation regions the segment passes through (pieces of positive length)."""
+        return self.num_pieces
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length of each piece in ``t``."""
+        return np.diff(self.breakpoints)
+
+    def linear_piece_labels(self, *, tol: float = 1e-9) -> np.ndarray:
+        """Label per piece; adjacent pieces whose affine maps agree within ``tol`` share one.
+
+        Maps are compared through their slopes and offsets relative to the largest
+        slope/offset of the segment.
+        """
+        tol = _positive("tol", tol)
+        k = self.num_pieces
+        if k <= 1:
+            return np.zeros(k, dtype=int)
+        sM = max(float(np.abs(self.slopes).max(initial=0.0)), 1e-300)
+        sm = max(float(np.abs(self.offsets).max(initial=0.0)), sM, 1e-300)
+        same = _same_map(self.slopes[:-1], self.offsets[:-1], self.slopes[1:], self.offsets[1:], tol, sM, sm)
+        return np.concatenate([[0], np.cumsum(~same)])
+
+    def count_linear_pieces(self, *, tol: float = 1e-9) -> int:
+        """Number of maximal sub-intervals on which the network is affine (merges pieces)."""
+        lab = self.linear_piece_labels(tol=tol)
+        return int(lab[-1] + 1) if lab.size else 0
+
+    def locate(self, t) -> np.ndarray:
+        """Index of the piece containing each ``t`` (the left piece at a breakpoint); -1 outside [0, 1]."""
+        t = np.asarray(t, dtype=np.float64)
+        idx = np.searchsorted(self.breakpoints, t, side="right") - 1
+        idx = np.where(t == self.breakpoints[-1], self.num_pieces - 1, idx)
+        return np.where((t < 0) | (t > 1) | ~np.isfinite(t), -1, idx)
+
+    def points(self, t=None) -> np.ndarray:
+        """Input points ``x(t)`` (default: at the breakpoints), shape (len(t), n0)."""
+        t = self.breakpoints if t is None else np.asarray(t, dtype=np.float64).reshape(-1)
+        return self.a[None, :] + t[:, None] * (self.b - self.a)[None, :]
+
+    def outputs(self, t) -> np.ndarray:
+        """The network's output along the segment from the piecewise affine maps, (len(t), n_out)."""
+        t = np.asarray(t, dtype=np.float64).reshape(-1)
+        i = np.clip(self.locate(t), 0, self.num_pieces - 1)
+        return self.offsets[i] + t[:, None] * self.slopes[i]
+
+    def pattern_set(self) -> set:
+        """The set of :func:`pattern_key` of the pieces' patterns."""
+        return {pattern_key(p) for p in self.patterns}
+
+    def to_dict(self, *, include_pieces: bool = False) -> dict:
+        """JSON-ready summary; ``include_pieces`` adds breakpoints and patterns (hex)."""
+        L = self.lengths
+        d = {
+            "kind": "segment",
+            "widths": list(self.widths),
+            "pieces": self.num_pieces,
+            "linear_pieces": self.count_linear_pieces(),
+            "length": float(np.linalg.norm(self.b - self.a)),
+            "min_piece_length_t": float(L.min()),
+            "median_piece_length_t": float(np.median(L)),
+            "tol": self.tol,
+            "seconds": self.seconds,
+        }
+        if include_pieces:
+            d["breakpoints"] = self.breakpoints.tolist()
+            d["patterns"] = [np.packbits(p).tobytes().hex() for p in self.patterns]
+            d["breakpoint_neurons"] = self.breakpoint_neurons.tolist()
+        return d
+
+    def __str__(self) -> str:
+        return (
+            f"SegmentPartition of Network({'-'.join(map(str, self.widths))}): "
+            f"{self.num_pieces} activation regions, {self.count_linear_pieces()} linear pieces "
+            f"on a segment of length {np.linalg.norm(self.b - self.a):.4g} ({self.seconds:.3g} s)"
+        )
+
+
+def segment_regions(net: Network, a, b, *, tol: float = 1e-10) -> SegmentPartition:
+    """Exact partition of the segment from ``a`` to ``b`` into activation regions.
+
+    Parameters
+    ----------
+    net : Network
+    a, b : array_like (n0,)
+        End points; ``x(t) = a + t (b - a)``.
+    tol : float, keyword-only
+        Breakpoints closer than ``tol`` (in ``t``) to another breakpoint are merged.
+
+    Returns
+    -------
+    SegmentPartition
+
+    Notes
+    -----
+    Layer by layer (Hanin and Rolnick 2019, arXiv:1901.09021): on piece ``i`` the
+    hidden vector of layer ``l - 1`` is ``p_i + t q_i``; the pre-activations
+    ``alpha_i + t beta_i = W^l (p_i + t q_i) + b^l`` vanish at ``t = -alpha/beta``; the
+    roots inside their piece become new breakpoints; the sign at each new piece's
+    midpoint gives its pattern. All pieces and neurons of a layer are handled at once.
+
+    Examples
+    --------
+    >>> net = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+    >>> seg = segment_regions(net, [-1.0], [1.0])
+    >>> seg.breakpoints.tolist(), seg.count_pieces()
+    ([0.0, 0.5, 1.0], 2)
+    """
+    t0 = time.perf_counter()
+    net = _check_net(net)
+    a = _point("a", a, net.input_dim)
+    b = _point("b", b, net.input_dim)
+    if np.array_equal(a, b):
+        raise InvalidDomainError("a and b coincide; a segment needs two distinct end points")
+    tol = _positive("tol", tol)
+
+    ts = np.array([0.0, 1.0])
+    P = a[None, :]
+    Q = (b - a)[None, :]
+    pats: list[np.ndarray] = []
+    causes = np.zeros(0, dtype=np.int64)  # neuron of each interior breakpoint
+    off = net.hidden_offsets
+    for l, (W, bias) in enumerate(net.layers[:-1]):
+        alpha = P @ W.T + bias  # (k, n_l)
+        beta = Q @ W.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = -alpha / beta
+        old_lo = ts[:-1]
+        lo, hi = ts[:-1, None], ts[1:, None]
+        valid = (beta != 0) & (r > lo + tol) & (r < hi - tol)
+        piece, neuron = np.nonzero(valid)
+        roots = r[piece, neuron]
+        if roots.size:
+            order = np.argsort(roots, kind="stable")
+            roots, neuron = roots[order], neuron[order]
+            keep = np.concatenate([[True], np.diff(roots) > tol])
+            roots, neuron = roots[keep], neuron[keep]
+            all_t = np.concatenate([ts, roots])
+            all_c = np.concatenate([[-1], causes, [-1], off[l] + neuron])
+            order = np.argsort(all_t, kind="stable")
+            ts, c_sorted = all_t[order], all_c[order]
+            causes = c_sorted[1:-1]
+        mids = 0.5 * (ts[:-1] + ts[1:])
+        parent = np.searchsorted(old_lo, mids, side="right") - 1
+        y = alpha[parent] + mids[:, None] * beta[parent]
+        on = y > 0
+        P = np.where(on, alpha[parent], 0.0)
+        Q = np.where(on, beta[parent], 0.0)
+        pats = [p[parent] for p in pats] + [on]
+    W, bias = net.layers[-1]
+    offsets = P @ W.T + bias
+    slopes = Q @ W.T
+    patterns = np.concatenate(pats, axis=1) if pats else np.zeros((len(ts) - 1, 0), dtype=bool)
+    res = SegmentPartition(
+        a=_ro(a), b=_ro(b), breakpoints=_ro(ts), patterns=_ro(patterns, bool),
+        offsets=_ro(offsets), slopes=_ro(slopes), breakpoint_neurons=_ro(causes, np.int64),
+        widths=net.widths, seconds=time.perf_counter() - t0, tol=tol,
+    )
+    log.debug("segment: %d pieces in %.3g s", res.num_pieces, res.seconds)
+    return res
+
+
+
+# ============================================================================ ragged polygons
+# A set of convex polygons is stored flat: vertices V (total, 2) in counter-clockwise
+# order, polygon p owning rows start[p] : start[p] + cnt[p]. All helpers below are
+# vectorised over polygons.
+def _starts(cnt: np.ndarray) -> np.ndarray:
+    s = np.zeros(len(cnt), dtype=np.int64)
+    np.cumsum(cnt[:-1], out=s[1:])
+    return s
+
+
+def _next_index(start: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Flat index of the next vertex (cyclically) of every vertex."""
+    nxt = np.arange(1, int(cnt.sum()) + 1)
+    nxt[start + cnt - 1] = start
+    return nxt
+
+
+def _area_centroid(V: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shoelace areas and centroids of ragged polygons (relative to each first vertex)."""
+    start = _starts(cnt)
+    pid = np.repeat(np.arange(len(cnt)), cnt)
+    ref = V[start]
+    X = V - ref[pid]
+    Xn = X[_next_index(start, cnt)]
+    cr = X[:, 0] * Xn[:, 1] - Xn[:, 0] * X[:, 1]
+    a2 = np.add.reduceat(cr, start)
+    cx = np.add.reduceat((X[:, 0] + Xn[:, 0]) * cr, start)
+    cy = np.add.reduceat((X[:, 1] + Xn[:, 1]) * cr, start)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cen = np.stack([cx, cy], axis=1) / (3.0 * a2[:, None])
+    bad = ~np.all(np.isfinite(cen), axis=1)
+    if bad.any():  # degenerate polygon: fall back to the vertex mean
+        mean = np.stack([np.add.reduceat(X[:, 0], start), np.add.reduceat(X[:, 1], start)], 1) / cnt[:, None]
+        cen[bad] = mean[bad]
+    return 0.5 * a2, ref + cen
+
+
+def _convex_polygon(poly) -> np.ndarray:
+    """Validate a convex polygon in (s, t) and return its vertices counter-clockwise."""
+    try:
+        P = np.asarray(poly, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidDomainError("polygon must be a numeric array of shape (k, 2)") from None
+    if P.ndim != 2 or P.shape[1] != 2 or P.shape[0] < 3:
+        raise InvalidDomainError(f"polygon must have shape (k, 2) with k >= 3 vertices, got {P.shape}")
+    if not np.all(np.isfinite(P)):
+        raise InvalidDomainError("polygon vertices must be finite")
+    area, _ = _area_centroid(P, np.array([len(P)]))
+    if area[0] < 0:
+        P = P[::-1].copy()
+    E = np.roll(P, -1, axis=0) - P
+    cr = E[:, 0] * np.roll(E, -1, axis=0)[:, 1] - E[:, 1] * np.roll(E, -1, axis=0)[:, 0]
+    scale = float(np.max(np.abs(P - P.mean(0)))) ** 2
+    if abs(area[0]) <= 1e-14 * max(scale, 1e-300):
+        raise InvalidDomainError("polygon has zero area; give at least three non-collinear vertices")
+    if np.any(cr < -1e-12 * max(scale, 1e-300)):
+        raise InvalidDomainError("polygon must be convex with vertices in order around it (clockwise or counter-clockwise)")
+    return P
+
+
+def _bounds_polygon(bounds) -> np.ndarray:
+    try:
+        (s0, s1), (t0, t1) = [(float(lo), float(hi)) for lo, hi in bounds]
+    except (TypeError, ValueError):
+        raise InvalidDomainError("bounds must be ((s_lo, s_hi), (t_lo, t_hi))") from None
+    if not all(np.isfinite([s0, s1, t0, t1])) or not (s0 < s1 and t0 < t1):
+        raise InvalidDomainError(
+            f"bounds must be finite with lo < hi on both axes, got (({s0}, {s1}), ({t0}, {t1}))"
+        )
+    return np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]])
+
+
+# ============================================================================ 2-D plane sections
+@dataclass(frozen=True, eq=False)
+class PlanePartition:
+    """Exact partition of the plane section ``x(s, t) = origin + s u + t v`` into activation regions.
+
+    Every region is a convex polygon in ``(s, t)`` coordinates (counter-clockwise).
+
+    Attributes
+    ----------
+    origin, u, v : arrays (n0,)
+        The plane.
+    domain : array (k, 2)
+        The rectangle or convex polygon in ``(s, t)`` that was partitioned.
+    vertices : array (total, 2)
+        All polygons' vertices, flat; polygon ``i`` is
+        ``vertices[offsets[i]:offsets[i + 1]]`` (see :meth:`polygon`, :attr:`polygons`).
+    offsets : int array (P + 1,)
+    patterns : bool array (P, N)
+        Activation pattern (pre-activation > 0) of every hidden neuron on each polygon.
+    areas, centroids : arrays (P,), (P, 2)
+        Area and centroid (an interior point) of each polygon.
+    maps_M, maps_m : arrays (P, n_out, 2), (P, n_out)
+        The network on polygon ``i``: ``f(x(s, t)) = maps_M[i] @ [s, t] + maps_m[i]``.
+    classes : int array (P,)
+        ``argmax`` of the output at each centroid.
+    slivers_skipped : int
+        Cuts not made because a side would have had area below ``min_area``.
+    """
+
+    origin: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    domain: np.ndarray
+    vertices: np.ndarray
+    offsets: np.ndarray
+    patterns: np.ndarray
+    areas: np.ndarray
+    centroids: np.ndarray
+    maps_M: np.ndarray
+    maps_m: np.ndarray
+    classes: np.ndarray
+    widths: tuple
+    tol: float
+    min_area: float
+    slivers_skipped: int
+    seconds: float
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def num_regions(self) -> int:
+        return int(self.patterns.shape[0])
+
+    def count_regions(self) -> int:
+        """Number of polygons = activation regions of the slice with non-empty 2-D interior."""
+        return self.num_regions
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of vertices of each polygon."""
+        return np.diff(self.offsets)
+
+    def polygon(self, i: int) -> np.ndarray:
+        """Vertices (k, 2) of polygon ``i``, counter-clockwise."""
+        return self.vertices[self.offsets[i]:self.offsets[i + 1]]
+
+    @property
+    def polygons(self) -> list[np.ndarray]:
+        """All polygons as a list of (k, 2) vertex arrays."""
+        return np.split(self.vertices, self.offsets[1:-1])
+
+    @property
+    def domain_area(self) -> float:
+        return float(_area_centroid(self.domain, np.array([len(self.domain)]))[0][0])
+
+    @property
+    def diameter(self) -> float:
+        D = self.domain
+        return float(np.max(np.linalg.norm(D[:, None, :] - D[None, :, :], axis=-1)))
+
+    def to_input(self, points_st) -> np.ndarray:
+        """Input points ``origin + s u + t v`` for (N, 2) slice coordinates."""
+        st = np.asarray(points_st, dtype=np.float64).reshape(-1, 2)
+        return self.origin[None, :] + st[:, :1] * self.u[None, :] + st[:, 1:] * self.v[None, :]
+
+    def outputs(self, points_st) -> np.ndarray:
+        """Network outputs from the polygons' affine maps at (N, 2) slice points (NaN outside)."""
+        st = np.asarray(points_st, dtype=np.float64).reshape(-1, 2)
+        i = self.locate(st)
+        out = np.einsum("nkd,nd->nk", self.maps_M[np.maximum(i, 0)], st) + self.maps_m[np.maximum(i, 0)]
+        out[i < 0] = np.nan
+        return out
+
+    def pattern_set(self) -> set:
+        """The set of :func:`pattern_key` of all polygons' patterns."""
+        return {pattern_key(p) for p in self.patterns}
+
+    # ------------------------------------------------------------------ point location
+    def _index(self):
+        """Padded half-plane form of every polygon and a uniform grid over their boxes."""
+        if "index" in self._cache:
+            return self._cache["index"]
+        cnt = self.counts
+        start = self.offsets[:-1]
+        P = len(cnt)
+        kmax = int(cnt.max())
+        kk = np.minimum(np.arange(kmax)[None, :], cnt[:, None] - 1)
+        ia = start[:, None] + kk
+        ib = start[:, None] + (kk + 1) % cnt[:, None]
+        A = self.vertices[ia]
+        E = self.vertices[ib] - A
+        ln = np.hypot(E[..., 0], E[..., 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nx, ny = -E[..., 1] / ln, E[..., 0] / ln  # inward unit normals (CCW)
+        zero = ln <= 0
+        nx[zero] = 0.0
+        ny[zero] = 0.0
+        c = nx * A[..., 0] + ny * A[..., 1]
+        c[zero] = -np.inf
+        # grid of about P cells over the domain's bounding box
+        lo = self.domain.min(axis=0)
+        hi = self.domain.max(axis=0)
+        g = max(1, int(2 * np.sqrt(P)))
+        cell = (hi - lo) / g
+        pad = 2 * self.tol * self.diameter
+        blo = np.stack([np.minimum.reduceat(self.vertices[:, k], start) for k in (0, 1)], 1) - pad
+        bhi = np.stack([np.maximum.reduceat(self.vertices[:, k], start) for k in (0, 1)], 1) + pad
+        i0 = np.clip(np.floor((blo - lo) / cell).astype(np.int64), 0, g - 1)
+        i1 = np.clip(np.floor((bhi - lo) / cell).astype(np.int64), 0, g - 1)
+        w = i1 - i0 + 1
+        n = w[:, 0] * w[:, 1]
+        poly = np.repeat(np.arange(P), n)
+        k = np.arange(int(n.sum())) - np.repeat(_starts(n), n)
+        cx = i0[poly, 0] + k % w[poly, 0]
+        cy = i0[poly, 1] + k // w[poly, 0]
+        cells = cy * g + cx
+        order = np.argsort(cells, kind="stable")
+        ptr = np.searchsorted(cells[order], np.arange(g * g + 1))
+        idx = (nx, ny, c, lo, cell, g, poly[order], ptr)
+        self._cache["index"] = idx
+        return idx
+
+    def _locate_margin(self, st: np.ndarray, chunk: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+        nx, ny, c, lo, cell, g, cand, ptr = self._index()
+        N = len(st)
+        ij = np.clip(np.floor((st - lo) / cell).astype(np.int64), 0, g - 1)
+        qc = ij[:, 1] * g + ij[:, 0]
+        nq = ptr[qc + 1] - ptr[qc]
+        best = np.full(N, -1, dtype=np.int64)
+        margin = np.full(N, -np.inf)
+        # process in chunks of points so that pairs x vertices stays bounded
+        kmax = nx.shape[1]
+        cum = np.cumsum(nq)
+        lim = max(1, chunk // max(kmax, 1))
+        s0 = 0
+        while s0 < N:
+            base = cum[s0 - 1] if s0 else 0
+            s1 = int(np.searchsorted(cum, base + lim, side="right"))
+            s1 = min(max(s1, s0 + 1), N)
+            q = np.arange(s0, s1)
+            m = nq[q]
+            qid = np.repeat(q, m)
+            if qid.size:
+                pos = np.arange(qid.size) - np.repeat(_starts(m), m) + np.repeat(ptr[qc[q]], m)
+                p = cand[pos]
+                mg = (nx[p] * st[qid, :1] + ny[p] * st[qid, 1:] - c[p]).min(axis=1)
+                # deepest candidate per point (pairs are grouped by point)
+                has = m > 0
+                gstart = _starts(m)[has]
+                gmax = np.maximum.reduceat(mg, gstart)
+                hit = mg >= np.repeat(gmax, m[has])
+                first = np.flatnonzero(hit)
+                first = first[np.concatenate([[True], qid[first][1:] != qid[first][:-1]])]
+                best[qid[first]] = p[first]
+                margin[qid[first]] = mg[first]
+            s0 = s1
+        return best, margin
+
+    def locate(self, points_st, *, tol: Optional[float] = None) -> np.ndarray:
+        """Index of the polygon containing each (s, t) point; -1 outside the domain.
+
+        Vectorised point-in-convex-polygon test (every inward edge normal) over the
+        candidates of a uniform grid. A point on a boundary gets the polygon in which it
+        lies deepest; points farther than ``tol * diameter`` (default: the partition's
+        tolerance) outside every polygon get -1.
+        """
+        st = np.asarray(points_st, dtype=np.float64)
+        if st.ndim == 1 and st.size == 2:
+            st = st[None, :]
+        if st.ndim != 2 or st.shape[1] != 2:
+            raise InvalidDomainError(f"points_st must have shape (N, 2), got {np.shape(points_st)}")
+        tol = self.tol if tol is None else _positive("tol", tol)
+        finite = np.all(np.isfinite(st), axis=1)
+        best = np.full(len(st), -1, dtype=np.int64)
+        b, mg = self._locate_margin(st[finite])
+        b[mg < -tol * self.diameter] = -1
+        best[finite] = b
+        return best
+
+    # ------------------------------------------------------------------ adjacency and linear regions
+    def adjacency(self) -> np.ndarray:
+        """Pairs ``(i, j)``, ``i < j``, of polygons sharing a boundary segment of positive length.
+
+        Vertices closer than ``10 tol * diameter`` are identified, edges are matched by their
+        end points; an interior edge left unmatched (a T-junction) is resolved by locating a
+        point just outside its midpoint.
+        """
+        if "adjacency" in self._cache:
+            return self._cache["adjacency"]
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial import cKDTree
+
+        V = self.vertices
+        cnt = self.counts
+        start = self.offsets[:-1]
+        P = len(cnt)
+        D = self.diameter
+        r = 10 * self.tol * D
+        pairs = cKDTree(V).query_pairs(r, output_type="ndarray")
+        nv = len(V)
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(nv, nv))
+        _, lab = connected_components(graph, directed=False)
+        nxt = _next_index(start, cnt)
+        pid = np.repeat(np.arange(P), cnt)
+        ea, eb = lab, lab[nxt]
+        real = ea != eb
+        lo_, hi_ = np.minimum(ea, eb)[real], np.maximum(ea, eb)[real]
+        key = lo_.astype(np.int64) * (int(lab.max()) + 1) + hi_
+        owner = pid[real]
+        edge_idx = np.flatnonzero(real)
+        order = np.argsort(key, kind="stable")
+        key, owner, edge_idx = key[order], owner[order], edge_idx[order]
+        same = key[1:] == key[:-1]
+        found = np.stack([owner[:-1][same], owner[1:][same]], axis=1)
+        matched = np.zeros(len(key), dtype=bool)
+        matched[:-1] |= same
+        matched[1:] |= same
+        # unmatched edges: boundary of the domain, or a T-junction; probe just outside
+        e = edge_idx[~matched]
+        A, B = V[e], V[nxt[e]]
+        E = B - A
+        ln = np.hypot(E[:, 0], E[:, 1])
+        ok = ln > 10 * r
+        e, A, E, ln = e[ok], A[ok], E[ok], ln[ok]
+        probe = A + 0.5 * E + np.stack([E[:, 1], -E[:, 0]], 1) / ln[:, None] * (100 * r)
+        hit = self.locate(probe, tol=0.0)
+        good = (hit >= 0) & (hit != pid[e])
+        extra = np.stack([pid[e][good], hit[good]], axis=1)
+        allp = np.concatenate([found, extra]).reshape(-1, 2)
+        allp = np.sort(allp, axis=1)
+        allp = allp[allp[:, 0] != allp[:, 1]]
+        allp = np.unique(allp, axis=0)
+        allp.setflags(write=False)
+        self._cache["adjacency"] = allp
+        return allp
+
+    def linear_region_labels(self, *, tol: float = 1e-9) -> np.ndarray:
+        """Label per polygon: connected components of adjacent polygons with equal affine maps.
+
+        Two maps agree when their gradients and offsets differ by at most ``tol`` times the
+        largest gradient / offset entry of the partition. Uses networkx connected components.
+        """
+        import networkx as nx
+
+        tol = _positive("tol", tol)
+        adj = self.adjacency()
+        sM = max(float(np.abs(self.maps_M).max(initial=0.0)), 1e-300)
+        R = float(np.abs(self.domain).max())
+        sm = max(float(np.abs(self.maps_m).max(initial=0.0)), sM * R, 1e-300)
+        i, j = adj[:, 0], adj[:, 1]
+        same = _same_map(self.maps_M[i], self.maps_m[i], self.maps_M[j], self.maps_m[j], tol, sM, sm)
+        G = nx.Graph()
+        G.add_nodes_from(range(self.num_regions))
+        G.add_edges_from(map(tuple, adj[same].tolist()))
+        labels = np.empty(self.num_regions, dtype=np.int64)
+        for k, comp in enumerate(nx.connected_components(G)):
+            labels[list(comp)] = k
+        return labels
+
+    def count_linear_regions(self, *, tol: float = 1e-9) -> int:
+        """Number of linear regions: adjacent polygons with the same affine map merged.
+
+        Always ``<= count_regions()``.
+        """
+        return int(len(np.unique(self.linear_region_labels(tol=tol))))
+
+    # ------------------------------------------------------------------ predicted classes
+    def class_regions(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """The slice split exactly by the predicted class (argmax of the output).
+
+        Inside one activation region the output is affine, so the set where class ``c``
+        wins is a convex polygon cut by the lines ``f_c = f_k``; every polygon is cut by
+        those pairwise lines that cross it, with the same clipping as the partition.
+
+        Returns
+        -------
+        (polygons, classes, areas) : list of (k, 2) arrays, int array, float array
+            Convex pieces (each inside one activation region) with constant argmax.
+        """
+        if "classes" in self._cache:
+            return self._cache["classes"]
+        V, cnt = np.array(self.vertices), self.counts.astype(np.int64)
+        M, m = self.maps_M, self.maps_m
+        K = M.shape[1]
+        anc = np.arange(len(cnt))
+        dist_tol = self.tol * self.diameter
+        if K > 1:
+            ci, ck = np.triu_indices(K, 1)
+            G = M[:, ci, :] - M[:, ck, :]
+            g = m[:, ci] - m[:, ck]
+            _, cp, cj = _layer_signs(V, cnt, anc, G, g, dist_tol)
+            C = np.zeros((len(cnt), G.shape[1]), dtype=bool)
+            C[cp, cj] = True
+            amin = self.min_area * self.domain_area
+            for j in np.flatnonzero(C.any(axis=0)):
+                V, cnt, anc, _ = _cut_all(V, cnt, anc, G[:, j, :], g[:, j], C[:, j], dist_tol, amin)
+        areas, cen = _area_centroid(V, cnt)
+        classes = np.argmax(np.einsum("pkd,pd->pk", M[anc], cen) + m[anc], axis=1)
+        polys = np.split(V, np.cumsum(cnt)[:-1])
+        out = (polys, classes, areas)
+        self._cache["classes"] = out
+        return out
+
+    def class_areas(self) -> dict:
+        """Exact area of the slice predicted as each class: ``{class: area}``."""
+        _, classes, areas = self.class_regions()
+        return {int(c): float(areas[classes == c].sum()) for c in np.unique(classes)}
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self, *, include_polygons: bool = False) -> dict:
+        """JSON-ready summary; ``include_polygons`` adds vertices, patterns (hex) and classes."""
+        a = self.areas
+        d = {
+            "kind": "plane",
+            "widths": list(self.widths),
+            "regions": self.num_regions,
+            "linear_regions": self.count_linear_regions(),
+            "domain": self.domain.tolist(),
+            "domain_area": self.domain_area,
+            "area_min": float(a.min()),
+            "area_median": float(np.median(a)),
+            "area_max": float(a.max()),
+            "vertices_per_polygon_mean": float(self.counts.mean()),
+            "regions_per_class": {str(int(c)): int(n) for c, n in zip(*np.unique(self.classes, return_counts=True))},
+            "area_per_class": {str(c): a for c, a in self.class_areas().items()},
+            "slivers_skipped": self.slivers_skipped,
+            "tol": self.tol,
+            "min_area": self.min_area,
+            "seconds": self.seconds,
+        }
+        if include_polygons:
+            d["polygons"] = [p.tolist() for p in self.polygons]
+            d["patterns"] = [np.packbits(p).tobytes().hex() for p in self.patterns]
+            d["class_of_polygon"] = self.classes.tolist()
+        return d
+
+    def __str__(self) -> str:
+        return (
+            f"PlanePartition of Network({'-'.join(map(str, self.widths))}) on a 2-D section: "
+            f"{self.num_regions} activation regions (convex polygons), area {self.domain_area:.4g}, "
+            f"{len(np.unique(self.classes))} predicted classes ({self.seconds:.3g} s)"
+        )
+
+
+def plane_regions(
+    net: Network,
+    origin,
+    u,
+    v,
+    *,
+    bounds=None,
+    polygon=None,
+    tol: float = 1e-10,
+    min_area: float = 1e-15,
+) -> PlanePartition:
+    """Exact partition of the plane section ``x(s, t) = origin + s u + t v`` into activation regions.
+
+    Parameters
+    ----------
+    net : Network
+    origin, u, v : array_like (n0,)
+        The plane; ``u`` and ``v`` must be linearly independent (not necessarily orthonormal).
+    bounds : ((s_lo, s_hi), (t_lo, t_hi)), keyword-only
+        Rectangle in slice coordinates. Give exactly one of ``bounds`` and ``polygon``.
+    polygon : array_like (k, 2), keyword-only
+        Convex polygon in slice coordinates instead of a rectangle.
+    tol : float
+        A vertex within ``tol * diameter`` of a neuron's zero line lies on it.
+    min_area : float
+        A cut leaving a piece of area below ``min_area * area(domain)`` is not made.
+
+    Returns
+    -------
+    PlanePartition
+
+    Notes
+    -----
+    Start from the domain polygon. For hidden layer ``l`` every polygon ``p`` has
+    the layer's pre-activations as an affine function ``G_p [s, t] + g_p`` (the
+    composite map of its pattern so far, as in SplineCam, Humayun et al. CVPR 2023,
+    arXiv:2302.12828). Neurons are processed one at a time, each against *all*
+    current polygons at once: signs at the vertices (flat, vectorised) find the
+    polygons its line crosses, and those are clipped into two convex pieces
+    (Sutherland-Hodgman on a convex polygon: keep the vertices of one sign plus the
+    two edge intersections). After the layer, ``G`` and ``g`` of the next layer
+    follow from the pattern: ``G' = W^{l+1} diag(on) G``, ``g' = W^{l+1} diag(on) g + b^{l+1}``.
+
+    Examples
+    --------
+    >>> net = Network([np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    >>> part = plane_regions(net, [0, 0], [1, 0], [0, 1], bounds=((-1, 1), (-1, 1)))
+    >>> part.count_regions(), sorted(part.areas.round(6).tolist())
+    (4, [1.0, 1.0, 1.0, 1.0])
+    """
+    t_start = time.perf_counter()
+    net = _check_net(net)
+    n0 = net.input_dim
+    origin = _point("origin", origin, n0)
+    u = _point("u", u, n0)
+    v = _point("v", v, n0)
+    U = np.stack([u, v], axis=1)
+    sv = np.linalg.svd(U, compute_uv=False)
+    if sv[-1] <= 1e-12 * max(sv[0], 1e-300):
+        raise InvalidDomainError("u and v must be linearly independent (they span the plane); got parallel or zero vectors")
+    if (bounds is None) == (polygon is None):
+        raise InvalidDomainError(
+            "give exactly one of bounds=((s_lo, s_hi), (t_lo, t_hi)) or polygon=(k, 2) vertices"
+        )
+    dom = _bounds_polygon(bounds) if bounds is not None else _convex_polygon(polygon)
+    tol = _positive("tol", tol)
+    min_area_rel = _positive("min_area", min_area)
+
+    diam = float(np.max(np.linalg.norm(dom[:, None, :] - dom[None, :, :], axis=-1)))
+    dist_tol = tol * diam
+    area0 = float(_area_centroid(dom, np.array([len(dom)]))[0][0])
+    amin = min_area_rel * area0
+
+    V = dom.copy()
+    cnt = np.array([len(dom)], dtype=np.int64)
+    W1, b1 = net.layers[0]
+    G = (W1 @ U)[None]  # (polygons, n_l, 2): the current layer's pre-activations per polygon
+    g = (W1 @ origin + b1)[None]
+    pats = np.zeros((1, 0), dtype=bool)
+    skipped = 0
+    for l in range(net.num_hidden_layers):
+        # which neurons cross which polygon at the start of the layer: a child polygon can
+        # only be crossed by a neuron crossing its ancestor
+        anc = np.arange(len(cnt))
+        _, cp, cj = _layer_signs(V, cnt, anc, G, g, dist_tol)
+        C = np.zeros((len(cnt), G.shape[1]), dtype=bool)
+        C[cp, cj] = True
+        for j in np.flatnonzero(C.any(axis=0)):
+            V, cnt, anc, sk = _cut_all(V, cnt, anc, G[:, j, :], g[:, j], C[:, j], dist_tol, amin)
+            skipped += sk
+        # pattern of the layer on each final polygon: the sign of its vertices; a polygon
+        # left straddling a line (a skipped sliver cut) takes the sign at its centroid
+        on, _, _ = _layer_signs(V, cnt, anc, G, g, dist_tol)
+        pats = np.concatenate([pats[anc], on], axis=1)
+        # next layer's pre-activations: G' = W diag(on) G, g' = W diag(on) g + b
+        W, b = net.layers[l + 1]
+        G, g = _next_maps(W, b, G, g, anc, on)
+        log.debug("plane: layer %d -> %d polygons", l + 1, len(cnt))
+    M, m = G, g
+    areas, cen = _area_centroid(V, cnt)
+    classes = np.argmax(np.einsum("pkd,pd->pk", M, cen) + m, axis=1)
+    offsets = np.concatenate([[0], np.cumsum(cnt)])
+    res = PlanePartition(
+        origin=_ro(origin), u=_ro(u), v=_ro(v), domain=_ro(dom), vertices=_ro(V),
+        offsets=_ro(offsets, np.int64), patterns=_ro(pats, bool), areas=_ro(areas),
+        centroids=_ro(cen), maps_M=_ro(M), maps_m=_ro(m), classes=_ro(classes, np.int64),
+        widths=net.widths, tol=tol, min_area=min_area_rel, slivers_skipped=int(skipped),
+        seconds=time.perf_counter() - t_start,
+    )
+    log.debug("plane: %d polygons in %.3g s", res.num_regions, res.seconds)
+    return res
+
+
+def _layer_signs(V, cnt, anc, G, g, dist_tol, block: int = 8192):
+    """Sign of every neuron of a layer on every polygon, and the (polygon, neuron) pairs that cross.
+
+    Polygon ``p`` uses the affine maps ``G[anc[p]], g[anc[p]]`` (shapes (n, 2), (n,)).
+    A disc around the centroid settles most pairs (``|f(c)| > |grad f| r + tol``); only the
+    remaining pairs are evaluated at the polygon's vertices (ragged, vectorised).
+
+    Returns ``on`` (P, n) bool (pre-activation > 0 on the polygon; a polygon that straddles
+    a line takes the sign at its centroid) and ``(p, j)`` index arrays of crossing pairs.
+    """
+    P, n = len(cnt), G.shape[1]
+    start = _starts(cnt)
+    _, cen = _area_centroid(V, cnt)
+    pid = np.repeat(np.arange(P), cnt)
+    rad = np.maximum.reduceat(np.hypot(*(V - cen[pid]).T), start)
+    on = np.empty((P, n), dtype=bool)
+    near_p, near_j, near_fc, near_tol = [], [], [], []
+    G0, G1 = np.ascontiguousarray(G[:, :, 0]), np.ascontiguousarray(G[:, :, 1])
+    Gn = np.hypot(G0, G1)
+    for p0 in range(0, P, block):
+        p1 = min(P, p0 + block)
+        a = anc[p0:p1]
+        fc = G0[a] * cen[p0:p1, :1] + G1[a] * cen[p0:p1, 1:] + g[a]
+        gn = Gn[a]
+        tolp = dist_tol * gn
+        on[p0:p1] = fc > 0
+        pp, jj = np.nonzero(np.abs(fc) <= gn * rad[p0:p1, None] + tolp)
+        near_p.append(pp + p0)
+        near_j.append(jj)
+        near_fc.append(fc[pp, jj])
+        near_tol.append(tolp[pp, jj])
+    p, j = np.concatenate(near_p), np.concatenate(near_j)
+    if p.size == 0:
+        return on, p, j
+    fcen, tolp = np.concatenate(near_fc), np.concatenate(near_tol)
+    m = cnt[p]
+    ms = _starts(m)
+    vert = np.repeat(start[p] - ms, m) + np.arange(int(m.sum()))
+    a, jj = np.repeat(anc[p], m), np.repeat(j, m)
+    f = V[vert, 0] * G0[a, jj] + V[vert, 1] * G1[a, jj] + g[a, jj]
+    fmax = np.maximum.reduceat(f, ms)
+    fmin = np.minimum.reduceat(f, ms)
+    pos = fmax > tolp
+    cross = pos & (fmin < -tolp)
+    on[p, j] = np.where(cross, fcen > 0, pos)
+    return on, p[cross], j[cross]
+
+
+def _next_maps(W, b, G, g, anc, on, block: int = 8192):
+    """``W diag(on) G[anc]`` and ``W diag(on) g[anc] + b`` per polygon, with BLAS, in blocks."""
+    P = len(anc)
+    Gn = np.empty((P, W.shape[0], 2))
+    for p0 in range(0, P, block):
+        p1 = min(P, p0 + block)
+        Gh = on[p0:p1, :, None] * G[anc[p0:p1]]
+        Gn[p0:p1] = np.tensordot(Gh, W, axes=([1], [1])).transpose(0, 2, 1)
+    gn = (on * g[anc]) @ W.T + b
+    return Gn, gn
+
+
+def _cut_all(V, cnt, anc, Gj, gj, cand_anc, dist_tol, amin):
+    """Cut every polygon crossed by one neuron's zero line; vectorised over polygons.
+
+    Polygon ``p`` has the neuron's pre-activation ``Gj[anc[p]] . (s, t) + gj[anc[p]]``; only
+    polygons with ``cand_anc[anc[p]]`` can be crossed. Returns ``(V, cnt, anc, skipped)``.
+    """
+    cand = cand_anc[anc]
+    if not cand.any():
+        return V, cnt, anc, 0
+    P = len(cnt)
+    pid = np.repeat(np.arange(P), cnt)
+    ci = np.flatnonzero(cand)
+    vi = np.flatnonzero(cand[pid])
+    cc = cnt[ci]
+    lp = np.repeat(np.arange(len(ci)), cc)  # local polygon of each candidate vertex
+    Gc, gc = Gj[anc[ci]], gj[anc[ci]]
+    Vs = V[vi]
+    f = Vs[:, 0] * Gc[lp, 0] + Vs[:, 1] * Gc[lp, 1] + gc[lp]
+    tolp = dist_tol * np.hypot(Gc[:, 0], Gc[:, 1])
+    ls = _starts(cc)
+    cross = (np.maximum.reduceat(f, ls) > tolp) & (np.minimum.reduceat(f, ls) < -tolp)
+    if not cross.any():
+        return V, cnt, anc, 0
+    # restrict to the crossed polygons
+    vm = cross[lp]
+    ci, cc, tolp = ci[cross], cc[cross], tolp[cross]
+    fc = f[vm]
+    fc[np.abs(fc) <= np.repeat(tolp, cc)] = 0.0  # snap vertices lying on the line
+    Vc = Vs[vm]
+    nxt = _next_index(_starts(cc), cc)
+    fn, Vn = fc[nxt], Vc[nxt]
+    owner = np.repeat(np.arange(len(ci)), cc)
+    ecross = fc * fn < 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(ecross, fc / (fc - fn), 0.0)
+    X = Vc + w[:, None] * (Vn - Vc)
+    # Sutherland-Hodgman on a convex polygon: every vertex contributes itself (to the sides
+    # it lies on) and its edge's crossing point (to both sides), in order
+    cand2 = np.empty((2 * len(fc), 2))
+    cand2[0::2], cand2[1::2] = Vc, X
+    own2 = np.repeat(owner, 2)
+    pos = np.empty(2 * len(fc), dtype=bool)
+    neg = np.empty(2 * len(fc), dtype=bool)
+    pos[0::2], pos[1::2] = fc >= 0, ecross
+    neg[0::2], neg[1::2] = fc <= 0, ecross
+    Vp, Vq = cand2[pos], cand2[neg]
+    cp = np.bincount(own2[pos], minlength=len(ci))
+    cq = np.bincount(own2[neg], minlength=len(ci))
+    ap, _ = _area_centroid(Vp, cp)
+    aq, _ = _area_centroid(Vq, cq)
+    ok = (ap >= amin) & (aq >= amin)
+    skipped = int((~ok).sum())
+    keep = np.ones(P, dtype=bool)
+    keep[ci[ok]] = False
+    sp = ci[ok]
+    V = np.concatenate([V[keep[pid]], Vp[np.repeat(ok, cp)], Vq[np.repeat(ok, cq)]])
+    cnt = np.concatenate([cnt[keep], cp[ok], cq[ok]])
+    parent = np.concatenate([np.flatnonzero(keep), sp, sp])
+    return V, cnt, anc[parent], skipped
+
+
+# ============================================================================ choosing a plane
+@dataclass(frozen=True, eq=False)
+class SlicePlane:
+    """A plane ``origin + s u + t v`` with a rectangle of ``(s, t)`` and marked points.
+
+    Unpacks as ``origin, u, v, bounds = plane`` for :func:`plane_regions`.
+    """
+
+    origin: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    bounds: tuple
+    points_st: np.ndarray
+
+    def __iter__(self) -> Iterator:
+        return iter((self.origin, self.u, self.v, self.bounds))
+
+    def to_input(self, points_st) -> np.ndarray:
+        st = np.asarray(points_st, dtype=np.float64).reshape(-1, 2)
+        return self.origin[None, :] + st[:, :1] * self.u[None, :] + st[:, 1:] * self.v[None, :]
+
+    def to_st(self, x) -> np.ndarray:
+        """Least-squares slice coordinates of input points (exact for points on the plane)."""
+        X = np.atleast_2d(np.asarray(x, dtype=np.float64)) - self.origin[None, :]
+        U = np.stack([self.u, self.v], axis=1)
+        return np.linalg.lstsq(U, X.T, rcond=None)[0].T
+
+    def regions(self, net: Network, **options) -> PlanePartition:
+        """:func:`plane_regions` on this plane and rectangle."""
+        return plane_regions(net, self.origin, self.u, self.v, bounds=self.bounds, **options)
+
+    def to_dict(self) -> dict:
+        return {"bounds": [list(b) for b in self.bounds], "points_st": self.points_st.tolist(),
+                "dim": int(self.origin.size)}
+
+    def __str__(self) -> str:
+        (s0, s1), (t0, t1) = self.bounds
+        return f"SlicePlane in R^{self.origin.size}: s in [{s0:.4g}, {s1:.4g}], t in [{t0:.4g}, {t1:.4g}]"
+
+
+def plane_through_points(x1, x2, x3, *, margin: float = 0.2) -> SlicePlane:
+    """The plane through three inputs (e.g. three images), with a rectangle around them.
+
+    ``origin`` is the triangle's centroid, ``u`` the unit vector from ``x1`` to ``x2``,
+    ``v`` the unit Gram-Schmidt component of ``x3 - x1`` orthogonal to ``u``. The
+    rectangle encloses the three points with ``margin`` times the triangle's extent
+    on every side. ``points_st`` holds the three points' slice coordinates.
+    """
+    x1 = _point("x1", x1, np.size(x1))
+    x2 = _point("x2", x2, x1.size)
+    x3 = _point("x3", x3, x1.size)
+    margin = _positive("margin", margin)
+    d1 = x2 - x1
+    n1 = np.linalg.norm(d1)
+    if n1 == 0:
+        raise InvalidDomainError("x1 and x2 coincide; give three distinct, non-collinear points")
+    u = d1 / n1
+    d2 = x3 - x1
+    w = d2 - (d2 @ u) * u
+    w = w - (w @ u) * u  # second Gram-Schmidt pass for accuracy
+    n2 = np.linalg.norm(w)
+    if n2 <= 1e-12 * max(n1, np.linalg.norm(d2)):
+        raise InvalidDomainError("x1, x2, x3 are collinear; they do not span a plane")
+    v = w / n2
+    origin = (x1 + x2 + x3) / 3.0
+    X = np.stack([x1, x2, x3]) - origin
+    st = np.stack([X @ u, X @ v], axis=1)
+    lo, hi = st.min(axis=0), st.max(axis=0)
+    ext = float(np.max(hi - lo))
+    lo, hi = lo - margin * ext, hi + margin * ext
+    bounds = ((float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])))
+    return SlicePlane(_ro(origin), _ro(u), _ro(v), bounds, _ro(st))
+
+
+def plane_along_axes(dim: int, i: int, j: int, base_point=None, lo=-1.0, hi=1.0) -> SlicePlane:
+    """The plane through ``base_point`` spanned by input axes ``i`` and ``j``.
+
+    ``s`` and ``t`` are the input coordinates ``x_i`` and ``x_j`` themselves; the other
+    inputs stay at ``base_point`` (default 0). ``lo``/``hi`` are scalars or ``(for_i, for_j)``.
+    """
+    try:
+        dim, i, j = int(dim), int(i), int(j)
+    except (TypeError, ValueError):
+        raise InvalidDomainError("dim, i and j must be integers") from None
+    if dim < 2:
+        raise InvalidDomainError(f"dim must be >= 2 for a plane, got {dim}")
+    for name, k in (("i", i), ("j", j)):
+        if not 0 <= k < dim:
+            raise InvalidDomainError(f"{name}={k} is not an input index in [0, {dim - 1}]")
+    if i == j:
+        raise InvalidDomainError("i and j must be different axes")
+    base = np.zeros(dim) if base_point is None else _point("base_point", base_point, dim)
+    lo2 = np.broadcast_to(np.asarray(lo, dtype=np.float64), (2,))
+    hi2 = np.broadcast_to(np.asarray(hi, dtype=np.float64), (2,))
+    origin = base.copy()
+    origin[[i, j]] = 0.0
+    u = np.zeros(dim)
+    u[i] = 1.0
+    v = np.zeros(dim)
+    v[j] = 1.0
+    bounds = ((float(lo2[0]), float(hi2[0])), (float(lo2[1]), float(hi2[1])))
+    _bounds_polygon(bounds)
+    return SlicePlane(_ro(origin), _ro(u), _ro(v), bounds, _ro(base[[i, j]][None, :]))

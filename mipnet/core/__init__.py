@@ -1,0 +1,4 @@
+"""Core types every layer of mipnet reads: errors, the network, domains, bounds, results, tolerances.
+
+Nothing here imports any other part of mipnet.
+"""

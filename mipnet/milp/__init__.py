@@ -1,0 +1,1 @@
+"""MILP and LP encodings of ReLU networks: arrays into HiGHS, and a Pyomo block."""

@@ -1,0 +1,1 @@
+"""The torch side of mipnet: data sets, training, pruning and the workflows that chain them."""
