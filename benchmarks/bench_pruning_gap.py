@@ -45,7 +45,8 @@ from _common import HERE, SHARED_MODELS, machine, markdown_table, write_section 
 
 from mipnet.nn.data import load_dataset  # noqa: E402
 from mipnet.core.domain import Box, LinfBall  # noqa: E402
-from mipnet.analyses.gap import gap_sweep, layer_sensitivity, pruning_gap  # noqa: E402
+from mipnet.analyses.gap import pruning_gap  # noqa: E402
+from mipnet.nn.sweeps import gap_sweep, layer_sensitivity  # noqa: E402
 from mipnet.nn.pruning import make_permanent, prune  # noqa: E402
 from mipnet.io.torch import from_torch  # noqa: E402
 from mipnet.nn.workflow import train_dense  # noqa: E402

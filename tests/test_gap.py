@@ -278,7 +278,7 @@ def digits_small():
 
 
 def test_gap_sweep_rows_table_plot(digits_small, tmp_path):
-    from mipnet.analyses.gap import GapSweep, gap_sweep
+    from mipnet.nn.sweeps import GapSweep, gap_sweep
     from mipnet.io.torch import from_torch
 
     ds, model = digits_small
@@ -321,7 +321,7 @@ def test_gap_sweep_rows_table_plot(digits_small, tmp_path):
 
 
 def test_layer_sensitivity(digits_small):
-    from mipnet.analyses.gap import layer_sensitivity
+    from mipnet.nn.sweeps import layer_sensitivity
 
     ds, model = digits_small
     sens = layer_sensitivity(model, ds, density=0.3, time_limit_per_milp=5.0)
@@ -336,7 +336,7 @@ def test_layer_sensitivity(digits_small):
 
 
 def test_sweep_validation(digits_small):
-    from mipnet.analyses.gap import gap_sweep, layer_sensitivity
+    from mipnet.nn.sweeps import gap_sweep, layer_sensitivity
 
     ds, model = digits_small
     with pytest.raises(InvalidArgumentError, match="methods must be"):

@@ -335,7 +335,7 @@ class SweepResult:
 
 # ---------------------------------------------------------------------------- validation
 @contextlib.contextmanager
-def _torch_threads(n):
+def torch_threads(n):
     """Temporarily set torch's CPU thread count (no-op for None)."""
     if n is None:
         yield
@@ -467,7 +467,7 @@ def prune_and_finetune(model, dataset, *, method: str, density: float, finetune_
     widths = _check_widths(_model_widths(model), dataset)
     requested = allocation_for(widths, d) if method == "allocated" else None  # validates before any work
     t0 = time.perf_counter()
-    with _torch_threads(num_threads):
+    with torch_threads(num_threads):
         if accuracy_dense is None:
             accuracy_dense = evaluate(model, dataset)
         m = copy.deepcopy(model)
