@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import highspy
@@ -436,8 +436,8 @@ class LinearModel:
             if use_target:
                 self._set("objective_target", -INF if self._maximize else INF)
         res = self._result(time.perf_counter() - t0)
-        if interrupted:
-            raise Interrupted("the solve was interrupted", partial=res)
+        if interrupted:  # HiGHS's own status then varies by version ("Interrupted by user", ...)
+            raise Interrupted("the solve was interrupted", partial=replace(res, status=SolveStatus.INTERRUPTED))
         return res
 
     def _run_direct(self) -> None:

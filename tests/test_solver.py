@@ -1,0 +1,172 @@
+"""The solver layer: silence, time limits, cutoffs and targets, statuses, interrupts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from mipnet.core.errors import Interrupted, InvalidArgumentError
+from mipnet.solver import INF, LinearModel, SolveStatus, check_options
+
+
+def _run_py(code: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def test_no_output_on_stdout_in_a_fresh_process():
+    # highspy 1.16 prints a banner on the first Highs() of a process; nothing may reach stdout
+    out = _run_py("""
+        import numpy as np
+        from mipnet.solver import LinearModel
+        m = LinearModel()
+        x = m.add_cols(np.zeros(2), np.ones(2), integer=True)
+        m.add_rows([-np.inf], [1.5], np.ones((1, 2)), cols=x)
+        m.set_objective(x, [1.0, 2.0], maximize=True)
+        r = m.solve()
+        import json; print(json.dumps({"status": r.status.value, "objective": r.objective}))
+    """)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"status": "optimal", "objective": 2.0}
+
+
+def test_pyomo_solve_keeps_stdout_clean():
+    out = _run_py("""
+        import numpy as np, json
+        import pyomo.environ as pyo
+        from mipnet import Network, Box
+        from mipnet.milp.pyomo import build_pyomo_model, solve_pyomo
+        net = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+        m = build_pyomo_model(net, Box(-1, 2, dim=1))
+        m.obj = pyo.Objective(expr=m.nn.out[0], sense=pyo.maximize)
+        solve_pyomo(m)
+        print(json.dumps({"max": round(pyo.value(m.obj), 9)}))
+    """)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"max": 2.0}  # max |x| on [-1, 2]
+
+
+def _knapsack(n: int = 60, seed: int = 0) -> tuple[LinearModel, np.ndarray]:
+    """A hard-ish 0/1 knapsack with correlated weights (many nodes for HiGHS)."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(1000, 2000, size=n).astype(float)
+    v = w + rng.integers(-5, 6, size=n)
+    m = LinearModel()
+    x = m.add_binaries(n)
+    m.add_rows([-INF], [np.floor(w.sum() / 2) + 0.5], w[None, :], cols=x)
+    m.set_objective(x, v, maximize=True)
+    return m, x
+
+
+def _market_split(m: int = 4, n: int = 40, seed: int = 0) -> LinearModel:
+    """Cornuejols-Dawande market split: sum_j a_ij x_j = floor(sum_j a_ij / 2), x binary.
+
+    Tiny, and famously hard for branch and bound (minutes to hours for m = 4, n = 40).
+    """
+    rng = np.random.default_rng(seed)
+    A = rng.integers(0, 100, size=(m, n)).astype(float)
+    rhs = np.floor(A.sum(axis=1) / 2)
+    model = LinearModel()
+    x = model.add_binaries(n)
+    s = model.add_cols(np.zeros(m), np.full(m, INF))  # slacks: min total violation
+    model.add_rows(rhs, rhs, np.hstack([A, -np.eye(m)]), cols=np.concatenate([x, s]))
+    model.set_objective(s, np.ones(m), maximize=False)
+    return model
+
+
+def test_statuses_and_bounds():
+    m = LinearModel()
+    x = m.add_cols([0.0, 0.0], [3.0, 3.0], integer=True)
+    m.add_rows([-INF], [4.5], np.ones((1, 2)), cols=x)
+    m.set_objective(x, [1.0, 1.0], maximize=True)
+    r = m.solve()
+    assert r.status is SolveStatus.OPTIMAL and r.status == "optimal" and r.proven
+    assert r.objective == pytest.approx(4.0) and r.dual_bound == pytest.approx(4.0)
+    # cutoff above the optimum: proves max < 4.5 (infeasible, or presolve finds the optimum 4)
+    r = m.solve(cutoff=4.5)
+    assert r.proven and (r.status is SolveStatus.INFEASIBLE or r.objective == pytest.approx(4.0))
+    assert r.dual_bound < 4.5
+    r = m.solve(cutoff=3.5)
+    assert r.objective == pytest.approx(4.0)
+    # options are reset after a cutoff
+    assert m.solve().objective == pytest.approx(4.0)
+    assert r.to_dict()["status"] == "optimal"
+
+
+def test_target_stops_at_first_good_solution():
+    m, _ = _knapsack(40)
+    full = m.solve(time_limit=20)
+    r = m.solve(target=0.5 * full.objective)
+    assert r.has_solution and r.objective >= 0.5 * full.objective - 1e-6
+
+
+def test_model_time_limit_is_the_default_of_every_solve():
+    m, _ = _knapsack(200, seed=1)
+    m.time_limit = 0.05
+    t0 = time.perf_counter()
+    r = m.solve()
+    assert time.perf_counter() - t0 < 5
+    assert r.status in (SolveStatus.TIME_LIMIT, SolveStatus.OPTIMAL)
+    if r.status is SolveStatus.TIME_LIMIT:
+        assert not r.proven
+        # a time-limited dual bound still bounds every solution
+        assert r.dual_bound is None or r.objective is None or r.dual_bound >= r.objective - 1e-6
+
+
+def test_options_checked_by_name():
+    assert check_options({"mip_rel_gap": 1e-3})["mip_rel_gap"] == 1e-3
+    with pytest.raises(InvalidArgumentError, match="not a HiGHS option"):
+        check_options({"no_such_option": 1})
+    with pytest.raises(InvalidArgumentError, match="must be a dict"):
+        check_options([("mip_rel_gap", 1)])
+    with pytest.raises(InvalidArgumentError, match="rejected option"):
+        LinearModel(options={"presolve": 12})
+
+
+def test_interrupted_is_a_keyboard_interrupt_not_an_exception():
+    assert issubclass(Interrupted, KeyboardInterrupt) and not issubclass(Interrupted, Exception)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigint_stops_a_long_milp_promptly():
+    code = """
+        import json, sys, time
+        import numpy as np
+        sys.path.insert(0, %r)
+        from test_solver import _market_split
+        from mipnet.core.errors import Interrupted
+        m = _market_split()
+        print("ready", flush=True)
+        t0 = time.perf_counter()
+        try:
+            m.solve(time_limit=120)
+            print(json.dumps({"interrupted": False}))
+        except Interrupted as exc:
+            r = exc.partial
+            print(json.dumps({"interrupted": True, "status": r.status.value,
+                              "dual_bound": r.dual_bound, "objective": r.objective}))
+    """ % os.path.dirname(__file__)
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    if p.poll() is not None:
+        pytest.skip("the MILP finished before the signal")
+    t0 = time.perf_counter()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    elapsed = time.perf_counter() - t0
+    res = json.loads(out.strip().splitlines()[-1])
+    if not res["interrupted"]:
+        pytest.skip("the MILP finished before the signal")
+    assert elapsed < 2.0, f"took {elapsed:.2f} s to stop"
+    assert res["status"] == "interrupted"
+    # the partial answer is a bound: for this minimisation the dual bound is below the incumbent
+    if res["dual_bound"] is not None and res["objective"] is not None:
+        assert res["dual_bound"] <= res["objective"] + 1e-6
