@@ -12,6 +12,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from mipnet.core.errors import InvalidArgumentError
 from mipnet.core.network import Network
 
 __all__ = ["NeuronState", "LayerBounds", "Bounds", "classify_neurons"]
@@ -36,7 +37,7 @@ def classify_neurons(lower, upper, *, tol: float = 0.0) -> np.ndarray:
     lower = np.asarray(lower, dtype=np.float64)
     upper = np.asarray(upper, dtype=np.float64)
     if lower.shape != upper.shape:
-        raise ValueError(f"lower and upper shapes differ: {lower.shape} vs {upper.shape}")
+        raise InvalidArgumentError(f"lower and upper shapes differ: {lower.shape} vs {upper.shape}")
     state = np.zeros(lower.shape, dtype=np.int8)
     state[lower >= -tol] = NeuronState.ACTIVE
     state[upper <= tol] = NeuronState.INACTIVE
@@ -54,12 +55,12 @@ class LayerBounds:
         lo = np.array(self.lower, dtype=np.float64).reshape(-1)
         hi = np.array(self.upper, dtype=np.float64).reshape(-1)
         if lo.shape != hi.shape:
-            raise ValueError(f"lower has {lo.size} entries, upper {hi.size}")
+            raise InvalidArgumentError(f"lower has {lo.size} entries, upper {hi.size}")
         if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
-            raise ValueError("bounds contain NaN")
+            raise InvalidArgumentError("bounds contain NaN")
         if np.any(lo > hi + 1e-9 * (1 + np.abs(hi))):
             i = int(np.flatnonzero(lo > hi)[0])
-            raise ValueError(f"lower > upper at neuron {i}: {lo[i]} > {hi[i]}")
+            raise InvalidArgumentError(f"lower > upper at neuron {i}: {lo[i]} > {hi[i]}")
         hi = np.maximum(hi, lo)
         lo.setflags(write=False)
         hi.setflags(write=False)

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from mipnet.core.errors import InvalidNetworkError, UnsupportedLayerError
+from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, UnsupportedLayerError
 from mipnet.io.chain import AffineChain
 from mipnet.core.network import Network
 
@@ -219,9 +219,9 @@ def to_onnx(net: Network, *, opset: int = 13, dtype: str = "float64", gemm: bool
         raise TypeError(f"net must be a mipnet Network, got {type(net).__name__}")
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        raise InvalidArgumentError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if not 9 <= int(opset) <= onnx.defs.onnx_opset_version():
-        raise ValueError(f"opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
+        raise InvalidArgumentError(f"opset must be between 9 and {onnx.defs.onnx_opset_version()}, got {opset}")
     elem = TensorProto.DOUBLE if dt == np.float64 else TensorProto.FLOAT
     nodes, inits, h = [], [], input_name
     for i, (W, b) in enumerate(net.layers):

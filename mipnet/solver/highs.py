@@ -299,11 +299,11 @@ class LinearModel:
         if cols is not None:
             cols = np.asarray(cols, dtype=np.int64)
             if A.shape[1] != cols.size:
-                raise ValueError(f"A has {A.shape[1]} columns but {cols.size} column indices were given")
+                raise InvalidArgumentError(f"A has {A.shape[1]} columns but {cols.size} column indices were given")
             indices = cols[A.indices]
         else:
             if A.shape[1] > self._num_cols:
-                raise ValueError(f"A has {A.shape[1]} columns, the model {self._num_cols}")
+                raise InvalidArgumentError(f"A has {A.shape[1]} columns, the model {self._num_cols}")
             indices = A.indices
         m = A.shape[0]
         start = self._num_rows
