@@ -27,7 +27,7 @@ def _json(capsys):
 def test_count_json_matches_api(model, capsys, tmp_path):
     net, path = model
     expected = count_regions(net, Box(-1, 1, dim=2)).regions
-    assert main(["regions", "count", path, "--box", "-1", "1", "--json", "--merge",
+    assert main(["regions", "count", path, "--box", "-1", "1", "--json", "--linear-regions",
                  "--save-regions", str(tmp_path / "r.npz")]) == 0
     d = _json(capsys)
     assert d["regions"] == expected and d["exact"] is True and d["method"] == "fast"
@@ -112,4 +112,5 @@ def test_errors(model, capsys):
     assert "max_regions must be a positive integer" in capsys.readouterr().err
     assert main(["regions", "estimate", path, "--box", "-1", "1", "--parity", "x"]) == 3
     assert "--parity must be" in capsys.readouterr().err
-    assert main(["regions"]) == 2
+    assert main(["regions"]) == 3
+    assert "required: SUBCOMMAND" in capsys.readouterr().err

@@ -1,33 +1,55 @@
-"""``mipnet bounds``: pre-activation bounds of every neuron on a domain."""
+"""``mipnet bounds``: pre-activation bounds of every neuron on a domain.
+
+Python twin: :func:`mipnet.bounds.compute_bounds`.
+"""
 
 from __future__ import annotations
 
-from mipnet.cli.common import add_domain_args, add_json_arg, domain_from_args
+from mipnet.cli.common import (
+    add_command,
+    add_domain_args,
+    add_json_arg,
+    add_progress_arg,
+    call,
+    domain_from_args,
+    exit_code,
+    progress_enabled,
+)
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "bounds",
+    p = add_command(
+        sub, "bounds",
         help="pre-activation bounds and stable-neuron counts on an input domain",
-        description="Bound every neuron's pre-activation over an input domain with interval "
-        "arithmetic (ia) or LP tightening (lp), and count stably active/inactive neurons.",
+        description="Bound every neuron's pre-activation over an input domain with interval arithmetic (ia), "
+                    "symbolic back-substitution (symbolic) or LP tightening (lp), and count stably "
+                    "active/inactive neurons.",
+        examples=["mipnet bounds net.onnx --box -1 1",
+                  "mipnet bounds net.onnx --center x.npy --radius 0.5 --clip 0 16 --method lp --json --arrays"],
     )
-    p.add_argument("model", metavar="MODEL", help="network file (.onnx, .pt, .npz)")
+    p.add_argument("model", metavar="MODEL", help="network file (.onnx, .pt/.pth, .npz)")
     add_domain_args(p)
-    p.add_argument("--method", choices=["ia", "symbolic", "lp"], default="lp", help="bounding method (default: lp)")
-    p.add_argument("--arrays", action="store_true", help="include every neuron's bounds in the JSON")
+    p.add_argument("--method", choices=["ia", "symbolic", "lp"], default="lp", help="bounding method")
+    p.add_argument("--arrays", action="store_true", help="with --json: include every neuron's bounds")
+    add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from mipnet.bounds import compute_bounds
-    from mipnet.cli import emit_json
+    from mipnet.bounds import compute_bounds, lp_bounds
+    from mipnet.cli.common import emit_json
+    from mipnet.cli.common import reject_unused
     from mipnet.io import load_network
 
+    if not args.json:
+        reject_unused(args, "with --json", "--arrays")
     net = load_network(args.model)
     dom = domain_from_args(args, net.input_dim)
-    b = compute_bounds(net, dom, method=args.method)
+    if args.method == "lp":
+        b = call(lp_bounds, net, dom, progress=progress_enabled(args))
+    else:
+        b = call(compute_bounds, net, dom, method=args.method)
     if args.json:
         d = b.to_dict(arrays=args.arrays)
         d["network"] = net.summary()["widths"]
@@ -35,4 +57,4 @@ def run(args) -> int:
     else:
         print(f"{net} on {dom}")
         print(b)
-    return 0
+    return exit_code(b)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from mipnet.cli.common import add_json_arg
+from mipnet.cli.common import add_command, add_json_arg, add_list_arg
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "info",
+    p = add_command(
+        subparsers, "info",
         help="describe a model: layer widths, parameters, non-zero weights, density",
         description="Load a model (.onnx, .pt/.pth, .npz) and describe its layers.",
+        examples=["mipnet info net.onnx",
+                  "mipnet info conv.pt --input-shape 1 28 28 --json"],
     )
     p.add_argument("model", metavar="MODEL", help="model file: .onnx, .pt/.pth or .npz")
-    p.add_argument("--input-shape", nargs=3, type=int, metavar=("C", "H", "W"),
-                   help="per-sample input shape; needed for torch models that start with a convolution")
+    add_list_arg(p, "--input-shape", item_type=int, count=3, metavar=("C", "H", "W"),
+                 help="per-sample input shape; needed for torch models that start with a convolution")
     add_json_arg(p)
     p.set_defaults(func=handle)
 
@@ -38,9 +40,14 @@ def describe(net) -> dict:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mipnet.cli import emit_json
+    from mipnet.cli.common import emit_json
+    import os
+
+    from mipnet.cli.common import reject_unused
     from mipnet.io import load_network
 
+    if os.path.splitext(args.model)[1].lower() not in (".pt", ".pth"):
+        reject_unused(args, "with torch models (.pt, .pth)", "--input-shape")
     net = load_network(args.model, input_shape=args.input_shape)
     info = {"model": args.model, **describe(net)}
     if args.json:

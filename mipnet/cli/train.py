@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import argparse
 
-from mipnet.cli.common import add_json_arg
+from mipnet.cli.common import (
+    add_command,
+    add_json_arg,
+    add_list_arg,
+    add_progress_arg,
+    call,
+    check_output_path,
+    exit_code,
+    info,
+    progress_enabled,
+)
 
 _METHODS = ("magnitude", "global", "random", "sipp", "snip", "allocated")
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 64,32,16,10, got {text!r}") from None
+_DENSITIES_METHODS = ("magnitude", "random", "sipp")
+_DATA_METHODS = ("sipp", "snip")
 
 
 def _density(text: str) -> float:
@@ -40,62 +38,71 @@ def _density(text: str) -> float:
 def _add_data_args(p, *, required: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=None if required else "digits", required=required, metavar="NAME",
-                   help="digits (bundled), fashion-mnist, mnist, or a folder of IDX files"
-                        + ("" if required else " (default: digits)"))
+                   help="digits (bundled), fashion-mnist, mnist, or a folder of IDX files")
     g.add_argument("--data-path", metavar="DIR",
                    help="folder holding the IDX files (default: searched under share/datasets/NAME)")
-    g.add_argument("--limit", type=int, metavar="N", help="use at most N training and N test samples")
+    g.add_argument("--limit", type=int, metavar="N",
+                   help="use at most N training and N test samples (default: all)")
 
 
 def _add_optim_args(p, *, epochs_name: str, epochs_default, epochs_required: bool) -> None:
     g = p.add_argument_group("optimisation")
     g.add_argument(epochs_name, type=int, default=epochs_default, required=epochs_required, dest="epochs",
                    metavar="N", help="number of epochs")
-    g.add_argument("--lr", type=float, default=1e-2, help="learning rate (default 0.01)")
-    g.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default 128)")
-    g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd (momentum 0.9)")
+    g.add_argument("--lr", type=float, default=1e-2, help="learning rate")
+    g.add_argument("--batch-size", type=int, default=128, help="mini-batch size")
+    g.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="optimiser (sgd: momentum 0.9)")
     g.add_argument("--l1", type=float, default=0.0, metavar="L",
-                   help="L1 penalty on the weights, which makes neurons stable (default 0)")
+                   help="L1 penalty on the weights, which makes neurons stable")
     g.add_argument("--seed", type=int, default=0, help="seed of the initialisation, batch order and pruning")
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is often fastest for small MLPs)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arg(p)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train",
+    p = add_command(
+        subparsers, "train",
         help="train a ReLU MLP on a dataset and save it (.onnx, .pt, .npz)",
         description="Train a fully connected ReLU network with cross-entropy. The saved network takes "
                     "raw inputs (digits: pixels 0..16; IDX datasets: pixels/255 in [0, 1]).",
+        examples=["mipnet train --dataset digits --widths 64 16 16 10 --epochs 30 --optimizer adam -o net.onnx",
+                  "mipnet train --dataset fashion-mnist --data-path ~/data --widths 784,100,100,10 --epochs 10 "
+                  "--l1 1e-4 -o fmnist.onnx --json"],
     )
     _add_data_args(p, required=True)
-    p.add_argument("--widths", type=_ints, required=True, metavar="N0,N1,...,NOUT",
-                   help="all layer sizes, input and output included, e.g. 64,32,16,10")
+    add_list_arg(p, "--widths", item_type=str, required=True, metavar="N",
+                 help="all layer sizes, input and output included, e.g. 64 32 16 10")
     _add_optim_args(p, epochs_name="--epochs", epochs_default=None, epochs_required=True)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save: .onnx, .pt or .npz")
     add_json_arg(p)
     p.set_defaults(func=handle_train)
 
-    q = subparsers.add_parser(
-        "prune",
+    q = add_command(
+        subparsers, "prune",
         help="prune a model (magnitude, global, random, SiPP, SNIP, allocated), fine-tune, save",
         description="Prune MODEL once with masks, optionally fine-tune with the masks kept, make the "
-                    "masks permanent and save. Prints the accuracy before, after pruning and after "
-                    "fine-tuning, and the densities achieved per layer.",
+                    "masks permanent and save (never over MODEL; atomically). Prints the accuracy before, "
+                    "after pruning and after fine-tuning, and the densities achieved per layer.",
+        examples=["mipnet prune net.onnx --method magnitude --density 0.3 -o pruned.onnx",
+                  "mipnet prune net.onnx --method allocated --density 0.3 --dataset digits --finetune-epochs 10 "
+                  "-o pruned.onnx --json",
+                  "mipnet prune net.onnx --method magnitude --density 0.5 --densities 0.2 0.6 -o pruned.npz"],
     )
     q.add_argument("model", metavar="MODEL", help="model file: .onnx, .pt/.pth or .npz")
     q.add_argument("--method", choices=_METHODS, required=True, help="pruning method")
     q.add_argument("--density", type=_density, required=True, metavar="D",
                    help="fraction of weights kept, in (0, 1] (layer-wise methods: in every pruned layer)")
-    q.add_argument("--densities", type=_floats, metavar="D1,D2,...",
-                   help="per-layer densities (magnitude, random, sipp), one per layer; overrides --density per layer")
+    add_list_arg(q, "--densities", metavar="D",
+                 help="per-layer densities (magnitude, random, sipp), one per pruned layer; "
+                      "overrides --density per layer")
     q.add_argument("--prune-output", action="store_true", help="prune the output layer too")
-    q.add_argument("--sipp-variant", choices=("deterministic", "random"), default="deterministic",
-                   help="SiPP: keep the top sensitivities, or sample and reweight (default deterministic)")
+    q.add_argument("--sipp-variant", choices=("deterministic", "random"),
+                   help="with --method sipp: keep the top sensitivities, or sample and reweight "
+                        "(default: deterministic)")
     q.add_argument("--data-batch", type=int, metavar="M",
-                   help="inputs used by sipp/snip (default: SiPP's |S| formula; 128 for snip)")
+                   help="with --method sipp/snip: inputs used (default: SiPP's |S| formula; 128 for snip)")
     _add_data_args(q, required=False)
     _add_optim_args(q, epochs_name="--finetune-epochs", epochs_default=0, epochs_required=False)
     q.add_argument("-o", "--output", required=True, metavar="FILE", help="where to save: .onnx, .pt or .npz")
@@ -111,29 +118,35 @@ def _load_data(args):
 
 def _train_kw(args) -> dict:
     return dict(lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer, l1=args.l1,
-                seed=args.seed, device=args.device, progress=not args.no_progress,
+                seed=args.seed, device=args.device, progress=progress_enabled(args),
                 num_threads=args.threads)
 
 
 def handle_train(args: argparse.Namespace) -> int:
-    from mipnet.cli import emit_json
-    from mipnet.core.errors import InvalidNetworkError
+    from mipnet.cli.common import emit_json
+    from mipnet.core.errors import InvalidArgumentError
+    from mipnet.theory import parse_widths
+
+    widths = list(parse_widths(",".join(args.widths)))
+    if len(widths) < 2:
+        raise InvalidArgumentError(f"--widths needs at least the input and output sizes, got {widths}")
+    check_output_path(args.output)  # before torch is even imported
+
     from mipnet.io import save_network
     from mipnet.io.torch import from_torch
     from mipnet.nn.training import make_mlp, train
 
     data = _load_data(args)
-    widths = args.widths
-    if len(widths) < 2:
-        raise InvalidNetworkError(f"--widths needs at least the input and output sizes, got {widths}")
     if widths[0] != data.input_dim or widths[-1] != data.num_classes:
-        raise InvalidNetworkError(
+        raise InvalidArgumentError(
             f"--widths {','.join(map(str, widths))} must start with the input size {data.input_dim} and end "
             f"with the number of classes {data.num_classes} of {data.name}; e.g. "
             f"--widths {data.input_dim},{','.join(map(str, widths[1:-1] or [32]))},{data.num_classes}"
         )
-    model = make_mlp(widths, seed=args.seed)
-    result = train(model, data, epochs=args.epochs, **_train_kw(args))
+    model = call(make_mlp, widths, seed=args.seed)
+    result = call(train, model, data, epochs=args.epochs, **_train_kw(args))
+    if exit_code(result):
+        info("training interrupted: saving the model trained so far")
     net = from_torch(result.model)
     save_network(net, args.output)
     out = {"output": args.output, "widths": list(net.widths), "dataset": data.to_dict(),
@@ -144,17 +157,26 @@ def handle_train(args: argparse.Namespace) -> int:
         print(f"{result}")
         print(f"saved {'-'.join(map(str, net.widths))} network to {args.output} "
               f"(inputs on the raw scale, box {data.input_range[0]:g}..{data.input_range[1]:g})")
-    return 0
+    return exit_code(result)
 
 
 def handle_prune(args: argparse.Namespace) -> int:
     import time
 
-    from mipnet.cli import emit_json
+    from mipnet.cli.common import emit_json, reject_unused
     from mipnet.core.errors import InvalidNetworkError
+
+    if args.method not in _DENSITIES_METHODS:
+        reject_unused(args, f"with --method {'/'.join(_DENSITIES_METHODS)}", "--densities")
+    if args.method != "sipp":
+        reject_unused(args, "with --method sipp", "--sipp-variant")
+    if args.method not in _DATA_METHODS:
+        reject_unused(args, f"with --method {'/'.join(_DATA_METHODS)}", "--data-batch")
+    check_output_path(args.output, inputs=[args.model])  # before torch is even imported
+
     from mipnet.io import load_network, save_network
-    from mipnet.nn.pruning import make_permanent, prune
     from mipnet.io.torch import from_torch, to_torch
+    from mipnet.nn.pruning import make_permanent, prune
     from mipnet.nn.training import evaluate, finetune
 
     t0 = time.perf_counter()
@@ -167,12 +189,15 @@ def handle_prune(args: argparse.Namespace) -> int:
         )
     model = to_torch(net)
     acc_before = evaluate(model, data)
-    model, report = prune(model, args.method, args.density, data=data, seed=args.seed,
-                          prune_output=args.prune_output, densities=args.densities,
-                          batch_size=args.data_batch, variant=args.sipp_variant)
+    model, report = call(prune, model, args.method, args.density, data=data, seed=args.seed,
+                         prune_output=args.prune_output, densities=args.densities,
+                         batch_size=args.data_batch, variant=args.sipp_variant or "deterministic",
+                         progress=progress_enabled(args))
     acc_pruned = evaluate(model, data)
+    ft = None
     if args.epochs and args.epochs > 0:
-        ft = finetune(model, data, epochs=args.epochs, **_train_kw(args))
+        # finetune(**kwargs) hands everything, progress included, to train()
+        ft = call(lambda: finetune(model, data, epochs=args.epochs, **_train_kw(args)))
         acc_final = ft.test_accuracy
         ft_dict = ft.to_dict()
     else:
@@ -195,11 +220,11 @@ def handle_prune(args: argparse.Namespace) -> int:
     }
     if args.json:
         emit_json(out)
-        return 0
+        return exit_code(ft)
     print(report)
     print(f"test accuracy on {data.name}: before {acc_before:.4f}, after pruning {acc_pruned:.4f}"
           + (f", after {args.epochs} fine-tuning epoch(s) {acc_final:.4f}" if ft_dict else ""))
     print("saved network densities per layer: "
           + ", ".join(f"{d:.4g}" for d in pruned.layer_densities())
           + f" (overall {pruned.density:.4g}) to {args.output}")
-    return 0
+    return exit_code(ft)

@@ -111,12 +111,13 @@ def load_npz(path: str | os.PathLike, *, layout: str = "auto") -> Network:
     with open(path, "rb") as fh:  # OSError (missing, unreadable) propagates as it is
         head = fh.read(6)
     if not head:
-        raise InvalidNetworkError(f"{path!r} is empty (0 bytes), not an .npz archive of W0, b0, W1, b1, ...")
+        raise InvalidNetworkError(f"{path!r} is not a readable .npz file: it is empty (0 bytes)")
     if head.startswith(b"\x93NUMPY"):
-        raise InvalidNetworkError(f"{path!r} holds a single .npy array, not an .npz archive of W0, b0, W1, b1, ...")
+        raise InvalidNetworkError(f"{path!r} is not a readable .npz file: it holds a single .npy array, "
+                                  "not an archive of W0, b0, W1, b1, ...")
     if not head.startswith(b"PK"):
-        raise InvalidNetworkError(f"{path!r} is not an .npz archive (no zip header); an .npz network holds "
-                                  "W0, b0, W1, b1, ... as written by numpy.savez")
+        raise InvalidNetworkError(f"{path!r} is not a readable .npz file: no zip header (an .npz network "
+                                  "holds W0, b0, W1, b1, ... as written by numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as f:
             files = {k: f[k] for k in f.files}
@@ -195,7 +196,7 @@ def load_network(path: str | os.PathLike, *, input_shape: Sequence[int] | int | 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
     if os.path.getsize(path) == 0:
-        raise InvalidNetworkError(f"{path!r} is empty (0 bytes), not a {ext} model file")
+        raise InvalidNetworkError(f"{path!r} is empty (0 bytes): not a readable {ext} model file")
     if ext == ".onnx":
         from mipnet.io.onnx import load_onnx
 
