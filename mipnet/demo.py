@@ -23,6 +23,17 @@ def _say(echo: Optional[Callable[[str], None]], msg: str) -> None:
         echo(msg)
 
 
+def _check_demo_args(*, seed, epochs, radius, time_limit) -> None:
+    from mipnet.core.errors import InvalidArgumentError
+
+    for name, v, lo in (("seed", seed, 0), ("epochs", epochs, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise InvalidArgumentError(f"{name} must be an integer >= {lo}, got {v!r}")
+    for name, v in (("radius", radius), ("time_limit", time_limit)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (0 < v < np.inf):
+            raise InvalidArgumentError(f"{name} must be a positive number, got {v!r}")
+
+
 def run_demo(
     out_dir="mipnet-demo",
     *,
@@ -45,8 +56,8 @@ def run_demo(
         Time limit of each solver-backed step; results reached under it are
         reported as bounds.
     """
-    from mipnet import LinfBall
     from mipnet.bounds import lp_bounds, symbolic_bounds
+    from mipnet.core.domain import LinfBall
     from mipnet.nn.data import load_dataset
     from mipnet.io import save_network
     from mipnet.plotting import plot_plane_partition
@@ -58,6 +69,7 @@ def run_demo(
     from mipnet.nn.training import make_mlp, train
     from mipnet.nn.workflow import prune_and_finetune
 
+    _check_demo_args(seed=seed, epochs=epochs, radius=radius, time_limit=time_limit)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"out_dir": str(out)}

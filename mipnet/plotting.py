@@ -8,9 +8,9 @@ returns the :class:`matplotlib.figure.Figure`.
 Contents
 --------
 plot_plane_partition
-    Activation regions of a 2-D plane section (:func:`mipnet.slices.plane_regions`).
+    Activation regions of a 2-D plane section (:func:`mipnet.analyses.slices.plane_regions`).
 plot_segment_partition
-    Outputs along a 1-D segment with its breakpoints (:func:`mipnet.slices.segment_regions`).
+    Outputs along a 1-D segment with its breakpoints (:func:`mipnet.analyses.slices.segment_regions`).
 region_colors
     Pleasant, distinguishable random colours for many regions.
 """
@@ -122,14 +122,14 @@ def plot_plane_partition(
 
     Parameters
     ----------
-    partition : mipnet.slices.PlanePartition
+    partition : mipnet.analyses.slices.PlanePartition
     color_by : {"region", "linear", "class"}
         ``"region"``: a random pleasant colour per activation region; ``"linear"``: one per
         linear region (adjacent regions with equal affine maps merged); ``"class"``: the
         exact predicted class (argmax of the output; decision boundaries run through
         regions), with a legend.
     show_points : dict, list of (label, (s, t)) or (k, 2) array, optional
-        Points to mark, e.g. ``plane.points_st`` of :func:`mipnet.slices.plane_through_points`.
+        Points to mark, e.g. ``plane.points_st`` of :func:`mipnet.analyses.slices.plane_through_points`.
     ax : matplotlib Axes, optional
         Draw into it instead of a new figure.
     path : str or Path, optional
@@ -223,7 +223,7 @@ def plot_segment_partition(
 
     Parameters
     ----------
-    partition : mipnet.slices.SegmentPartition
+    partition : mipnet.analyses.slices.SegmentPartition
     outputs : sequence of int, optional
         Which outputs (logits) to draw; all by default.
     ax, path, title : see :func:`plot_plane_partition`.
@@ -302,7 +302,7 @@ def _sweep_rows(sweep, stage):
     try:
         rows = [dict(r) for r in sweep]
     except (TypeError, ValueError):
-        raise PlotError("sweep must be a SweepResult (mipnet.workflow) or a list of rows with keys "
+        raise PlotError("sweep must be a SweepResult (mipnet.nn.workflow) or a list of rows with keys "
                         "'method', 'density', 'mean', 'std'") from None
     for r in rows:
         missing = {"method", "density", "mean"} - set(r)
@@ -328,7 +328,7 @@ def plot_accuracy_vs_density(
 
     Parameters
     ----------
-    sweep : mipnet.workflow.SweepResult or list of dict
+    sweep : mipnet.nn.workflow.SweepResult or list of dict
         A sweep, or rows with ``method``, ``density``, ``mean`` and optionally ``std``
         (e.g. ``SweepResult.table()``).
     stage : {"finetuned", "pruned"}
@@ -476,7 +476,7 @@ def plot_gap_vs_density(
 
     Parameters
     ----------
-    sweep : mipnet.gap.GapSweep or list of dict
+    sweep : mipnet.nn.sweeps.GapSweep or list of dict
         A sweep, or its ``rows`` (keys ``method``, ``density``, ``finetune_epochs``,
         ``lower``, ``upper``, ``data_max``, ``data_mean``).
     stages : sequence of int, optional
@@ -500,7 +500,10 @@ def plot_gap_vs_density(
     dotted = mean gap on the data. Rows with per-layer density vectors are not drawn
     (no single density to place them at). Log y axis.
     """
-    rows = list(sweep.rows) if hasattr(sweep, "rows") else [dict(r) for r in sweep]
+    try:
+        rows = list(sweep.rows) if hasattr(sweep, "rows") else [dict(r) for r in sweep]
+    except (TypeError, ValueError):
+        raise PlotError(f"sweep must be a GapSweep or a list of its row dicts, got {type(sweep).__name__}") from None
     need = {"method", "density", "finetune_epochs", "lower", "upper", "data_max", "data_mean"}
     for r in rows:
         if need - set(r):

@@ -28,15 +28,8 @@ from typing import Sequence
 import numpy as np
 
 from mipnet.core.errors import InvalidArgumentError
-from mipnet.theory import (
-    RANK_MODELS,
-    _binomial_rank_logpmf,
-    _layer_S,
-    _mix_rank,
-    _network_type,
-    _sample_ranks,
-    widths_of,
-)
+from mipnet.core.network import Network
+from mipnet.theory import RANK_MODELS, binomial_rank_logpmf, layer_S, mix_rank, sample_ranks, widths_of
 
 __all__ = [
     "SparsityAllocation",
@@ -163,7 +156,7 @@ def _sizes(widths) -> list[int]:
 
 
 def _full_widths(widths, output_width) -> tuple[int, ...]:
-    if isinstance(widths, _network_type()):
+    if isinstance(widths, Network):
         w = tuple(int(x) for x in widths.widths)
         if output_width is not None:
             raise InvalidArgumentError("output_width is read from the Network; do not pass it as well")
@@ -231,14 +224,14 @@ class _RankModel:
         # neighbouring pmfs linearly in log p (still a pmf, monotone in p).
         lo = max(min(self._p_min, 1.0), 1e-12)
         self.table_p = np.unique(np.concatenate([np.geomspace(lo, 1.0, 65), [1.0]]))
-        ranks = _sample_ranks(self.R, self.C, self.table_p, n_samples=self._n_samples, seed=self._seed)
+        ranks = sample_ranks(self.R, self.C, self.table_p, n_samples=self._n_samples, seed=self._seed)
         self.table_pmf = np.stack([np.bincount(r, minlength=self.K + 1) for r in ranks]).astype(float) / self._n_samples
         self.table_logp = np.log(self.table_p)
 
     def logpmf(self, p) -> np.ndarray:
         p = np.asarray(p, dtype=float)
         if self.model == "binomial":
-            return _binomial_rank_logpmf(self.R, self.C, p)
+            return binomial_rank_logpmf(self.R, self.C, p)
         if np.all(p >= 1.0):  # a full Gaussian matrix has full rank almost surely
             out = np.full(p.shape + (self.K + 1,), -np.inf)
             out[..., self.K] = 0.0
@@ -269,8 +262,8 @@ class _Problem:
             if not self.in_bound[i]:
                 continue
             n, C = self.widths[i + 1], self.widths[i]
-            S = _layer_S(Bn, n, min(n, C))
-            Bn = _mix_rank(S, self.models[i].logpmf(densities[i]))
+            S = layer_S(Bn, n, min(n, C))
+            Bn = mix_rank(S, self.models[i].logpmf(densities[i]))
         return float(Bn[min(self.widths[0], Bn.shape[-1] - 1)])
 
 
@@ -365,11 +358,11 @@ def _grid_search(prob: _Problem, budget: float, lo: dict, hi: dict, G: int, unif
     assign = np.zeros((1, M))
     for i in reversed(range(M)):
         n, C = w[i + 1], w[i]
-        S = _layer_S(Bs, n, min(n, C)) if prob.in_bound[i] else None
+        S = layer_S(Bs, n, min(n, C)) if prob.in_bound[i] else None
         if i in grids:
             g = grids[i]
             lp = prob.models[i].logpmf(g)  # (G, K+1)
-            Bs = _mix_rank(S[:, None, :], lp[None, :, :]).reshape(-1, lp.shape[-1])
+            Bs = mix_rank(S[:, None, :], lp[None, :, :]).reshape(-1, lp.shape[-1])
             cost = (cost[:, None] + g[None, :] * sizes[i]).reshape(-1)
             assign = np.repeat(assign, len(g), axis=0)
             assign[:, i] = np.tile(g, len(assign) // len(g))
@@ -381,11 +374,11 @@ def _grid_search(prob: _Problem, budget: float, lo: dict, hi: dict, G: int, unif
             p = np.minimum((budget - cost) / sizes[i], 1.0)
             p = np.maximum(p, lo[i])
             assign[:, i] = p
-            Bs = _mix_rank(S, prob.models[i].logpmf(p))
+            Bs = mix_rank(S, prob.models[i].logpmf(p))
         else:
             assign[:, i] = 1.0
             if prob.in_bound[i]:
-                Bs = _mix_rank(S, prob.models[i].logpmf(1.0)[None, :])
+                Bs = mix_rank(S, prob.models[i].logpmf(1.0)[None, :])
     vals = Bs[:, min(w[0], Bs.shape[-1] - 1)]
     # Ties (the bound saturates at high density): spend the most budget, then stay
     # closest to uniform, so that equal bounds give the least surprising allocation.
@@ -593,6 +586,8 @@ def density_curve(widths, densities, *, prunable=None, rank_model: str = "binomi
     M = len(w) - 1
     pr = parse_prunable(prunable, M)
     ds = [_check_density(x, f"densities[{k}]") for k, x in enumerate(np.atleast_1d(densities))]
+    if not ds:
+        raise InvalidArgumentError("densities is empty; give at least one density in (0, 1]")
     prob = _setup(w, prunable=pr, rank_model=rank_model, output_width=None, output_in_bound=output_in_bound,
                   n_samples=n_samples, seed=seed, p_min=min(ds))
     return np.array([prob.log_bound([x if i in pr else 1.0 for i in range(M)]) for x in ds])

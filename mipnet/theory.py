@@ -7,7 +7,7 @@ Widths convention: ``widths = (n0, n1, ..., nL)`` lists the input size and the h
 (ReLU) layer sizes. The affine output layer creates no region and is not listed, except in
 :func:`expected_rank_bound`, whose reference implementation (Cai et al. 2023) multiplies
 the output layer in as a last factor (pass ``output_width``). Every function also accepts a
-:class:`~mipnet.network.Network`, whose input and hidden widths are used.
+:class:`~mipnet.core.network.Network`, whose input and hidden widths are used.
 
 Exact values are Python integers (``math.comb``, never floats); ``log_value`` is the
 natural logarithm. The expected-rank bound is a real number computed in log space.
@@ -52,6 +52,11 @@ __all__ = [
     "rank_distribution",
     "all_bounds",
     "RANK_MODELS",
+    # building blocks of the expected-rank recurrence (used by mipnet.sparsity)
+    "binomial_rank_logpmf",
+    "sample_ranks",
+    "layer_S",
+    "mix_rank",
 ]
 
 log = logging.getLogger(__name__)
@@ -127,7 +132,7 @@ def widths_of(net_or_widths) -> tuple[int, ...]:
     Parameters
     ----------
     net_or_widths : Network or sequence of int
-        A :class:`~mipnet.network.Network` (its ``input_dim`` and ``hidden_widths`` are
+        A :class:`~mipnet.core.network.Network` (its ``input_dim`` and ``hidden_widths`` are
         used; the output layer is left out) or the widths themselves, input first.
 
     Raises
@@ -198,7 +203,11 @@ def _per_layer_ints(values, L: int, name: str, *, default, lo=None, hi=None,
         return list(default)
     if np.isscalar(values):
         values = [values] * L
-    values = list(values)
+    try:
+        values = list(values)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be an integer or a list of integers, one per hidden layer, "
+                                   f"got {type(values).__name__}") from None
     if len(values) != L:
         raise InvalidArgumentError(f"{name} has {len(values)} entries but the network has {L} hidden layers; give one per hidden layer")
     out = []
@@ -385,7 +394,7 @@ def serra_ramalingam2020_bound(net_or_widths, *, stable_inactive=None, stable_ac
         ``(n0, n1, ..., nL)`` or a network.
     stable_inactive, stable_active : sequence of int, optional
         Per hidden layer, the number of neurons proven stably inactive / stably active on
-        the input domain (e.g. by MILP, :mod:`mipnet.stability`). Default 0.
+        the input domain (e.g. by MILP, :mod:`mipnet.analyses.stability`). Default 0.
     max_active : sequence of int, optional
         Per hidden layer, an upper bound on the number of units simultaneously active
         anywhere in the domain (``max sum_i z_i`` over the MILP). Default: no cap.
@@ -464,7 +473,7 @@ def _check_rank_model(rank_model: str) -> str:
     return rank_model
 
 
-def _binomial_rank_logpmf(R: int, C: int, p) -> np.ndarray:
+def binomial_rank_logpmf(R: int, C: int, p) -> np.ndarray:
     """log P(rank = k), k = 0..min(R, C), under the closed-form model of Cai et al. 2023.
 
     The rank is taken to be the number of non-zero rows (fan-in C >= fan-out R): each row is
@@ -508,7 +517,7 @@ def _structural_rank(rows: np.ndarray, cols: np.ndarray, R: int, C: int) -> int:
     return int(np.count_nonzero(maximum_bipartite_matching(m, perm_type="column") >= 0))
 
 
-def _sample_ranks(R: int, C: int, ps, *, n_samples: int, seed: int) -> np.ndarray:
+def sample_ranks(R: int, C: int, ps, *, n_samples: int, seed: int) -> np.ndarray:
     """Ranks of ``n_samples`` Gaussian R x C matrices with a Bernoulli(p) mask, per p.
 
     Common random numbers: sample s uses one uniform matrix U_s for every p (mask ``U_s < p``),
@@ -570,7 +579,13 @@ def rank_distribution(fan_out: int, fan_in: int, density, *, rank_model: str = "
     ndarray of shape ``density.shape + (min(fan_out, fan_in) + 1,)``, rows sum to 1.
     """
     _check_rank_model(rank_model)
-    d = np.asarray(density, dtype=float)
+    for name, v in (("fan_out", fan_out), ("fan_in", fan_in)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise InvalidArgumentError(f"{name} must be a positive integer (a dimension of W), got {v!r}")
+    try:
+        d = np.asarray(density, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"density must be a number or an array of numbers in [0, 1], got {density!r}") from None
     if np.any(~np.isfinite(d)) or np.any(d < 0) or np.any(d > 1):
         raise InvalidArgumentError(f"density must be in [0, 1], got {density!r}")
     return np.exp(_rank_logpmf(fan_out, fan_in, d, rank_model=rank_model, n_samples=n_samples, seed=seed))
@@ -578,9 +593,9 @@ def rank_distribution(fan_out: int, fan_in: int, density, *, rank_model: str = "
 
 def _rank_logpmf(R, C, p, *, rank_model, n_samples=128, seed=0) -> np.ndarray:
     if rank_model == "binomial":
-        return _binomial_rank_logpmf(R, C, p)
+        return binomial_rank_logpmf(R, C, p)
     p = np.asarray(p, dtype=float)
-    ranks = _sample_ranks(R, C, p.reshape(-1), n_samples=n_samples, seed=seed)
+    ranks = sample_ranks(R, C, p.reshape(-1), n_samples=n_samples, seed=seed)
     K = min(R, C)
     counts = np.stack([np.bincount(r, minlength=K + 1) for r in ranks]).astype(float)
     with np.errstate(divide="ignore"):
@@ -595,7 +610,7 @@ def _log_binom_row(n: int) -> np.ndarray:
     return gammaln(n + 1) - gammaln(j + 1) - gammaln(n - j + 1)
 
 
-def _layer_S(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
+def layer_S(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
     """``S[..., e] = logsumexp_{j=0}^{e} ln C(n, j) + Bn[..., min(n - j, e)]``, e = 0..K <= n.
 
     Bn has its last axis over d = 0..Dn and stands for ``Bn[min(d, Dn)]``; leading axes
@@ -606,7 +621,7 @@ def _layer_S(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
     log-additions are used (no cancellation).
     """
     if K > n:
-        raise ValueError("K must not exceed n")
+        raise InvalidArgumentError(f"K = {K} must not exceed n = {n} (the layer width)")
     Dn = Bn.shape[-1] - 1
     lC = _log_binom_row(n)
     ext = Bn[..., np.minimum(np.arange(n + 1), Dn)]  # Bn[min(x, Dn)], x = 0..n
@@ -625,8 +640,8 @@ def _layer_S(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
     return np.logaddexp(part1, part2)
 
 
-def _layer_S_direct(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
-    """O(n^2) reference for :func:`_layer_S` (tests)."""
+def layer_S_direct(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
+    """O(n^2) reference for :func:`layer_S` (tests)."""
     from scipy.special import logsumexp
 
     lC = _log_binom_row(n)
@@ -638,7 +653,7 @@ def _layer_S_direct(Bn: np.ndarray, n: int, K: int) -> np.ndarray:
     return logsumexp(A, axis=-1)
 
 
-def _mix_rank(S: np.ndarray, lp: np.ndarray) -> np.ndarray:
+def mix_rank(S: np.ndarray, lp: np.ndarray) -> np.ndarray:
     """``B[..., d] = logsumexp_k lp[..., k] + S[..., min(k, d)]``, d = 0..K (broadcasting).
 
     Uses ``sum_{k<d} P(k) S[k] + P(k >= d) S[d]`` with cumulative log-sums.
@@ -657,15 +672,19 @@ def _expected_log_bound(n0: int, fan_outs, fan_ins, logpmfs) -> float:
     Bn = np.zeros(1)
     for n, C, lp in zip(reversed(fan_outs), reversed(fan_ins), reversed(logpmfs)):
         K = min(n, C)
-        S = _layer_S(Bn, n, K)
-        Bn = _mix_rank(S, lp)
+        S = layer_S(Bn, n, K)
+        Bn = mix_rank(S, lp)
     return float(Bn[min(n0, Bn.shape[-1] - 1)])
 
 
 def _check_density_list(densities, L: int, name: str = "densities") -> list[float]:
     if np.isscalar(densities):
         densities = [densities] * L
-    ds = [float(x) for x in densities]
+    try:
+        ds = [float(x) for x in densities]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name} must be a number or a list of numbers in [0, 1] (one per layer), "
+                                   f"got {densities!r}") from None
     if len(ds) != L:
         raise InvalidArgumentError(f"{name} has {len(ds)} entries but {L} are needed (one per layer)")
     for i, x in enumerate(ds):
@@ -731,7 +750,11 @@ def expected_rank_bound(net_or_widths, densities=None, *, rank_model: str = "bin
     if np.isscalar(densities):
         dens = _check_density_list(densities, L)
     else:
-        raw = list(densities)
+        try:
+            raw = list(densities)
+        except TypeError:
+            raise InvalidArgumentError(f"densities must be a number or a list of numbers in [0, 1] (one per hidden "
+                                       f"layer), got {type(densities).__name__}") from None
         if output_width is not None and len(raw) == L + 1:
             if output_density is not None:
                 raise InvalidArgumentError("the output density is given twice: as densities[-1] and as output_density; give one")

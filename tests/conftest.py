@@ -1,4 +1,4 @@
-"""Shared fixtures: small random networks and the shared models folder."""
+"""Shared fixtures: small random networks, the shared models folder, executed notebooks."""
 
 from pathlib import Path
 
@@ -15,6 +15,18 @@ def shared_models() -> Path:
     if not SHARED_MODELS.is_dir():
         pytest.skip(f"shared models not found at {SHARED_MODELS}")
     return SHARED_MODELS
+
+
+@pytest.fixture(scope="module")
+def executed(request):
+    """The notebook named by the test module's ``NOTEBOOK``, run once per module
+    (:func:`notebook_runner.execute_notebook`)."""
+    from notebook_runner import execute_notebook
+
+    name = getattr(request.module, "NOTEBOOK", None)
+    if name is None:
+        raise pytest.UsageError(f"{request.module.__name__} asks for `executed` but sets no NOTEBOOK = '...ipynb'")
+    return execute_notebook(name)
 
 
 @pytest.fixture

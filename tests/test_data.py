@@ -208,6 +208,13 @@ def test_validation_errors():
         load_dataset("digits", limit=5).split("validation")
     with pytest.raises(ValueError):  # DatasetError is also a ValueError
         load_dataset("digits", limit=-3)
+    for kw, msg in ((dict(limit="10"), "limit must be a positive integer"),
+                    (dict(limit=[]), "limit must be a positive integer"),
+                    (dict(seed="abc"), "seed must be an integer >= 0"),
+                    (dict(seed=None), "seed must be an integer >= 0"),
+                    (dict(test_fraction="half"), "test_fraction must lie strictly between 0 and 1")):
+        with pytest.raises(DatasetError, match=msg):
+            load_dataset("digits", **kw)
 
 
 _FASHION = Path("/usr/share/datasets/fashion-mnist")

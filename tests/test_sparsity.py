@@ -174,6 +174,8 @@ def test_density_curve():
     assert c[1] == pytest.approx(sparse_log_bound(MNIST, [1e-3, 1e-3, 1.0]))
     no_out = sparse_log_bound(MNIST, [1e-3, 1e-3, 0.5], output_in_bound=False)
     assert no_out == pytest.approx(expected_rank_bound(MNIST[:-1], 1e-3).log_value)
+    with pytest.raises(InvalidArgumentError, match="densities is empty"):
+        density_curve(MNIST, [])
 
 
 def test_plot_bound_vs_density(tmp_path):

@@ -13,9 +13,9 @@ from mipnet import InvalidArgumentError, Network
 from mipnet.theory import (
     RegionBound,
     _brute_force_serra,
-    _layer_S,
-    _layer_S_direct,
-    _sample_ranks,
+    layer_S,
+    layer_S_direct,
+    sample_ranks,
     _structural_rank,
     all_bounds,
     expected_rank_bound,
@@ -333,7 +333,7 @@ def test_binomial_rank_distribution_against_mask_counts():
 
 def test_sampled_ranks_are_monotone_and_bounded():
     ps = np.array([0.0, 0.001, 0.01, 0.05, 0.3, 1.0])
-    r = _sample_ranks(30, 80, ps, n_samples=20, seed=0)
+    r = sample_ranks(30, 80, ps, n_samples=20, seed=0)
     assert r.shape == (6, 20)
     assert (np.diff(r, axis=0) >= 0).all()
     assert (r[0] == 0).all() and (r[-1] == 30).all()
@@ -358,7 +358,7 @@ def test_layer_S_fast_equals_direct():
     rng = np.random.default_rng(1)
     for n, K, Dn in [(1, 1, 0), (4, 2, 9), (7, 7, 3), (8, 5, 8), (31, 31, 40), (100, 60, 100)]:
         Bn = np.sort(rng.random((4, Dn + 1)) * 20, axis=1)
-        np.testing.assert_allclose(_layer_S(Bn, n, K), _layer_S_direct(Bn, n, K), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer_S(Bn, n, K), layer_S_direct(Bn, n, K), rtol=1e-12, atol=1e-12)
 
 
 def test_expected_rank_bound_is_fast():
@@ -429,3 +429,17 @@ def test_argument_errors():
         expected_rank_bound((4, 6))
     with pytest.raises(InvalidArgumentError, match="given twice"):
         expected_rank_bound((4, 6), [0.5, 0.5], output_width=2, output_density=0.3)
+    with pytest.raises(InvalidArgumentError, match="integer or a list of integers"):
+        serra2018_bound((4, 6), ranks=object())
+    with pytest.raises(InvalidArgumentError, match="densities must be a number or a list"):
+        expected_rank_bound((4, 6), "abc")
+    with pytest.raises(InvalidArgumentError, match="densities must be a number or a list"):
+        expected_rank_bound((4, 6), object())
+    with pytest.raises(InvalidArgumentError, match="K = 5 must not exceed n = 4"):
+        layer_S(np.zeros(3), 4, 5)
+    with pytest.raises(InvalidArgumentError, match="density must be a number or an array"):
+        rank_distribution(3, 4, "abc")
+    with pytest.raises(InvalidArgumentError, match="fan_out must be a positive integer"):
+        rank_distribution("3", 4, 0.5)
+    with pytest.raises(InvalidArgumentError, match="fan_in must be a positive integer"):
+        rank_distribution(3, float("nan"), 0.5)

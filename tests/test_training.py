@@ -197,16 +197,26 @@ def test_validation(digits):
         (dict(epochs=1, momentum=1.0), r"momentum must lie in \[0, 1\)"),
         (dict(epochs=1, l1=-1.0), "l1 must be a non-negative number"),
         (dict(epochs=1, input_scale=0), "input_scale must be 'auto' or a positive number"),
+        (dict(epochs="3"), "epochs must be a non-negative integer"),
+        (dict(epochs=None), "epochs must be a non-negative integer"),
+        (dict(epochs=1, lr="fast"), "lr must be a positive number"),
+        (dict(epochs=1, lr=float("nan")), "lr must be a positive number"),
+        (dict(epochs=1, seed="abc"), "seed must be an integer >= 0"),
+        (dict(epochs=1, seed=-1), "seed must be an integer >= 0"),
     ]
     for kw, msg in cases:
         with pytest.raises(TrainingError, match=msg):
             train(m, digits, progress=False, **kw)
     with pytest.raises(InvalidNetworkError, match="the model takes 32 inputs but dataset 'digits' has 64"):
         train(make_mlp([32, 4, 10]), digits, epochs=1)
-    with pytest.raises(MipnetError, match="must be a mipnet.data.Dataset"):
+    with pytest.raises(MipnetError, match="must be a mipnet.nn.data.Dataset"):
         train(m, (digits.X_train, digits.y_train), epochs=1)
     with pytest.raises(TrainingError, match="num_threads must be a positive integer"):
         train(m, digits, epochs=1, num_threads=0)
+    with pytest.raises(MipnetError, match="must be a mipnet.nn.data.Dataset"):
+        evaluate(m, "digits")
+    with pytest.raises(InvalidNetworkError, match="must be a torch.nn.Module"):
+        evaluate("model", digits)
     before = torch.get_num_threads()
     r = train(m, digits, epochs=0, progress=True, num_threads=1)  # zero epochs: just evaluates
     assert torch.get_num_threads() == before  # restored

@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from mipnet.nn.data import load_dataset
-from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, PlotError, PruningError
+from mipnet.core.errors import DatasetError, InvalidArgumentError, InvalidNetworkError, PlotError, PruningError
 from mipnet.nn.pruning import kept_count
 from mipnet.sparsity import allocate_sparsity
 from mipnet.nn.workflow import (
+    METHOD_ALIASES,
     WORKFLOW_METHODS,
     PruneRun,
     SweepResult,
@@ -103,6 +104,56 @@ def test_allocated_uses_allocate_sparsity(digits, dense):
     assert abs(sum(run.kept[:-1]) - d * sum(SIZES[:-1])) <= 1.0
 
 
+def test_stages_call_on_stage_with_snapshots(digits, dense):
+    seen = []
+
+    def on_stage(epochs, model, acc):
+        lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        assert not any(hasattr(m, "weight_mask") for m in lins)  # masks made permanent
+        seen.append((epochs, _state(model), acc, [int((m.weight != 0).sum()) for m in lins]))
+
+    run = prune_and_finetune(dense.model, digits, method="random", density=0.3, finetune_epochs=(0, 1, 3), seed=2,
+                             num_threads=1, on_stage=on_stage)
+    assert [e for e, *_ in seen] == [0, 1, 3]
+    assert seen[0][2] == run.accuracy_pruned and seen[-1][2] == run.accuracy_finetuned
+    assert run.finetune_epochs == 3 and len(run.finetuning) == 2
+    assert [f["epochs"] for f in run.finetuning] == [1, 2]  # 1 epoch, then 2 more
+    assert all(n <= k for n, k in zip(seen[1][3], run.kept))  # pruned weights stay zero at every stage
+    assert any(not torch.equal(seen[0][1][k], seen[1][1][k]) for k in seen[0][1])  # the snapshots differ
+    for k, v in run.model.state_dict().items():  # the last stage's model is the kept one
+        assert torch.equal(v, seen[-1][1][k]), k
+    # the same as one call per stage count (each stage seeded the same way)
+    one = prune_and_finetune(dense.model, digits, method="random", density=0.3, finetune_epochs=1, seed=2,
+                             num_threads=1)
+    assert one.accuracy_finetuned == seen[1][2]
+    for k, v in one.model.state_dict().items():
+        assert torch.equal(v, seen[1][1][k]), k
+
+
+def test_pruning_options_pass_through(digits, dense):
+    assert METHOD_ALIASES == {"magnitude": "uniform"}
+    a = prune_and_finetune(dense.model, digits, method="magnitude", density=0.2, finetune_epochs=0, num_threads=1)
+    b = prune_and_finetune(dense.model, digits, method="uniform", density=0.2, finetune_epochs=0, num_threads=1)
+    assert a.kept == b.kept and a.accuracy_pruned == b.accuracy_pruned and a.method == "magnitude"
+    assert a.report.method == "magnitude" and a.finetuning == ()
+    out = prune_and_finetune(dense.model, digits, method="uniform", density=0.2, prune_output=True,
+                             finetune_epochs=0, num_threads=1)
+    assert list(out.kept) == [kept_count(0.2, s) for s in SIZES]
+    per = prune_and_finetune(dense.model, digits, method="uniform", density=0.2, densities=[0.5, 0.1],
+                             finetune_epochs=0, num_threads=1)
+    assert list(per.requested_densities) == [0.5, 0.1, 1.0]
+    assert list(per.kept) == [kept_count(0.5, SIZES[0]), kept_count(0.1, SIZES[1]), SIZES[2]]
+    sipp = prune_and_finetune(dense.model, digits, method="sipp", density=0.3, finetune_epochs=0, num_threads=1,
+                              prune_kw={"batch_size": 17})
+    assert sipp.report.details["batch_size"] == 17
+    d = json.loads(json.dumps(sipp.to_dict()))
+    assert "report" not in d and "finetuning" not in d
+    assert tuple(PruneRun(**d).kept) == sipp.kept  # from_dict's route still works
+    ft = prune_and_finetune(dense.model, digits, method="global", density=0.3, finetune_epochs=1, num_threads=1,
+                            optimizer="adam", lr=1e-3)
+    assert ft.finetuning[0]["optimizer"] == "adam" and ft.finetuning[0]["test_accuracy"] == ft.accuracy_finetuned
+
+
 def test_without_model_and_network_error(digits, dense):
     run = prune_and_finetune(dense.model, digits, method="uniform", density=0.5, finetune_epochs=0,
                              keep_model=False, num_threads=1)
@@ -187,6 +238,11 @@ def test_plots(digits, tmp_path):
     assert np.all(np.asarray(alloc) >= np.asarray(uni) - 1e-9)  # the allocation never loses to uniform
     with pytest.raises(PlotError, match="densities"):
         plot_log_bound_vs_density(WIDTHS, densities=[0.0])
+    from mipnet.plotting import plot_gap_vs_density
+
+    for bad in (None, "abc", 3):
+        with pytest.raises(PlotError, match="GapSweep"):
+            plot_gap_vs_density(bad)
 
 
 def test_validation(digits, dense):
@@ -196,6 +252,21 @@ def test_validation(digits, dense):
         prune_and_finetune(dense.model, digits, method="uniform", density=0.0)
     with pytest.raises(InvalidArgumentError, match="finetune_epochs"):
         prune_and_finetune(dense.model, digits, method="uniform", density=0.1, finetune_epochs=-1)
+    for fe in ((3, 1), (), "10", (0, -1)):
+        with pytest.raises(InvalidArgumentError, match="finetune_epochs"):
+            prune_and_finetune(dense.model, digits, method="uniform", density=0.1, finetune_epochs=fe)
+    with pytest.raises(InvalidArgumentError, match="seed must be an integer >= 0"):
+        prune_and_finetune(dense.model, digits, method="random", density=0.1, seed="abc")
+    with pytest.raises(DatasetError, match="dataset must be a mipnet.nn.data.Dataset"):
+        prune_and_finetune(dense.model, "digits", method="uniform", density=0.1)
+    with pytest.raises(PruningError, match="per-layer densities apply to"):
+        prune_and_finetune(dense.model, digits, method="global", density=0.1, densities=[0.1, 0.1])
+    with pytest.raises(PruningError, match="densities must be a list of numbers"):
+        prune_and_finetune(dense.model, digits, method="uniform", density=0.1, densities=-1)
+    with pytest.raises(PruningError, match="densities must be a list of numbers"):
+        prune_and_finetune(dense.model, digits, method="uniform", density=0.1, densities="ab", finetune_epochs=0)
+    with pytest.raises(InvalidNetworkError, match="widths must be a sequence"):
+        allocation_for("ab", 0.1)
     with pytest.raises(InvalidNetworkError, match="64 inputs"):
         train_dense(digits, (30, 10, 10), epochs=1)
     with pytest.raises(InvalidNetworkError, match="10 classes"):
@@ -208,3 +279,14 @@ def test_validation(digits, dense):
     with pytest.raises(InvalidArgumentError, match="too small"):
         sparsity_sweep(digits, WIDTHS, densities=(1e-5,), methods=("allocated",), seeds=(0,))
     assert not math.isnan(dense.test_accuracy)
+
+
+def test_demo_validates_its_arguments(tmp_path):
+    from mipnet.demo import run_demo
+
+    for kw, match in ((dict(epochs=0), "epochs must be an integer >= 1"), (dict(seed=-1), "seed must be"),
+                      (dict(radius=0.0), "radius must be a positive number"),
+                      (dict(time_limit="60"), "time_limit must be a positive number")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            run_demo(tmp_path / "demo", echo=None, **kw)
+    assert not (tmp_path / "demo").exists()  # nothing written before the arguments are checked

@@ -280,15 +280,19 @@ def _subsample(X, y, limit, rng):
     return X[idx], y[idx]
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def _validate(name, path, test_fraction, seed, limit):
     if not isinstance(name, (str, os.PathLike)):
         raise DatasetError(f"name must be a dataset name {DATASET_NAMES} or a folder, got {type(name).__name__}")
-    if not (0.0 < float(test_fraction) < 1.0):
-        raise DatasetError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-    if limit is not None and (int(limit) != limit or limit < 1):
+    if not (isinstance(test_fraction, (int, float, np.integer, np.floating)) and 0.0 < float(test_fraction) < 1.0):
+        raise DatasetError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
+    if limit is not None and (not _is_int(limit) or limit < 1):
         raise DatasetError(f"limit must be a positive integer (samples per split) or None, got {limit!r}")
-    if int(seed) != seed:
-        raise DatasetError(f"seed must be an integer, got {seed!r}")
+    if not _is_int(seed) or seed < 0:
+        raise DatasetError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def load_dataset(

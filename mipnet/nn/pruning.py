@@ -4,7 +4,7 @@ Every method computes one 0/1 mask per ``nn.Linear`` weight and applies it with
 :func:`torch.nn.utils.prune.custom_from_mask`: the mask is a buffer
 (``weight_mask``), the trainable tensor becomes ``weight_orig`` and a forward
 pre-hook sets ``weight = weight_orig * weight_mask``. Masks therefore stay
-applied during fine-tuning (:func:`mipnet.training.finetune`);
+applied during fine-tuning (:func:`mipnet.nn.training.finetune`);
 :func:`make_permanent` removes them with :func:`torch.nn.utils.prune.remove`,
 leaving plain weights with exact zeros.
 
@@ -95,6 +95,12 @@ def _check_density(density, what: str = "density") -> float:
     if not (0.0 < d <= 1.0):
         raise PruningError(f"{what} must lie in (0, 1] (fraction of weights kept), got {density!r}")
     return d
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise PruningError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def kept_count(density: float, size: int, *, at_least_one: bool = True) -> int:
@@ -190,7 +196,7 @@ def _check_densities(model, densities) -> list[float]:
     n = len(_linears(model))
     try:
         ds = [float(d) for d in densities]
-    except TypeError:
+    except (TypeError, ValueError):
         raise PruningError(f"densities must be a list of numbers, one per Linear layer, got {densities!r}") from None
     if len(ds) == n - 1:
         ds.append(1.0)
@@ -336,7 +342,7 @@ def random_prune(model, densities: Sequence[float], *, seed: int = 0):
     Weights already pruned are not drawn again while enough others remain.
     """
     ds = _check_densities(model, densities)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     lins = _linears(model)
     layer_masks = {}
     for i, (m, d) in enumerate(zip(lins, ds)):
@@ -383,9 +389,14 @@ def sipp_sample_size(widths: Sequence[int], *, delta: float = 0.1) -> int:
     >>> sipp_sample_size([64, 32, 16, 10])
     36
     """
-    ws = [int(w) for w in widths][1:]
-    if not ws or not (0 < delta < 1):
-        raise PruningError(f"need widths (n0, ..., n_out) and 0 < delta < 1; got {list(widths)}, {delta}")
+    try:
+        ws = [int(w) for w in widths][1:]
+        ok = bool(ws) and min(ws) >= 1 and 0 < float(delta) < 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise PruningError(f"need widths (n0, ..., n_out) of positive integers and 0 < delta < 1; "
+                           f"got {widths!r}, {delta!r}")
     eta, eta_star = sum(ws), max(ws)
     return int(math.ceil(3.0 * math.log(8.0 * eta * eta_star / delta)))
 
@@ -543,7 +554,7 @@ def sipp_prune(model, densities: Sequence[float], data_batch, *, variant: str = 
     X = _check_batch(model, data_batch, "data_batch")
     lins = _linears(model)
     inputs = _layer_inputs(model, X)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     layer_masks, scales, draws = {}, {}, []
     for i, (m, d) in enumerate(zip(lins, ds)):
         if d >= 1.0:
@@ -641,7 +652,7 @@ def prune(model, method: str, density: float, *, data=None, seed: int = 0, prune
     Parameters
     ----------
     model : torch.nn.Module
-        An MLP taking raw inputs (e.g. from :func:`mipnet.training.train`).
+        An MLP taking raw inputs (e.g. from :func:`mipnet.nn.training.train`).
     method : {"magnitude", "global", "random", "sipp", "snip", "allocated"}
         ``magnitude``: layer-wise, same density in every hidden layer (or
         ``densities``); ``global``: one magnitude threshold; ``random``: random
@@ -665,7 +676,9 @@ def prune(model, method: str, density: float, *, data=None, seed: int = 0, prune
     if method not in PRUNING_METHODS:
         raise PruningError(f"method must be one of {', '.join(PRUNING_METHODS)}, got {method!r}")
     d = _check_density(density)
-    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+    seed = _check_seed(seed)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
         raise PruningError(f"batch_size must be a positive integer, got {batch_size!r}")
     if densities is not None and method not in ("magnitude", "random", "sipp"):
         raise PruningError(f"per-layer densities apply to magnitude, random and sipp, not to {method!r}")

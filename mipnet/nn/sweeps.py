@@ -8,7 +8,6 @@ The torch side of the pruning-gap study; the certificate itself lives in
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -19,11 +18,12 @@ from torch import nn
 from mipnet.analyses.gap import data_array, pruning_gap
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError
+from mipnet.core.network import Network
 from mipnet.core.results import json_float
 from mipnet.io.torch import from_torch
-from mipnet.nn.pruning import PRUNING_METHODS, achieved_densities, make_permanent, prune
-from mipnet.nn.training import evaluate, finetune
-from mipnet.nn.workflow import allocation_for, torch_threads, train_dense
+from mipnet.nn.pruning import PRUNING_METHODS
+from mipnet.nn.training import evaluate
+from mipnet.nn.workflow import allocation_for, prune_and_finetune, torch_threads, train_dense
 
 __all__ = ["GapSweep", "gap_run", "gap_sweep", "LayerSensitivity", "layer_sensitivity", "GAP_METHODS"]
 
@@ -35,7 +35,6 @@ GAP_METHODS = ("random", "magnitude", "sipp")
 
 # ---------------------------------------------------------------------------- sweeps: validation
 def _check_methods(methods) -> tuple:
-
     if isinstance(methods, str):
         methods = (methods,)
     ms = tuple(methods)
@@ -117,10 +116,13 @@ def gap_run(
     num_threads: Optional[int] = 1,
     gap_kw: Optional[dict] = None,
     original: Optional[Network] = None,
+    accuracy_dense: Optional[float] = None,
 ) -> list:
     """Prune a copy of ``model`` once, then measure its gaps at each fine-tuning stage.
 
-    A pure function of its arguments (the unit a sweep distributes).
+    A pure function of its arguments (the unit a sweep distributes). Pruning and
+    fine-tuning are :func:`mipnet.nn.workflow.prune_and_finetune`'s; this adds the
+    certificate (:func:`mipnet.analyses.gap.pruning_gap`) at each stage.
 
     Parameters
     ----------
@@ -142,11 +144,13 @@ def gap_run(
     epsilon, time_limit, time_limit_per_milp
         Passed to :func:`pruning_gap` (time limits per stage).
     lr, batch_size, num_threads
-        Fine-tuning options (:func:`mipnet.training.finetune`, SGD).
+        Fine-tuning options (:func:`mipnet.nn.training.finetune`, SGD).
     gap_kw : dict, optional
         More options for :func:`pruning_gap`.
     original : Network, optional
         ``from_torch(model)`` if already converted.
+    accuracy_dense : float, optional
+        The original's test accuracy if already known (saves one evaluation).
 
     Returns
     -------
@@ -154,9 +158,6 @@ def gap_run(
         One row per stage: method, density, seed, finetune_epochs, achieved per-layer
         densities, test accuracy, worst-case bounds, data gaps, ratios, time.
     """
-    import copy
-
-
     if method not in GAP_METHODS:
         raise InvalidArgumentError(f"method must be one of {GAP_METHODS}, got {method!r}")
     n_lin = _linear_count(model)
@@ -167,25 +168,8 @@ def gap_run(
     dom = as_domain(domain, f.input_dim)
     rows = []
     t0 = time.perf_counter()
-    with torch_threads(num_threads):
-        m = copy.deepcopy(model)
-        kw = {"seed": int(seed)}
-        if method == "sipp":
-            kw["data"] = dataset
-        if np.ndim(dens) == 0:
-            prune(m, method, dens, **kw)
-        else:
-            prune(m, method, min(dens), densities=list(dens), **kw)
-        achieved = tuple(achieved_densities(m))
-    done = 0
-    for e in stages:
-        if e > done:
-            finetune(m, dataset, epochs=e - done, lr=lr, batch_size=batch_size, seed=int(seed), progress=False,
-                     num_threads=num_threads)
-            done = e
-        snap = make_permanent(copy.deepcopy(m))
-        with torch_threads(num_threads):
-            acc = evaluate(snap, dataset)
+
+    def measure(e, snap, acc):
         g = from_torch(snap)
         res = pruning_gap(f, g, dom, data=X, epsilon=epsilon, time_limit=time_limit,
                           time_limit_per_milp=time_limit_per_milp, seed=int(seed), **(gap_kw or {}))
@@ -196,7 +180,7 @@ def gap_run(
             "density_label": _density_label(dens),
             "seed": int(seed),
             "finetune_epochs": int(e),
-            "achieved_densities": list(achieved),
+            "achieved_densities": None,  # the masks' densities, filled in below
             "accuracy": float(acc),
             "lower": float(res.lower),
             "upper": float(res.upper),
@@ -218,6 +202,13 @@ def gap_run(
         })
         log.info("%s density %s seed %d, %d ft epochs: gap in [%.4g, %.4g], data max %.4g (%.1f s)", method,
                  _density_label(dens), seed, e, res.lower, res.upper, d["max"], res.seconds)
+
+    layerwise = {} if np.ndim(dens) == 0 else {"densities": list(dens)}
+    run = prune_and_finetune(model, dataset, method=method, density=dens if np.ndim(dens) == 0 else min(dens),
+                       finetune_epochs=stages, seed=int(seed), lr=lr, batch_size=batch_size, num_threads=num_threads,
+                       keep_model=False, accuracy_dense=accuracy_dense, on_stage=measure, **layerwise)
+    for r in rows:
+        r["achieved_densities"] = list(run.achieved_densities)
     log.debug("gap_run took %.1f s", time.perf_counter() - t0)
     return rows
 
@@ -353,7 +344,7 @@ def gap_sweep(
     ----------
     model : torch.nn.Module or None
         The trained original; ``None`` trains ``make_mlp(widths)`` on ``dataset``
-        first (:func:`mipnet.workflow.train_dense`, ``epochs``, ``train_kw``).
+        first (:func:`mipnet.nn.workflow.train_dense`, ``epochs``, ``train_kw``).
     dataset : Dataset
     domain : Domain, optional
         Default: the dataset's ``input_range`` box.
@@ -420,7 +411,8 @@ def gap_sweep(
         for m, d, s in jobs:
             rs = gap_run(model, dataset, dom, method=m, density=d, seed=s, finetune_epochs=stages, epsilon=epsilon,
                          time_limit=time_limit, time_limit_per_milp=time_limit_per_milp, lr=lr,
-                         batch_size=batch_size, num_threads=num_threads, gap_kw=gap_kw, original=f)
+                         batch_size=batch_size, num_threads=num_threads, gap_kw=gap_kw, original=f,
+                         accuracy_dense=dense_acc)
             rows.extend(rs)
             if on_row is not None:
                 for r in rs:
@@ -553,7 +545,8 @@ def layer_sensitivity(
     with torch_threads(num_threads):
         dense_acc = float(evaluate(model, dataset))
     common = dict(seed=seed, finetune_epochs=(int(finetune_epochs),), epsilon=epsilon, time_limit=time_limit,
-                  time_limit_per_milp=time_limit_per_milp, num_threads=num_threads, gap_kw=gap_kw, original=f)
+                  time_limit_per_milp=time_limit_per_milp, num_threads=num_threads, gap_kw=gap_kw, original=f,
+                  accuracy_dense=dense_acc)
     rows = []
     for layer in ls:
         vec = [1.0] * n_lin

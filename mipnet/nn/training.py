@@ -286,7 +286,12 @@ def evaluate(model, dataset, split: str = "test", *, device=None, batch_size: in
         Default: the device the model's parameters are on.
     """
     import torch
+    from torch import nn
 
+    if not isinstance(model, nn.Module):
+        raise InvalidNetworkError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not (hasattr(dataset, "X_test") and callable(getattr(dataset, "split", None))):
+        raise DatasetError(f"dataset must be a mipnet.nn.data.Dataset, got {type(dataset).__name__}")
     X, y = dataset.split(split)
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None else torch.float32
@@ -354,27 +359,38 @@ class _Adam:
                 p.addcdiv_(m, denom, value=-self.lr / c1)
 
 
-def _validate_train(model, dataset, epochs, lr, batch_size, optimizer, momentum, l1, input_scale):
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) \
+        and math.isfinite(v)
+
+
+def _validate_train(model, dataset, epochs, lr, batch_size, optimizer, momentum, l1, input_scale, seed=0):
     from torch import nn
 
     if not isinstance(model, nn.Module):
         raise InvalidNetworkError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not hasattr(dataset, "X_train"):
-        raise DatasetError(f"dataset must be a mipnet.data.Dataset, got {type(dataset).__name__}")
-    if int(epochs) != epochs or epochs < 0:
+        raise DatasetError(f"dataset must be a mipnet.nn.data.Dataset, got {type(dataset).__name__}")
+    if not _is_int(epochs) or epochs < 0:
         raise TrainingError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if not (lr > 0 and math.isfinite(lr)):
+    if not (_is_real(lr) and lr > 0):
         raise TrainingError(f"lr must be a positive number, got {lr!r}")
-    if int(batch_size) != batch_size or batch_size < 1:
+    if not _is_int(batch_size) or batch_size < 1:
         raise TrainingError(f"batch_size must be a positive integer, got {batch_size!r}")
     if optimizer not in _OPTIMIZERS:
         raise TrainingError(f"optimizer must be one of {_OPTIMIZERS}, got {optimizer!r}")
-    if not (0 <= momentum < 1):
+    if not (_is_real(momentum) and 0 <= momentum < 1):
         raise TrainingError(f"momentum must lie in [0, 1), got {momentum!r}")
-    if not (l1 >= 0 and math.isfinite(l1)):
+    if not (_is_real(l1) and l1 >= 0):
         raise TrainingError(f"l1 must be a non-negative number, got {l1!r}")
-    if not (input_scale == "auto" or (isinstance(input_scale, (int, float)) and input_scale > 0)):
+    if not (input_scale == "auto" or (_is_real(input_scale) and input_scale > 0)):
         raise TrainingError(f"input_scale must be 'auto' or a positive number, got {input_scale!r}")
+    if not _is_int(seed) or seed < 0:
+        raise TrainingError(f"seed must be an integer >= 0, got {seed!r}")
     first = _first_linear(model)
     if first is not None and first.in_features != dataset.input_dim:
         raise InvalidNetworkError(
@@ -450,7 +466,7 @@ def train(
     """
     import torch
 
-    _validate_train(model, dataset, epochs, lr, batch_size, optimizer, momentum, l1, input_scale)
+    _validate_train(model, dataset, epochs, lr, batch_size, optimizer, momentum, l1, input_scale, seed)
     if num_threads is not None and (int(num_threads) != num_threads or num_threads < 1):
         raise TrainingError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     dev = resolve_device(device)

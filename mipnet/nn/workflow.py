@@ -1,7 +1,9 @@
 """The pruning pipeline in one place: train dense → allocate → prune → fine-tune → evaluate.
 
-The CLI, the benchmarks and the notebooks call these functions instead of chaining
-:mod:`mipnet.training`, :mod:`mipnet.sparsity` and :mod:`mipnet.pruning` themselves.
+The demo, the benchmarks, the notebooks and :mod:`mipnet.nn.sweeps` call these functions
+instead of chaining :mod:`mipnet.nn.training`, :mod:`mipnet.sparsity` and
+:mod:`mipnet.nn.pruning` themselves: :func:`prune_and_finetune` is *the* prune -> fine-tune
+-> evaluate chain (with optional intermediate fine-tuning stages, see ``on_stage``).
 
 Work units are pure functions of their inputs: :func:`prune_and_finetune` deep-copies
 the model it is given, and :func:`sweep_seed` (one seed: train dense once, then every
@@ -11,7 +13,7 @@ can be spread over processes or a Dask/Ray cluster seed by seed.
 
 Methods
 -------
-``"uniform"``
+``"uniform"`` (or ``"magnitude"``, :func:`mipnet.nn.pruning.prune`'s name for it)
     Layer-wise magnitude pruning, the same density in every hidden layer (output layer dense).
 ``"allocated"``
     Layer-wise magnitude pruning at the per-layer densities of
@@ -49,10 +51,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, PruningError
+from mipnet.core.errors import DatasetError, InvalidArgumentError, InvalidNetworkError, PruningError
 
 __all__ = [
     "WORKFLOW_METHODS",
+    "METHOD_ALIASES",
     "DenseRun",
     "PruneRun",
     "SweepResult",
@@ -65,7 +68,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Workflow method name -> :func:`mipnet.pruning.prune` method.
+#: Workflow method name -> :func:`mipnet.nn.pruning.prune` method.
 WORKFLOW_METHODS = {
     "uniform": "magnitude",
     "allocated": "magnitude",
@@ -74,6 +77,9 @@ WORKFLOW_METHODS = {
     "sipp": "sipp",
     "snip": "snip",
 }
+
+#: Names :func:`prune_and_finetune` also accepts: :func:`mipnet.nn.pruning.prune`'s own.
+METHOD_ALIASES = {"magnitude": "uniform"}
 
 
 # ---------------------------------------------------------------------------- results
@@ -128,6 +134,11 @@ class PruneRun:
     model : torch.nn.Module or None
         The fine-tuned model with its masks made permanent (exact zeros), or None when
         the sweep was asked not to keep models. :meth:`network` converts it.
+    report : PruningReport or None
+        What :func:`mipnet.nn.pruning.prune` did (not part of :meth:`to_dict`).
+    finetuning : tuple of dict
+        :meth:`mipnet.nn.training.TrainingResult.to_dict` of each fine-tuning call, one
+        per fine-tuning stage (empty without fine-tuning; not part of :meth:`to_dict`).
     """
 
     method: str
@@ -145,6 +156,8 @@ class PruneRun:
     finetune_seconds_per_epoch: float
     seconds: float
     model: object = field(default=None, repr=False, compare=False)
+    report: object = field(default=None, repr=False, compare=False)
+    finetuning: tuple = field(default=(), repr=False, compare=False)
 
     def network(self):
         """The fine-tuned pruned model as a :class:`mipnet.Network` (float64)."""
@@ -163,7 +176,8 @@ class PruneRun:
 
     def to_dict(self) -> dict:
         d = self._fields()
-        d.pop("model")
+        for k in ("model", "report", "finetuning"):
+            d.pop(k)
         for k in ("requested_densities", "achieved_densities", "kept", "sizes"):
             d[k] = None if d[k] is None else list(d[k])
         return d
@@ -351,9 +365,24 @@ def torch_threads(n):
 
 
 def _check_method(method) -> str:
-    if method not in WORKFLOW_METHODS:
-        raise PruningError(f"method must be one of {', '.join(WORKFLOW_METHODS)}, got {method!r}")
+    if method not in WORKFLOW_METHODS and method not in METHOD_ALIASES:
+        names = ", ".join([*WORKFLOW_METHODS, *METHOD_ALIASES])
+        raise PruningError(f"method must be one of {names}, got {method!r}")
     return method
+
+
+def _check_stages(finetune_epochs) -> tuple[int, ...]:
+    """An epoch count >= 0, or increasing epoch counts >= 0 (the fine-tuning stages)."""
+    if isinstance(finetune_epochs, (int, np.integer)) and not isinstance(finetune_epochs, bool):
+        return (_check_count(finetune_epochs, "finetune_epochs"),)
+    if isinstance(finetune_epochs, (str, bytes)) or not hasattr(finetune_epochs, "__iter__"):
+        raise InvalidArgumentError(f"finetune_epochs must be an integer >= 0 or increasing integers >= 0, "
+                                   f"got {finetune_epochs!r}")
+    st = tuple(_check_count(e, f"finetune_epochs[{i}]") for i, e in enumerate(finetune_epochs))
+    if not st or list(st) != sorted(set(st)):
+        raise InvalidArgumentError(f"finetune_epochs must be increasing epoch counts >= 0, e.g. (0, 10), "
+                                   f"got {list(st)}")
+    return st
 
 
 def _check_density(d, name="density") -> float:
@@ -372,7 +401,15 @@ def _check_count(v, name, *, minimum=0) -> int:
     return int(v)
 
 
+def _check_dataset(dataset):
+    if not all(hasattr(dataset, a) for a in ("input_dim", "num_classes", "X_train")):
+        raise DatasetError(f"dataset must be a mipnet.nn.data.Dataset (e.g. load_dataset('digits')), "
+                           f"got {type(dataset).__name__}")
+    return dataset
+
+
 def _check_widths(widths, dataset) -> tuple[int, ...]:
+    _check_dataset(dataset)
     try:
         w = tuple(int(x) for x in widths)
     except (TypeError, ValueError):
@@ -407,7 +444,11 @@ def _allocation(widths: tuple, density: float) -> tuple:
 def allocation_for(widths: Sequence[int], density: float) -> tuple[float, ...]:
     """Per-layer densities of :func:`mipnet.sparsity.allocate_sparsity` (hidden layers pruned,
     output dense, binomial rank model), cached per (widths, density)."""
-    return _allocation(tuple(int(x) for x in widths), _check_density(density))
+    try:
+        w = tuple(int(x) for x in widths)
+    except (TypeError, ValueError):
+        raise InvalidNetworkError(f"widths must be a sequence of positive integers, got {widths!r}") from None
+    return _allocation(w, _check_density(density))
 
 
 # ---------------------------------------------------------------------------- work units
@@ -416,22 +457,29 @@ def train_dense(dataset, widths: Sequence[int], *, epochs: int = 15, seed: int =
                 **train_kw):
     """Build ``make_mlp(widths, seed=seed)`` and train it (Cai et al.: 15 epochs, SGD lr 1e-2, batch 128).
 
-    Returns the :class:`mipnet.training.TrainingResult` (its ``model`` is the trained MLP).
-    Extra keyword arguments go to :func:`mipnet.training.train`.
+    Returns the :class:`mipnet.nn.training.TrainingResult` (its ``model`` is the trained MLP).
+    Extra keyword arguments go to :func:`mipnet.nn.training.train`.
     """
     from mipnet.nn.training import make_mlp, train
 
     w = _check_widths(widths, dataset)
     _check_count(epochs, "epochs")
+    _check_count(seed, "seed")
     model = make_mlp(w, seed=seed)
     return train(model, dataset, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
                  progress=progress, num_threads=num_threads, **train_kw)
 
 
-def prune_and_finetune(model, dataset, *, method: str, density: float, finetune_epochs: int = 15, seed: int = 0,
-                       lr: float = 1e-2, batch_size: int = 128, device=None, num_threads: int | None = None,
-                       keep_model: bool = True, accuracy_dense: float | None = None, **train_kw) -> PruneRun:
+def prune_and_finetune(model, dataset, *, method: str, density: float, finetune_epochs=15, seed: int = 0,
+                       densities: Sequence[float] | None = None, prune_output: bool = False,
+                       prune_kw: dict | None = None, lr: float = 1e-2, batch_size: int = 128, device=None,
+                       num_threads: int | None = None, progress: bool = False, keep_model: bool = True,
+                       accuracy_dense: float | None = None,
+                       on_stage: Callable[[int, object, float], None] | None = None, **train_kw) -> PruneRun:
     """Prune a copy of ``model`` once, fine-tune it with its mask fixed, and evaluate it.
+
+    The one prune -> fine-tune -> evaluate chain of mipnet: the sweeps, the pruning-gap
+    study (:func:`mipnet.nn.sweeps.gap_run`), the demo and the notebooks call it.
 
     Parameters
     ----------
@@ -439,53 +487,94 @@ def prune_and_finetune(model, dataset, *, method: str, density: float, finetune_
         A trained MLP (e.g. ``train_dense(...).model``); it is deep-copied, never changed.
     dataset : Dataset
     method : str
-        One of :data:`WORKFLOW_METHODS` (see the module notes).
+        One of :data:`WORKFLOW_METHODS` (see the module notes), or ``"magnitude"``
+        (:func:`mipnet.nn.pruning.prune`'s name for ``"uniform"``).
     density : float in (0, 1]
-        Fraction of the hidden layers' weights kept; the output layer stays dense.
-    finetune_epochs : int
-        Epochs of fine-tuning (SGD with the masks applied; 0 skips it).
+        Fraction of the hidden layers' weights kept; the output layer stays dense
+        unless ``prune_output``.
+    finetune_epochs : int or sequence of int
+        Epochs of fine-tuning (SGD with the masks applied; 0 skips it). Increasing
+        counts such as ``(0, 5, 10)`` fine-tune in stages and call ``on_stage`` after
+        each (0: right after pruning); the result describes the last stage.
     seed : int
-        Seeds the random methods, SiPP's/SNIP's batch and the fine-tuning batch order.
-    lr, batch_size, device, num_threads, **train_kw
-        Passed to :func:`mipnet.training.finetune`; ``num_threads`` also applies to
-        pruning and evaluation.
+        Seeds the random methods, SiPP's/SNIP's batch and the fine-tuning batch order
+        (every stage is seeded with it).
+    densities : sequence of float, optional
+        Per-weight-matrix densities for ``uniform``/``magnitude``, ``random`` and ``sipp``
+        (one per matrix, or one fewer: the output layer then stays dense), overriding
+        ``density``.
+    prune_output : bool
+        Prune the output layer too (layer-wise and global methods).
+    prune_kw : dict, optional
+        More options for :func:`mipnet.nn.pruning.prune` (``batch_size`` of SiPP's/SNIP's
+        data batch, SiPP's ``variant`` and ``delta``).
+    lr, batch_size, device, num_threads, progress, **train_kw
+        Passed to :func:`mipnet.nn.training.finetune` (e.g. ``optimizer``, ``l1``);
+        ``num_threads`` also applies to pruning and evaluation.
     keep_model : bool
         Keep the fine-tuned model (masks made permanent) in the result.
     accuracy_dense : float, optional
         The dense model's test accuracy if already known (otherwise evaluated).
+    on_stage : callable, optional
+        ``on_stage(epochs, model, accuracy)`` after each stage of ``finetune_epochs``:
+        the epochs of fine-tuning done, the pruned model at that point with its masks
+        made permanent (read it, do not change it), and its test accuracy.
 
     Returns
     -------
     PruneRun
+
+    Raises
+    ------
+    PruningError
+        For an unknown ``method``, or per-layer ``densities`` with a method that takes none.
+    InvalidArgumentError
+        For a density outside (0, 1] or bad epoch counts.
+    InvalidNetworkError
+        When ``model`` is not an MLP matching ``dataset``.
     """
     from mipnet.nn.pruning import make_permanent, prune
     from mipnet.nn.training import evaluate, finetune
 
     _check_method(method)
     d = _check_density(density)
-    _check_count(finetune_epochs, "finetune_epochs")
+    stages = _check_stages(finetune_epochs)
+    _check_count(seed, "seed")
+    _check_dataset(dataset)
     widths = _check_widths(_model_widths(model), dataset)
+    if densities is not None:
+        if method not in ("uniform", "magnitude", "random", "sipp"):
+            raise PruningError(f"per-layer densities apply to uniform (magnitude), random and sipp, not to {method!r}")
+        if isinstance(densities, (str, bytes)) or not hasattr(densities, "__iter__"):
+            raise PruningError(f"densities must be a list of numbers in (0, 1], one per weight matrix, "
+                               f"got {densities!r}")
     requested = allocation_for(widths, d) if method == "allocated" else None  # validates before any work
     t0 = time.perf_counter()
     with torch_threads(num_threads):
         if accuracy_dense is None:
             accuracy_dense = evaluate(model, dataset)
         m = copy.deepcopy(model)
-        kw = {}
+        kw = dict(prune_kw or {}, seed=seed, prune_output=prune_output)
         if method == "allocated":
-            kw["densities"] = requested
-        if method in ("random", "sipp", "snip"):
-            kw["seed"] = seed
+            kw["densities"] = [max(x, 1e-12) for x in requested]
+        elif densities is not None:
+            kw["densities"] = list(densities)
         if method in ("sipp", "snip"):
             kw["data"] = dataset
-        _, report = prune(m, WORKFLOW_METHODS[method], d, **kw)
-        acc_pruned = evaluate(m, dataset)
-    if finetune_epochs > 0:
-        res = finetune(m, dataset, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                       progress=False, num_threads=num_threads, **train_kw)
-        acc_ft, spe = res.test_accuracy, res.seconds_per_epoch
-    else:
-        acc_ft, spe = acc_pruned, 0.0
+        _, report = prune(m, WORKFLOW_METHODS[METHOD_ALIASES.get(method, method)], d, **kw)
+        acc = acc_pruned = evaluate(m, dataset)
+    done, opt_seconds, history = 0, 0.0, []
+    for i, e in enumerate(stages):
+        if e > done:
+            res = finetune(m, dataset, epochs=e - done, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                           progress=progress, num_threads=num_threads, **train_kw)
+            acc = res.test_accuracy
+            opt_seconds += res.seconds_per_epoch * (e - done)
+            history.append(res.to_dict())
+            done = e
+        if on_stage is not None:
+            last = i == len(stages) - 1
+            on_stage(int(e), make_permanent(m if last else copy.deepcopy(m)), float(acc))
     make_permanent(m)
     hidden = range(len(report.sizes) - 1)
     run = PruneRun(
@@ -499,11 +588,13 @@ def prune_and_finetune(model, dataset, *, method: str, density: float, finetune_
         hidden_density=sum(report.kept[i] for i in hidden) / sum(report.sizes[i] for i in hidden),
         accuracy_dense=float(accuracy_dense),
         accuracy_pruned=float(acc_pruned),
-        accuracy_finetuned=float(acc_ft),
-        finetune_epochs=int(finetune_epochs),
-        finetune_seconds_per_epoch=float(spe),
+        accuracy_finetuned=float(acc),
+        finetune_epochs=int(done),
+        finetune_seconds_per_epoch=opt_seconds / done if done else 0.0,
         seconds=time.perf_counter() - t0,
         model=m if keep_model else None,
+        report=report,
+        finetuning=tuple(history),
     )
     log.info("%s", run)
     return run
@@ -587,7 +678,7 @@ def sparsity_sweep(dataset, widths: Sequence[int], *, densities: Sequence[float]
     epochs, finetune_epochs : int
         Cai et al. use 15 and 15.
     lr, batch_size, device, num_threads
-        Training options (:func:`mipnet.training.train`).
+        Training options (:func:`mipnet.nn.training.train`).
     keep_models : bool
         Keep every fine-tuned model in its :class:`PruneRun` (memory grows with the sweep).
     progress : bool
