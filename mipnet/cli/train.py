@@ -1,7 +1,7 @@
 """``mipnet train`` and ``mipnet prune``: train an MLP on a dataset; prune and fine-tune a model.
 
-Python twins: :func:`mipnet.training.train`, :func:`mipnet.pruning.prune`,
-:func:`mipnet.training.finetune`.
+Python twins: :func:`mipnet.nn.training.train` and :func:`mipnet.nn.workflow.prune_and_finetune`
+(:func:`mipnet.nn.pruning.prune`, then :func:`mipnet.nn.training.finetune`).
 """
 
 from __future__ import annotations
@@ -175,9 +175,8 @@ def handle_prune(args: argparse.Namespace) -> int:
     check_output_path(args.output, inputs=[args.model])  # before torch is even imported
 
     from mipnet.io import load_network, save_network
-    from mipnet.io.torch import from_torch, to_torch
-    from mipnet.nn.pruning import make_permanent, prune
-    from mipnet.nn.training import evaluate, finetune
+    from mipnet.io.torch import to_torch
+    from mipnet.nn.workflow import prune_and_finetune
 
     t0 = time.perf_counter()
     net = load_network(args.model)
@@ -187,23 +186,17 @@ def handle_prune(args: argparse.Namespace) -> int:
             f"{args.model} maps {net.input_dim} inputs to {net.output_dim} outputs, but {data.name} has "
             f"{data.input_dim} inputs and {data.num_classes} classes; pick the matching --dataset"
         )
-    model = to_torch(net)
-    acc_before = evaluate(model, data)
-    model, report = call(prune, model, args.method, args.density, data=data, seed=args.seed,
-                         prune_output=args.prune_output, densities=args.densities,
-                         batch_size=args.data_batch, variant=args.sipp_variant or "deterministic",
-                         progress=progress_enabled(args))
-    acc_pruned = evaluate(model, data)
-    ft = None
-    if args.epochs and args.epochs > 0:
-        # finetune(**kwargs) hands everything, progress included, to train()
-        ft = call(lambda: finetune(model, data, epochs=args.epochs, **_train_kw(args)))
-        acc_final = ft.test_accuracy
-        ft_dict = ft.to_dict()
-    else:
-        acc_final, ft_dict = acc_pruned, None
-    make_permanent(model)
-    pruned = from_torch(model)
+    run = call(prune_and_finetune, to_torch(net), data, method=args.method, density=args.density,
+               densities=args.densities, prune_output=args.prune_output,
+               prune_kw=dict(batch_size=args.data_batch, variant=args.sipp_variant or "deterministic"),
+               finetune_epochs=args.epochs or 0, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
+               optimizer=args.optimizer, l1=args.l1, device=args.device, num_threads=args.threads,
+               progress=progress_enabled(args))
+    report = run.report
+    acc_before, acc_pruned, acc_final = run.accuracy_dense, run.accuracy_pruned, run.accuracy_finetuned
+    ft = run.finetuning[-1] if run.finetuning else None
+    ft_dict = ft
+    pruned = run.network()
     save_network(pruned, args.output)
     out = {
         "model": args.model,

@@ -399,15 +399,6 @@ def _validate_train(model, dataset, epochs, lr, batch_size, optimizer, momentum,
         )
 
 
-def _show_progress(progress: bool) -> bool:
-    if not progress:
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def train(
     model,
     dataset,
@@ -520,7 +511,7 @@ def _train(model, dataset, dev, *, epochs, lr, batch_size, optimizer, momentum, 
         from tqdm.auto import tqdm
 
         bar = tqdm(range(epochs), desc=f"train ({dev.type})", unit="epoch", file=sys.stderr,
-                   disable=not _show_progress(progress), leave=False)
+                   disable=not progress, leave=False)
         # the batch order is the only randomness; it comes from `gen`
         for epoch in bar:
             te = time.perf_counter()
