@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -436,21 +437,31 @@ class LinearModel:
             if use_target:
                 self._set("objective_target", -INF if self._maximize else INF)
         res = self._result(time.perf_counter() - t0)
-        if interrupted:  # HiGHS's own status then varies by version ("Interrupted by user", ...)
-            raise Interrupted("the solve was interrupted", partial=replace(res, status=SolveStatus.INTERRUPTED))
+        if interrupted:  # HiGHS's own status then varies by version ("Interrupted by user", "Not Set")
+            if res.status is not SolveStatus.INTERRUPTED:  # HiGHS kept no sound partial information
+                res = replace(res, status=SolveStatus.INTERRUPTED, dual_bound=None, mip_gap=None)
+            self.highs.clearSolver()  # the next solve starts afresh
+            raise Interrupted("the solve was interrupted", partial=res)
         return res
 
     def _run_direct(self) -> None:
         self.highs.run()
 
     def _run(self) -> bool:
-        """Run the solve; True if Ctrl-C stopped it."""
-        threaded = (
+        """Run the solve; True if Ctrl-C stopped it.
+
+        The solve runs in the calling (main) thread with a temporary SIGINT handler that
+        only sets a flag; HiGHS's interrupt callbacks (Python code, run by the solving
+        thread) let that handler run and then ask HiGHS to stop. Running HiGHS in a
+        worker thread instead leaves its thread pool joinable at exit when interrupted,
+        and the process aborts ("terminate called without an active exception").
+        """
+        guarded = (
             self._interruptible
             and (self.is_mip or self._num_rows >= _THREADED_ROWS)
             and threading.current_thread() is threading.main_thread()
         )
-        if not threaded:
+        if not guarded:
             self._run_direct()
             return False
         if not self._subscribed:
@@ -458,26 +469,17 @@ class LinearModel:
                 cb.subscribe(self._interrupt_event)
             self._subscribed = True
         self._stop.clear()
-        error: list = []
-
-        def work() -> None:
-            try:
-                self._run_direct()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                error.append(exc)
-
-        t = threading.Thread(target=work, name="mipnet-highs", daemon=True)
-        t.start()
-        interrupted = False
-        while t.is_alive():
-            try:
-                t.join(0.05)
-            except KeyboardInterrupt:
-                interrupted = True
-                self._stop.set()
-        if error:
-            raise SolverError(f"HiGHS failed: {error[0]}") from error[0]
-        return interrupted
+        previous = signal.getsignal(signal.SIGINT)
+        try:
+            signal.signal(signal.SIGINT, lambda signum, frame: self._stop.set())
+        except (ValueError, OSError):  # not allowed here: solve without the guard
+            self._run_direct()
+            return False
+        try:
+            self._run_direct()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return self._stop.is_set()
 
     def _interrupt_event(self, e) -> None:
         if self._stop.is_set():
