@@ -114,3 +114,113 @@ def test_layer_bounds_validation():
         LayerBounds([1.0], [0.0])
     with pytest.raises(ValueError, match="unknown bounds method"):
         compute_bounds(Network.random([1, 1]), Box(0, 1, dim=1), method="crown")
+
+
+# ---------------------------------------------------------------------------- soundness in floating point
+def _scaled(widths, seed, scale):
+    net = Network.random(widths, seed=seed, bias_scale=1.0)
+    return Network([W * scale for W in net.weights], [b * scale for b in net.biases])
+
+
+@pytest.mark.parametrize(
+    "widths,seed,scale,box",
+    [
+        ([4, 16, 16, 3], 0, 1.0, (-1.0, 1.0)),
+        ([4, 16, 16, 3], 0, 1e3, (-1.0, 1.0)),
+        ([6, 20, 20, 20, 2], 1, 1e3, (-1e4, 1e4)),
+        ([8, 24, 24, 2], 2, 1.0, (0.0, 1e8)),
+        ([6, 20, 20, 20, 2], 3, 1e-3, (0.0, 16.0)),
+        ([12, 16, 16, 4], 4, 1e3, (-1e6, 1e6)),
+    ],
+)
+@pytest.mark.parametrize("method", ["ia", "symbolic", "lp"])
+def test_bounds_contain_1e5_samples_at_any_magnitude(widths, seed, scale, box, method):
+    net = _scaled(widths, seed, scale)
+    dom = Box(box[0], box[1], dim=widths[0])
+    X = _adversarial_points(net, dom, n=100_000, seed=seed)  # all 2^n0 vertices lead the sample
+    b = compute_bounds(net, dom, method=method)
+    for y, lb in zip(net.preactivations(X), b.layers):
+        assert np.all(y >= lb.lower) and np.all(y <= lb.upper)
+
+
+def test_interval_bounds_cover_the_rounding_of_long_dot_products():
+    # 1 + 782 * 1e-16 + 1: each tiny term is below half an ulp of the running sum, so the
+    # float64 dot product loses ~5e-15, more than a fixed 8 eps widening (3.6e-15) covers
+    import math
+
+    n = 784
+    W = np.full((1, n), 1e-16)
+    W[0, 0] = W[0, -1] = 1.0
+    net = Network([W, np.ones((1, 1))], [np.zeros(1), np.zeros(1)])
+    dom = Box(1.0, 1.0, dim=n)
+    exact = math.fsum(W[0])  # the pre-activation at the only point of the domain, computed exactly
+    for b in (interval_bounds(net, dom), symbolic_bounds(net, dom), lp_bounds(net, dom)):
+        assert b.layers[0].lower[0] <= exact <= b.layers[0].upper[0]
+
+
+def test_lp_widening_covers_the_solver_tolerance():
+    # small weights: the LP optimum is ~1e-3 while HiGHS's absolute tolerances (1e-7) leave
+    # errors of ~1.4e-7 (a widening of 1e-7 (1 + |v|) is not enough); a re-solve at
+    # tolerance 1e-10 is the reference
+    from mipnet.bounds import lp_slack
+    from mipnet.milp.encoding import HighsModel
+
+    net = _scaled([64, 50, 50, 50, 10], 3, 1e-3)
+    dom = Box(-1.0, 1.0, dim=64)
+    sym = symbolic_bounds(net, dom)
+    tight = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+    models = [HighsModel(dom), HighsModel(dom, options=tight)]
+    cols = [m.input_cols for m in models]
+    hmag = np.maximum(sym.layers[0].upper, 0.0)
+    worst_old = worst_new = -np.inf
+    for l in range(net.num_hidden_layers):
+        W, b = net.layers[l]
+        if l > 0:
+            for i in range(W.shape[0]):
+                for sense in (1, -1):
+                    v, ref = (m.optimize_affine(c, W[i], b[i], maximize=sense == 1) for m, c in zip(models, cols))
+                    if v is None or ref is None:
+                        continue
+                    err = sense * (ref - v)  # > 0: the default solve is not conservative
+                    worst_old = max(worst_old, err - 1e-7 * (1 + abs(v)))
+                    worst_new = max(worst_new, err - lp_slack(v, W[i], b[i], hmag))
+            hmag = np.maximum(sym.layers[l].upper, 0.0)
+        cols = [m.add_layer(c, W, b, sym.layers[l], relax=True).h_cols for m, c in zip(models, cols)]
+    assert worst_old > 0  # the old absolute widening missed the solver error somewhere
+    assert worst_new < 0  # the widening relative to tolerance and magnitudes covers it
+
+
+def test_lp_time_limit_per_lp_takes_effect():
+    net = Network.random([784, 32, 32, 10], seed=0)
+    dom = Box(0.0, 1.0, dim=784)
+    full = lp_bounds(net, dom)
+    assert not full.notes
+    rushed = lp_bounds(net, dom, time_limit_per_lp=1e-6)
+    assert rushed.notes and all("LP not solved (time limit)" in n for n in rushed.notes)
+    assert rushed.tighter_or_equal(symbolic_bounds(net, dom), tol=0)  # kept the previous bounds
+    assert full.tighter_or_equal(rushed, tol=0) and not rushed.tighter_or_equal(full, tol=0)
+    assert rushed.contains(net, dom.sample(20_000, seed=0, include_vertices=True), tol=0)
+
+
+def test_lp_bounds_interrupted_returns_sound_partial_bounds(monkeypatch):
+    from mipnet.core.errors import Interrupted
+    from mipnet.milp.encoding import HighsModel
+
+    net = Network.random([4, 12, 12, 12, 2], seed=1)
+    dom = Box(-1.0, 1.0, dim=4)
+    real = HighsModel.optimize_affine
+    calls = []
+
+    def flaky(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(HighsModel, "optimize_affine", flaky)
+    with pytest.raises(Interrupted) as info:
+        lp_bounds(net, dom)
+    part = info.value.partial
+    assert isinstance(part, Bounds) and len(part.layers) == len(net.layers)
+    assert any("interrupted" in n for n in part.notes)
+    assert part.contains(net, _adversarial_points(net, dom, n=20_000), tol=0)

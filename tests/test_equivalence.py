@@ -220,3 +220,53 @@ def test_errors():
         verify_equivalence(f, f, dom, solver_options={"bogus": 1})
     with pytest.raises(ValueError, match="top1_strategy must be"):
         verify_equivalence(f, f, dom, mode="top1", top1_strategy="all")
+
+
+@pytest.mark.parametrize("radius", [1.0, 1e10])
+def test_verdicts_and_gap_bounds_at_any_magnitude(radius):
+    # on [-1e10, 1e10]^3 the MILPs run on an exact power-of-two rescaling of the problem
+    from mipnet.analyses.common import Scaling
+
+    f = Network.random([3, 8, 6, 2], seed=2)
+    W = [w.copy() for w in f.weights]
+    W[0][np.abs(W[0]) < 0.3] = 0.0
+    g = Network(W, list(f.biases))
+    dom = Box(-radius, radius, dim=3)
+    assert Scaling.for_problem((f, g), dom).identity == (radius == 1.0)
+    res = verify_equivalence(f, g, dom, mode="exact")
+    assert res.verdict == "not_equivalent" and dom.contains(res.counterexample)
+    assert np.abs(f.forward(res.counterexample) - g.forward(res.counterexample)).max() > res.tol
+    assert verify_equivalence(f, f, dom, mode="top1").verdict == "equivalent"
+    gap = max_output_gap(f, g, dom)
+    S = dom.sample(100_000, seed=1, include_vertices=True)
+    D = np.abs(f.forward(S) - g.forward(S))
+    assert gap.complete and gap.upper >= D.max() and gap.lower <= gap.upper
+    assert np.all(gap.per_output_upper() >= D.max(axis=0))
+    w = gap.witness
+    assert dom.contains(w) and np.abs(f.forward(w) - g.forward(w)).max() == gap.lower
+
+
+def test_scaling_is_exact():
+    from mipnet.analyses.common import Scaling
+
+    f = Network.random([3, 8, 6, 2], seed=2)
+    dom = Box(-1e10, 1e10, dim=3)
+    sc = Scaling.for_problem((f,), dom)
+    assert not sc.identity and np.log2(sc.input_scale) % 1 == 0 and np.log2(sc.output_scale) % 1 == 0
+    X = dom.sample(1000, seed=0)
+    fs, ds = sc.net(f), sc.domain(dom)
+    np.testing.assert_array_equal(sc.to_output(fs.forward(X / sc.input_scale)), f.forward(X))  # bit for bit
+    assert np.all(np.abs(ds.upper) <= 2.0) and ds.contains(X / sc.input_scale).all()
+
+
+def test_reconcile_bound_widens_tolerance_excess_and_refutes_the_rest():
+    from mipnet.analyses.equivalence import reconcile_bound
+    from mipnet.core.errors import SolverError
+
+    assert reconcile_bound(0.5, 1.0, 9.0) == (1.0, True)  # not beaten: the proof stands
+    bound, proven = reconcile_bound(1.0 + 1e-7, 1.0, 9.0)  # beaten within the solver's tolerance
+    assert proven and bound == pytest.approx(1.0 + 2e-7)
+    assert reconcile_bound(2.0, 1.0, 9.0) == (9.0, False)  # refuted: the sound bound before any MILP
+    assert reconcile_bound(1e10 + 1e3, 1e10, 2e10, unit=2.0**33) == (1e10 + 2e3, True)  # relative at 1e10
+    with pytest.raises(SolverError, match="beats the sound bound"):
+        reconcile_bound(10.0, 1.0, 9.0)

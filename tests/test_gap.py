@@ -123,6 +123,23 @@ def test_upper_bound_dominates_samples_and_data():
     assert "worst-case gap" in text and "worst case / data max" in text
 
 
+@pytest.mark.parametrize("widths,seed", [((3, 8, 8, 2), 7), ((3, 8, 8, 2), 4), ((2, 6, 6, 2), 6)])
+def test_huge_box_proven_bound_beats_every_sample(widths, seed):
+    # on [-1e10, 1e10]^n HiGHS's absolute tolerances are meaningless: once a "proven" upper
+    # bound was beaten by 1.8% by a random sample (seed 7), once the LP bounds crashed (seed 4)
+    f = Network.random(widths, seed=seed)
+    g = _magnitude(f, 0.5)
+    dom = Box(-1e10, 1e10, dim=widths[0])
+    res = pruning_gap(f, g, dom, samples=200)
+    _recheck(res, f, g)
+    S = dom.sample(100_000, seed=7, include_vertices=True)
+    D = np.abs(f.forward(S) - g.forward(S))
+    assert res.upper >= D.max(axis=1).max()
+    assert np.all(res.per_output_upper >= D.max(axis=0))
+    if res.exact:
+        assert res.status == "complete" and res.upper - res.lower <= 1e-5 * res.upper
+
+
 def test_identical_networks_have_zero_gap():
     f = Network.random((6, 8, 3), seed=2)
     res = pruning_gap(f, f, Box(-1, 1, dim=6), data=Box(-1, 1, dim=6).sample(20, seed=0), epsilon=0.0)

@@ -8,7 +8,8 @@ import pytest
 from mipnet import Box, Network, Polytope
 from mipnet.bounds import lp_bounds
 from mipnet.core.errors import InvalidDomainError, InvalidNetworkError
-from mipnet.analyses.stability import UNKNOWN, find_stable_neurons, hidden_preactivations
+from mipnet.analyses.stability import UNKNOWN, find_stable_neurons
+from mipnet.core.numerics import snapped_preactivations
 
 # (widths, seed): small random nets where LP bounds leave some stable neurons to the MILPs
 NETS = [([4, 10, 10, 2], 0), ([3, 8, 8, 8, 1], 3), ([2, 6, 6, 2], 7)]
@@ -28,6 +29,8 @@ def _check_claims(net, dom, res, n=10_000):
         assert np.all(ys[l][:, ina] <= res.tol)
         assert np.all(ys[l][:, act] >= -res.tol)
         assert np.all(ls.upper[ina] <= res.tol) and np.all(ls.lower[act] >= -res.tol)  # certificates
+        # every reported bound holds (sound, not only the sign claims)
+        assert np.all(ys[l] >= ls.lower) and np.all(ys[l] <= ls.upper)
         uns = np.flatnonzero(ls.states == 0)
         if uns.size:
             pos = res.witnesses[ls.witness_pos[uns]]
@@ -53,6 +56,34 @@ def test_methods_agree_and_claims_hold(widths, seed):
         np.testing.assert_array_equal(a, b)
     _check_claims(net, dom, per)
     _check_claims(net, dom, one)
+
+
+@pytest.mark.parametrize("method", ["per_neuron", "one_milp"])
+def test_reported_bounds_hold_next_to_neurons_stable_within_tol(method):
+    # neuron 0 of layer 1 peaks at 5e-7 <= tol at x = (1, 1): stably inactive *within tol*, yet
+    # h_0 = 5e-7 there, and the layer-2 neuron -h_0/4 - h_1 + 4 reaches -1.25e-7 at that point.
+    # Treating h_0 as exactly 0 when propagating bounds reported a lower bound of ~0 for it.
+    W1 = np.array([[1.0, 1.0], [1.0, 0.0], [-1.0, 1.0]])
+    b1 = np.array([-2.0 + 5e-7, 3.0, 0.0])
+    net = Network([W1, np.array([[-0.25, -1.0, 0.0]]), np.ones((1, 1))], [b1, np.array([4.0]), np.zeros(1)])
+    dom = Box(-1.0, 1.0, dim=2)
+    res = find_stable_neurons(net, dom, method=method)
+    assert res.complete
+    assert list(res.states[0]) == [-1, 1, 0] and list(res.states[1]) == [1]
+    y = net.preactivations(np.array([1.0, 1.0]))[1][0]
+    assert y == pytest.approx(-1.25e-7, rel=1e-6)
+    assert res.layers[1].lower[0] <= y  # the reported bound holds where the neuron is lowest
+    _check_claims(net, dom, res, n=100_000)
+
+
+@pytest.mark.parametrize("scale,radius", [(1e3, 1e3), (1e-3, 1.0)])
+def test_reported_bounds_hold_at_large_and_small_magnitudes(scale, radius):
+    base = _net([4, 10, 10, 2], 0)
+    net = Network([W * scale for W in base.weights], [b * scale for b in base.biases])
+    dom = Box(-radius, radius, dim=4)
+    res = find_stable_neurons(net, dom, method="per_neuron")
+    assert res.complete
+    _check_claims(net, dom, res, n=100_000)
 
 
 def test_milp_proves_more_than_bounds():
@@ -141,14 +172,16 @@ def test_tightened_bounds_drop_binaries():
     bounds = lp_bounds(net, dom)
     res = find_stable_neurons(net, dom, bounds=bounds)
     tight = res.to_bounds(bounds)
-    assert tight.num_unstable == sum(int(np.sum(s == 0)) for s in res.states)
-    assert tight.contains(net, dom.sample(2000, seed=1), tol=1e-6)
+    # encoded with the stability tolerance, the stable neurons get no binary
+    assert sum(int(np.sum(s == 0)) for s in tight.states(res.tol)) == sum(int(np.sum(s == 0)) for s in res.states)
+    assert tight.tighter_or_equal(bounds, tol=0)
+    assert tight.contains(net, dom.sample(2000, seed=1, include_vertices=True), tol=0)  # still sound
 
 
 def test_witness_margin_ignores_rounding_noise():
     # y = x0 - x1 is exactly 0 at x0 == x1: the rounding guard must report 0, not a sign
     net = Network([np.array([[1.0, -1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)])
-    y = hidden_preactivations(net, np.array([[0.1 + 0.2, 0.3], [1.0, 0.0]]))[0]
+    y = snapped_preactivations(net, np.array([[0.1 + 0.2, 0.3], [1.0, 0.0]]))[0]
     assert y[0, 0] == 0.0 and y[1, 0] == 1.0
 
 

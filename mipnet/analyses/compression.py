@@ -20,7 +20,11 @@ l is rewritten by four short rules, each exact on D:
    D: the result is a single affine layer ``x -> f(x0)`` (zero weights).
 
 Unstable and unknown neurons are kept. The compressed network equals the
-original on D up to the tolerance of the stability proofs (``tol``).
+original on D up to the tolerance of the stability proofs (``tol``): a neuron called
+stably inactive may still reach ``upper <= tol`` (one called stably active
+``lower >= -tol``), and :func:`compress` bounds what that changes at the outputs
+(:func:`deviation_bound`), then checks both networks against each other in float64 on
+the centre, random inputs of D and every witness of the stability analysis.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.bounds import NeuronState
-from mipnet.core.errors import InvalidNetworkError
-from mipnet.core.network import Network
+from mipnet.analyses.common import Status, candidate_points
 from mipnet.analyses.stability import UNKNOWN, StabilityResult, find_stable_neurons
+from mipnet.bounds import NeuronState
+from mipnet.core.domain import as_domain
+from mipnet.core.errors import InvalidNetworkError, SolverError
+from mipnet.core.network import Network
 
-__all__ = ["LayerReport", "CompressionReport", "CompressionResult", "compress", "compress_with_states"]
+__all__ = ["LayerReport", "CompressionReport", "CompressionResult", "compress", "compress_with_states",
+           "deviation_bound"]
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +132,31 @@ class CompressionReport:
 
 @dataclass(frozen=True, eq=False)
 class CompressionResult:
-    """The compressed network, its report and the stability analysis it rests on."""
+    """The compressed network, its report and the stability analysis it rests on.
+
+    ``max_deviation`` is the largest ``|f_k(x) - g_k(x)|`` over the ``checked_points``
+    inputs of D (centre, random points, stability witnesses) at which both networks were
+    compared in float64; ``deviation_bound`` what the stability tolerance allows
+    (:func:`deviation_bound`). ``status`` is the stability analysis's (``interrupted`` or
+    ``time_limit``: the unsettled neurons were kept, the compression is still exact).
+    """
 
     network: Network
     report: CompressionReport
     stability: Optional[StabilityResult] = None
     seconds: float = 0.0
+    max_deviation: float = 0.0
+    deviation_bound: float = 0.0
+    checked_points: int = 0
+
+    @property
+    def status(self) -> Status:
+        return Status.COMPLETE if self.stability is None else self.stability.status
 
     def to_dict(self) -> dict:
-        d = {"report": self.report.to_dict(), "seconds": self.seconds, "widths": list(self.network.widths)}
+        d = {"report": self.report.to_dict(), "seconds": self.seconds, "widths": list(self.network.widths),
+             "status": str(self.status), "max_deviation": self.max_deviation,
+             "deviation_bound": self.deviation_bound, "checked_points": self.checked_points}
         if self.stability is not None:
             d["stability"] = self.stability.to_dict(arrays=False)
         return d
@@ -141,11 +164,6 @@ class CompressionResult:
     def __str__(self) -> str:
         return str(self.report)
 
-    def to_torch(self):
-        """The compressed network as ``torch.nn.Sequential`` (see :mod:`mipnet.torch_io`)."""
-        from mipnet.io.torch import to_torch
-
-        return to_torch(self.network)
 
 
 def _fold_dependent_active(W, b, Wn, bn, active_idx, rank_tol):
@@ -287,6 +305,43 @@ def compress_with_states(
     return out, report
 
 
+def deviation_bound(net: Network, stability: StabilityResult) -> np.ndarray:
+    """A bound on ``|f(x) - g(x)|`` per output over D for ``g`` compressed from ``stability``.
+
+    A removed stably inactive neuron has ``0 <= h_i <= max(0, upper_i)`` in ``f`` and 0 in
+    ``g``; a stably active one ``|relu(y_i) - y_i| <= max(0, -lower_i)``; differences of
+    pre-activations propagate through ``|W|`` (ReLU is 1-Lipschitz). All zero when every
+    stable neuron is exactly stable (``upper <= 0``, ``lower >= 0``).
+    """
+    dev = np.zeros(net.input_dim)
+    for (W, _), ls in zip(net.layers[:-1], stability.layers):
+        dy = np.abs(W) @ dev
+        ina = ls.states == NeuronState.INACTIVE
+        act = ls.states == NeuronState.ACTIVE
+        dev = np.where(ina, np.maximum(ls.upper, 0.0), dy + np.where(act, np.maximum(-ls.lower, 0.0), 0.0))
+    return np.abs(net.weights[-1]) @ dev
+
+
+def _magnitudes(net: Network, X: np.ndarray) -> np.ndarray:
+    """``|W| |h| + |b|`` carried to the outputs: the scale of the rounding errors of a forward pass."""
+    s = np.abs(X)
+    for W, b in net.layers:
+        s = s @ np.abs(W).T + np.abs(b)
+    return s
+
+
+def _check_compressed(net: Network, out: Network, stability: StabilityResult, X: np.ndarray) -> tuple[float, float]:
+    """Both networks in float64 at X: raise unless they agree within the deviation bound (plus rounding)."""
+    bound = deviation_bound(net, stability)
+    D = np.abs(net.forward(X) - out.forward(X))
+    allowed = bound + 1e-9 * (1.0 + _magnitudes(net, X))
+    if np.any(D > allowed):
+        i, k = np.unravel_index(int(np.argmax(D - allowed)), D.shape)
+        raise SolverError(f"internal error: the compressed network differs from the original by {D[i, k]:.3g} "
+                          f"at output {k} of a point of the domain (allowed {allowed[i, k]:.3g})")
+    return float(D.max(initial=0.0)), float(bound.max(initial=0.0))
+
+
 def compress(
     net: Network,
     domain,
@@ -315,7 +370,15 @@ def compress(
     Returns
     -------
     CompressionResult
-        ``network`` equals ``net`` on the domain (within the stability tolerance).
+        ``network`` equals ``net`` on the domain (within the stability tolerance), checked in
+        float64 at the centre, 1000 random inputs and every stability witness. After Ctrl-C
+        during the stability analysis (``status == "interrupted"``) only the neurons proven
+        by then are removed.
+
+    Raises
+    ------
+    SolverError
+        If the two networks disagree at a checked input beyond the deviation bound (never expected).
 
     Examples
     --------
@@ -328,6 +391,9 @@ def compress(
     ((1, 1), 10.5)
     """
     t0 = time.perf_counter()
+    if not isinstance(net, Network):
+        raise InvalidNetworkError(f"net must be a mipnet.Network, got {type(net).__name__}")
+    domain = as_domain(domain, net.input_dim)
     if stability is None:
         stability = find_stable_neurons(net, domain, method=method, time_limit=time_limit, **stability_options)
     elif not isinstance(stability, StabilityResult):
@@ -337,5 +403,9 @@ def compress(
     ):
         raise ValueError("stability was computed for a network of other widths; pass the analysis of this net")
     out, report = compress_with_states(net, stability.states, merge=merge, fold=fold, rank_tol=rank_tol)
+    X = candidate_points(domain, None, 1000, 0)
+    if len(stability.witnesses):
+        X = np.concatenate([X, stability.witnesses])
+    worst, bound = _check_compressed(net, out, stability, X)
     log.info("%s", report)
-    return CompressionResult(out, report, stability, time.perf_counter() - t0)
+    return CompressionResult(out, report, stability, time.perf_counter() - t0, worst, bound, int(len(X)))

@@ -29,12 +29,21 @@ perturbed copy) *differential* bounds on ``y_a - y_b`` layer by layer
 added as rows linking the two encodings; they bound the output gap before any
 MILP and often settle it.
 
-Every counterexample is re-checked by a float64 forward pass of both networks;
-an answer under a time limit is ``unknown`` with the bounds reached.
+Every counterexample is re-checked by a float64 forward pass of both networks, and
+every proven bound against every input evaluated on the way (a bound beaten by a
+verified input is dropped for the sound bound before any MILP, and the answer is
+not called proven); an answer under a time limit or after Ctrl-C is ``unknown``
+with the bounds reached (status ``time_limit`` / ``interrupted``).
+
+Units: where the box or the networks' values are far from 1 (beyond 2^16 or below
+2^-16), both networks and the domain are rescaled exactly by powers of two
+(:class:`~mipnet.analyses.common.Scaling`) before any bound or MILP, so that HiGHS's
+absolute tolerances act as relative ones; every reported value is in the original units.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import time
@@ -44,14 +53,30 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from mipnet.bounds import Bounds, LayerBounds, lp_bounds
+from mipnet.analyses.common import (
+    Scaling,
+    Status,
+    Verdict,
+    candidate_points,
+    deadline_after,
+    remaining,
+    solve_or_partial,
+    witness_from_solution,
+)
+from mipnet.bounds import Bounds, LayerBounds, gamma, interval_bounds, interval_layer, lp_bounds
 from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import InvalidDomainError, InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
-from mipnet.analyses.stability import _domain_points, _ia_layer, _remaining
+from mipnet.core.numerics import in_domain
+from mipnet.core.results import json_float
 from mipnet.solver.highs import INF, check_options
 
 __all__ = [
+    "EntryStatus",
+    "GapProblem",
+    "gap_search",
+    "interval_gap_bounds",
+    "reconcile_bound",
     "OutputGap",
     "GapResult",
     "EquivalenceResult",
@@ -98,6 +123,11 @@ def _check_tol(tol) -> None:
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
 
 
+def _check_samples(samples) -> None:
+    if int(samples) != samples or samples < 0:
+        raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
+
+
 # ---------------------------------------------------------------------------- differential bounds
 def _add_intervals(a, b):
     lo, hi = a[0] + b[0], a[1] + b[1]
@@ -139,8 +169,16 @@ def differential_bounds(net_a: Network, net_b: Network, domain, *, bounds_a: Opt
     if net_a.widths != net_b.widths:
         raise InvalidNetworkError(f"differential bounds need networks of the same widths; got "
                                   f"{net_a.widths} and {net_b.widths}")
+    _check_bounds("bounds_a", bounds_a, net_a)
+    _check_bounds("bounds_b", bounds_b, net_b)
     bounds_a = bounds_a if bounds_a is not None else lp_bounds(net_a, domain)
     bounds_b = bounds_b if bounds_b is not None else lp_bounds(net_b, domain)
+    return _differential(net_a, net_b, domain, bounds_a, bounds_b)
+
+
+def _differential(net_a: Network, net_b: Network, domain: Domain, bounds_a: Bounds,
+                  bounds_b: Bounds) -> DifferentialBounds:
+    """:func:`differential_bounds` on validated arguments (same widths, bounds given)."""
     dh_lo = dh_hi = np.zeros(net_a.input_dim)
     ha_lo = hb_lo = domain.lower
     ha_hi = hb_hi = domain.upper
@@ -151,9 +189,9 @@ def differential_bounds(net_a: Network, net_b: Network, domain, *, bounds_a: Opt
         dW = Wa - Wb
         db = ba - bb
         zero = np.zeros(Wa.shape[0])
-        f1 = _add_intervals(_ia_layer(Wa, db, dh_lo, dh_hi), _ia_layer(dW, zero, hb_lo, hb_hi))
-        f2 = _add_intervals(_ia_layer(Wb, db, dh_lo, dh_hi), _ia_layer(dW, zero, ha_lo, ha_hi))
-        sep = (A.lower - B.upper, A.upper - B.lower)
+        f1 = _add_intervals(interval_layer(Wa, db, dh_lo, dh_hi), interval_layer(dW, zero, hb_lo, hb_hi))
+        f2 = _add_intervals(interval_layer(Wb, db, dh_lo, dh_hi), interval_layer(dW, zero, ha_lo, ha_hi))
+        sep = _add_intervals((A.lower, A.upper), (-B.upper, -B.lower))
         lo = np.maximum(np.maximum(f1[0], f2[0]), sep[0])
         hi = np.minimum(np.minimum(f1[1], f2[1]), sep[1])
         hi = np.maximum(hi, lo)
@@ -161,8 +199,8 @@ def differential_bounds(net_a: Network, net_b: Network, domain, *, bounds_a: Opt
             return DifferentialBounds(tuple(hidden), LayerBounds(lo, hi))
         ha_lo, ha_hi = A.post_activation()
         hb_lo, hb_hi = B.post_activation()
-        dh_lo = np.maximum(np.minimum(0.0, lo), ha_lo - hb_hi)
-        dh_hi = np.minimum(np.maximum(0.0, hi), ha_hi - hb_lo)
+        dh_lo = np.maximum(np.minimum(0.0, lo), _add_intervals((ha_lo, ha_hi), (-hb_hi, -hb_lo))[0])
+        dh_hi = np.minimum(np.maximum(0.0, hi), _add_intervals((ha_lo, ha_hi), (-hb_hi, -hb_lo))[1])
         both_active = (A.lower >= 0) & (B.lower >= 0)
         both_inactive = (A.upper <= 0) & (B.upper <= 0)
         dh_lo = np.where(both_active, lo, np.where(both_inactive, 0.0, dh_lo))
@@ -281,24 +319,37 @@ class _Joint:
         self.diff_rows += base
 
 
-def _witness_from(values, input_cols, domain: Domain) -> Optional[np.ndarray]:
-    x = np.clip(values[np.asarray(input_cols)], domain.lower, domain.upper)
-    if domain.has_constraints and not domain.contains(x, tol=1e-9):
-        return None
-    return x
-
-
 # ---------------------------------------------------------------------------- gap results
+class EntryStatus(str, enum.Enum):
+    """How one output and sign (or one top-1 class pair) was settled."""
+
+    OPTIMAL = "optimal"  #: maximised to optimality
+    CUTOFF = "cutoff"  #: proven ``<= threshold + tol`` by an early-stopped MILP
+    BOUNDS = "bounds"  #: settled by bounds, no MILP
+    EXCEEDED = "exceeded"  #: an input above the threshold was found (re-checked); not maximised further
+    OPEN = "open"  #: the MILP stopped without a verified input or proof (see notes)
+    TIME_LIMIT = "time_limit"
+    INTERRUPTED = "interrupted"  #: Ctrl-C during its MILP: ``upper`` is the dual bound reached
+    SKIPPED = "skipped"  #: not examined (the search stopped earlier): ``upper`` from bounds
+    PROVEN = "proven"  #: top-1: no disagreement of margin > tol
+    NEVER_FIRST = "never_first"  #: top-1: f never ranks this class first
+    COUNTEREXAMPLE = "counterexample"  #: top-1: a verified disagreement
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SETTLED = (EntryStatus.OPTIMAL, EntryStatus.CUTOFF, EntryStatus.BOUNDS, EntryStatus.EXCEEDED)
+
+
 @dataclass(frozen=True, eq=False)
 class OutputGap:
     """The gap ``sign * (f_k - g_k)`` of one output and sign over the domain.
 
     ``upper`` is a proven upper bound on its maximum; ``lower`` a value attained
-    at ``witness`` (float64 forward pass; ``-inf`` without witness). ``status``:
-    ``optimal`` (solved), ``cutoff`` (proven ``<= threshold + tol`` by an
-    early-stopped MILP), ``bounds`` (settled by bounds, no MILP), ``exceeded``
-    (an input above the threshold was found; not maximised further),
-    ``time_limit``, ``skipped`` (not examined: the search stopped earlier).
+    at ``witness`` (float64 forward pass; ``-inf`` without witness). ``status``: an
+    :class:`EntryStatus` (``optimal``, ``cutoff``, ``bounds``, ``exceeded``, ``open``,
+    ``time_limit``, ``interrupted``, ``skipped``) or, rarely, the solver's own status.
     """
 
     output: int
@@ -313,20 +364,12 @@ class OutputGap:
         return {
             "output": self.output,
             "sign": self.sign,
-            "lower": _f(self.lower),
-            "upper": _f(self.upper),
-            "status": self.status,
+            "lower": json_float(self.lower),
+            "upper": json_float(self.upper),
+            "status": str(self.status),
             "seconds": self.seconds,
             "witness": None if self.witness is None else self.witness.tolist(),
         }
-
-
-def _f(v) -> Optional[float]:
-    """JSON-safe float: None for infinities and NaN."""
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,7 +387,7 @@ class GapResult:
     witness: Optional[np.ndarray]
     seconds: float
     num_milps: int
-    status: str
+    status: Status
     message: str = ""
     threshold: Optional[float] = None
     tol: float = 0.0
@@ -354,7 +397,7 @@ class GapResult:
     @property
     def complete(self) -> bool:
         """Every output and sign examined and settled (no time limit, no early stop)."""
-        return self.status == "complete"
+        return self.status == Status.COMPLETE
 
     def per_output_upper(self, m: Optional[int] = None) -> np.ndarray:
         """Proven bound on ``max_x |f_k - g_k|`` per output (``nan`` where not examined)."""
@@ -373,9 +416,9 @@ class GapResult:
 
     def to_dict(self) -> dict:
         return {
-            "lower": _f(self.lower),
-            "upper": _f(self.upper),
-            "status": self.status,
+            "lower": json_float(self.lower),
+            "upper": json_float(self.upper),
+            "status": str(self.status),
             "complete": self.complete,
             "message": self.message,
             "threshold": self.threshold,
@@ -399,27 +442,74 @@ class GapResult:
 
 
 # ---------------------------------------------------------------------------- shared preparation
-class _Pair:
-    """Bounds, samples and (lazily) the joint MILP for a pair of networks on a domain."""
+def _scaled_bounds(bounds: Bounds, scaling: Scaling) -> Bounds:
+    """Bounds in the units of the scaled networks (every pre-activation divided by the output scale)."""
+    if scaling.output_scale == 1.0:
+        return bounds
+    a = scaling.output_scale
+    return Bounds(tuple(LayerBounds(lb.lower / a, lb.upper / a) for lb in bounds.layers), bounds.method,
+                  bounds.seconds, bounds.lp_solves, bounds.notes)
 
-    def __init__(self, net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed, data=None,
-                 options=None) -> None:
-        self.net_a, self.net_b, self.domain = net_a, net_b, domain
-        self.bounds_a = bounds_a if bounds_a is not None else lp_bounds(net_a, domain)
-        self.bounds_b = bounds_b if bounds_b is not None else lp_bounds(net_b, domain)
-        self.diff = None
-        if differential and net_a.widths == net_b.widths:
-            self.diff = differential_bounds(net_a, net_b, domain, bounds_a=self.bounds_a, bounds_b=self.bounds_b)
-        A, B = self.bounds_a.output, self.bounds_b.output
-        self.d_lo, self.d_hi = A.lower - B.upper, A.upper - B.lower
-        if self.diff is not None:
-            self.d_lo = np.maximum(self.d_lo, self.diff.output.lower)
-            self.d_hi = np.minimum(self.d_hi, self.diff.output.upper)
-        self.X = _domain_points(domain, data, samples, seed)
-        self.FA = net_a.forward(self.X) if len(self.X) else np.zeros((0, net_a.output_dim))
-        self.FB = net_b.forward(self.X) if len(self.X) else np.zeros((0, net_a.output_dim))
+
+class GapProblem:
+    """Two networks on one domain as the MILPs see them: bounds, candidate inputs, the joint MILP.
+
+    Everything inside is in the units of :attr:`scaling` (identity unless the box or the values
+    are far from 1): ``net_a``, ``net_b``, ``domain``, the bounds, the points ``X`` and their
+    outputs ``FA``, ``FB``; :func:`gap_search` reports in the original units. Build it with
+    :meth:`build` from validated arguments; the joint MILP is made on first use and shared by
+    every search on the problem.
+    """
+
+    def __init__(self, net_a: Network, net_b: Network, domain: Domain, scaling: Scaling, bounds_a: Bounds,
+                 bounds_b: Bounds, diff: Optional[DifferentialBounds], X: np.ndarray,
+                 options: Optional[dict] = None) -> None:
+        self.net_a, self.net_b, self.domain, self.scaling = net_a, net_b, domain, scaling
+        self.bounds_a, self.bounds_b, self.diff = bounds_a, bounds_b, diff
+        A, B = bounds_a.output, bounds_b.output
+        self.d_lo, self.d_hi = _add_intervals((A.lower, A.upper), (-B.upper, -B.lower))
+        if diff is not None:
+            self.d_lo = np.maximum(self.d_lo, diff.output.lower)
+            self.d_hi = np.minimum(self.d_hi, diff.output.upper)
+        self.X = np.zeros((0, net_a.input_dim))
+        self.FA = np.zeros((0, net_a.output_dim))
+        self.FB = np.zeros((0, net_a.output_dim))
+        self.add_points(X)
         self.options = options
         self._joint: Optional[_Joint] = None
+
+    @classmethod
+    def build(cls, net_a: Network, net_b: Network, domain: Domain, *, bounds_a: Optional[Bounds] = None,
+              bounds_b: Optional[Bounds] = None, differential: bool = True, samples: int = 0, seed=0,
+              points: Optional[np.ndarray] = None, options: Optional[dict] = None,
+              rescale: bool = True) -> "GapProblem":
+        """The problem of ``net_a`` vs ``net_b`` on ``domain`` (all validated, in the original units).
+
+        ``bounds_a``, ``bounds_b``: LP bounds of each net on the domain (computed if None).
+        ``points``: the candidate inputs (default: :func:`~mipnet.analyses.common.candidate_points`
+        with ``samples`` and ``seed``). ``rescale``: allow the exact power-of-two change of units.
+        Raises :class:`~mipnet.core.errors.Interrupted` (a ``KeyboardInterrupt``) on Ctrl-C.
+        """
+        scaling = Scaling.for_problem((net_a, net_b), domain) if rescale else Scaling()
+        if points is None:
+            points = candidate_points(domain, None, samples, seed)
+        na, nb, dom = scaling.net(net_a), scaling.net(net_b), scaling.domain(domain)
+        ba = _scaled_bounds(bounds_a, scaling) if bounds_a is not None else lp_bounds(na, dom)
+        bb = _scaled_bounds(bounds_b, scaling) if bounds_b is not None else lp_bounds(nb, dom)
+        diff = _differential(na, nb, dom, ba, bb) if differential and na.widths == nb.widths else None
+        return cls(na, nb, dom, scaling, ba, bb, diff, points / scaling.input_scale, options)
+
+    def add_points(self, X: np.ndarray) -> None:
+        """More candidate inputs (scaled units) and their outputs."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if len(X):
+            self.X = np.concatenate([self.X, X])
+            self.FA = np.concatenate([self.FA, self.net_a.forward(X)])
+            self.FB = np.concatenate([self.FB, self.net_b.forward(X)])
+
+    def bound_upper(self, k: int, sign: int) -> float:
+        """The bound on ``max sign * (f_k - g_k)`` before any MILP (scaled units)."""
+        return float(self.d_hi[k] if sign > 0 else -self.d_lo[k])
 
     @property
     def joint(self) -> _Joint:
@@ -429,8 +519,19 @@ class _Pair:
         return self._joint
 
 
+def interval_gap_bounds(net_a: Network, net_b: Network, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` with ``lo <= f - g <= hi`` on D from interval (and differential) bounds alone:
+    no solver, what is left when Ctrl-C stops the LP bounds (validated arguments)."""
+    ba, bb = interval_bounds(net_a, domain), interval_bounds(net_b, domain)
+    lo, hi = _add_intervals((ba.output.lower, ba.output.upper), (-bb.output.upper, -bb.output.lower))
+    if net_a.widths == net_b.widths:
+        d = _differential(net_a, net_b, domain, ba, bb).output
+        lo, hi = np.maximum(lo, d.lower), np.minimum(hi, d.upper)
+    return lo, hi
+
+
 # ---------------------------------------------------------------------------- max output gap
-def _validate_gap(net_a, net_b, domain, outputs, time_limit, threshold, tol, samples):
+def _validate_gap(net_a, net_b, domain, outputs, time_limit, threshold, tol, samples, solver_options):
     domain = _validate_pair(net_a, net_b, domain)
     _check_time_limit(time_limit)
     _check_tol(tol)
@@ -444,9 +545,167 @@ def _validate_gap(net_a, net_b, domain, outputs, time_limit, threshold, tol, sam
             raise ValueError(f"outputs must be indices in [0, {m}); got {bad}")
     if threshold is not None and not (threshold >= 0 and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number >= 0 or None, got {threshold!r}")
-    if int(samples) != samples or samples < 0:
-        raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
-    return domain, outputs
+    _check_samples(samples)
+    return domain, outputs, check_options(solver_options)
+
+
+def gap_search(problem: GapProblem, *, outputs: Optional[Sequence[int]] = None, threshold: Optional[float] = None,
+               stop_on_violation: bool = False, tol: float = 1e-6, deadline: Optional[float] = None,
+               mip_rel_gap: Optional[float] = None, start: Optional[float] = None) -> GapResult:
+    """The MILPs of :func:`max_output_gap` on a built problem; values in the original units.
+
+    ``threshold`` and ``tol`` are in the original units, ``deadline`` a ``time.perf_counter()``
+    value. On Ctrl-C the interrupted MILP's dual bound is kept and the search stops (status
+    ``interrupted``); outputs not examined keep their bound before any MILP.
+    """
+    t0 = time.perf_counter() if start is None else start
+    p = problem
+    a = p.scaling.output_scale
+    m = p.net_a.output_dim
+    outputs = list(range(m)) if outputs is None else [int(k) for k in outputs]
+    thr = None if threshold is None else float(threshold) / a
+    cut = None if thr is None else thr + float(tol) / a
+    D = p.FA - p.FB
+    notes: list[str] = []
+    todo = [(k, s) for k in outputs for s in (1, -1)]
+    info = {}
+    for k, s in todo:
+        lower, wit = -np.inf, None
+        if len(D):
+            j = int(np.argmax(s * D[:, k]))
+            lower, wit = float(s * D[j, k]), p.X[j].copy()
+        info[(k, s)] = dict(lower=lower, upper=p.bound_upper(k, s), witness=wit, status=EntryStatus.SKIPPED,
+                            seconds=0.0)
+    # most promising first: likely violations (threshold) or largest bounds (maximisation)
+    key = (lambda ks: -info[ks]["lower"]) if thr is not None else (lambda ks: -info[ks]["upper"])
+    todo.sort(key=key)
+    num_milps = 0
+    stopped = timed_out = interrupted = False
+    try:
+        for k, s in todo:
+            e = info[(k, s)]
+            if stopped or interrupted:
+                break
+            if cut is not None:
+                if e["upper"] <= cut:
+                    e["status"] = EntryStatus.BOUNDS
+                    continue
+                if e["lower"] > thr:
+                    e["status"] = EntryStatus.EXCEEDED
+                    stopped = stop_on_violation
+                    continue
+            elif e["upper"] - e["lower"] <= 1e-9 * (1 + abs(e["upper"])):
+                e["status"] = EntryStatus.BOUNDS
+                continue
+            if deadline is not None and time.perf_counter() >= deadline:
+                timed_out = True
+                e["status"] = EntryStatus.TIME_LIMIT
+                continue
+            joint = p.joint
+            model = joint.model
+            model.set_objective(np.array([joint.va.output_cols[k], joint.vb.output_cols[k]]), [s, -s],
+                                maximize=True)
+            res, stopped = solve_or_partial(model, cutoff=cut, target=cut, time_limit=remaining(deadline),
+                                            mip_rel_gap=mip_rel_gap)
+            interrupted |= stopped
+            num_milps += 1
+            e["seconds"] = res.seconds
+            _record_gap_solve(p, e, k, s, res, cut, thr, notes)
+            timed_out = timed_out or e["status"] == EntryStatus.TIME_LIMIT
+            stopped = stop_on_violation and e["status"] == EntryStatus.EXCEEDED
+    except KeyboardInterrupt:  # outside a solve (a solve's Ctrl-C comes back as its partial result)
+        interrupted = True
+    _recheck_gap_bounds(p, info, notes)
+    entries = tuple(OutputGap(k, s, e["lower"] * a + 0.0, e["upper"] * a + 0.0, p.scaling.to_input(e["witness"]),
+                              e["status"], e["seconds"])
+                    for (k, s), e in sorted(info.items()))
+    lower = max(e.lower for e in entries) + 0.0  # + 0.0: no "-0" in reports
+    upper = max(e.upper for e in entries) + 0.0
+    best = max(entries, key=lambda e: e.lower)
+    if all(e.status in _SETTLED for e in entries):
+        status, msg = Status.COMPLETE, ""
+    elif stopped:
+        status, msg = Status.STOPPED, "stopped at the first verified input above the threshold"
+    elif interrupted:
+        status, msg = Status.INTERRUPTED, "interrupted (Ctrl-C); upper is the bound reached"
+    elif timed_out:
+        status, msg = Status.TIME_LIMIT, "time limit reached; upper is the bound reached"
+    else:
+        status, msg = Status.INCOMPLETE, "some outputs were not settled (see entries and notes)"
+    return GapResult(entries, lower, upper, best.witness, time.perf_counter() - t0, num_milps, status, msg,
+                     threshold, float(tol), p.diff is not None, tuple(notes))
+
+
+def _record_gap_solve(p: GapProblem, e: dict, k: int, s: int, res, cut, thr, notes: list) -> None:
+    """What one gap MILP says about output k, sign s: a checked witness, a proof, a bound."""
+    a = p.scaling.output_scale
+    if res.has_solution:
+        x = witness_from_solution(res.values, p.joint.model.input_cols, p.domain)
+        if x is not None:
+            val = float(s * (p.net_a.forward(x)[k] - p.net_b.forward(x)[k]))
+            if res.objective is not None and abs(val - res.objective) > 1e-5 * (1 + abs(val)):
+                notes.append(f"output {k} sign {s:+d}: solver objective {res.objective * a:.9g} but the "
+                             f"forward pass gives {val * a:.9g}")
+            if val > e["lower"]:
+                e["lower"], e["witness"] = val, x
+    if res.status == "infeasible":
+        if cut is None:
+            raise SolverError(f"output {k}: the joint MILP is infeasible; is the domain empty?")
+        e["upper"] = min(e["upper"], cut)
+        e["status"] = EntryStatus.CUTOFF
+        return
+    db = res.dual_bound
+    if db is not None and math.isfinite(db):
+        e["upper"] = min(e["upper"], max(db, cut) if cut is not None else db)
+    if res.status == "optimal":
+        e["status"] = EntryStatus.CUTOFF if cut is not None and e["upper"] <= cut else EntryStatus.OPTIMAL
+    elif res.status == "objective_target":
+        e["status"] = EntryStatus.EXCEEDED if e["lower"] > thr else EntryStatus.OPEN
+        if e["status"] == EntryStatus.OPEN:
+            notes.append(f"output {k} sign {s:+d}: the solver's input above the threshold did not "
+                         "verify in float64 (numerical tolerance); left open")
+    elif res.status == "interrupted":
+        e["status"] = EntryStatus.EXCEEDED if thr is not None and e["lower"] > thr else EntryStatus.INTERRUPTED
+    elif res.status == "time_limit":
+        e["status"] = EntryStatus.TIME_LIMIT
+    else:
+        e["status"] = res.status
+        notes.append(f"output {k} sign {s:+d}: solver status {res.highs_status}")
+
+
+def reconcile_bound(lower: float, upper: float, before: float, unit: float = 1.0) -> tuple[float, bool]:
+    """The bound to report when a verified value may beat a solver's bound: ``(bound, still_proven)``.
+
+    ``lower`` is attained at a verified input, ``upper`` the solver's bound, ``before`` the sound
+    bound before any MILP. A solver's bound beaten by at most its tolerance
+    (``1e-6 (unit + |upper|)``; ``unit`` is the size of the problem's values, 1 after the
+    rescaling of :class:`~mipnet.analyses.common.Scaling`) is widened by twice the excess; one
+    beaten by more is refuted: the bound falls back to ``before`` and is no longer proven.
+    """
+    excess = lower - upper
+    if not excess > 0:
+        return upper, True
+    if excess <= 1e-6 * (unit + abs(upper)):
+        return lower + excess, True
+    if lower > before:
+        raise SolverError(f"internal error: a verified value {lower:.12g} beats the sound bound {before:.12g}")
+    return before, False
+
+
+def _recheck_gap_bounds(p: GapProblem, info: dict, notes: list) -> None:
+    """Every proven bound against the inputs verified on the way (the float64 re-check of a proof,
+    :func:`reconcile_bound`); a refuted output is left ``open``."""
+    a = p.scaling.output_scale
+    for (k, s), e in info.items():
+        if not e["lower"] > e["upper"]:
+            continue
+        bound, proven = reconcile_bound(e["lower"], e["upper"], p.bound_upper(k, s))
+        what = "widened (solver tolerance)" if proven else "not proven: it falls back to the bound before any MILP"
+        notes.append(f"output {k} sign {s:+d}: an input with gap {e['lower'] * a:.12g} beats the solver's bound "
+                     f"{e['upper'] * a:.12g}; {what}, {bound * a:.12g}")
+        e["upper"] = bound
+        if not proven:
+            e["status"] = EntryStatus.OPEN
 
 
 def max_output_gap(
@@ -466,7 +725,6 @@ def max_output_gap(
     seed: int = 0,
     mip_rel_gap: Optional[float] = None,
     solver_options: Optional[dict] = None,
-    _pair: Optional[_Pair] = None,
 ) -> GapResult:
     """Bound ``max_{x in D} |f_k(x) - g_k(x)|`` for every output k, both signs.
 
@@ -505,6 +763,7 @@ def max_output_gap(
     Returns
     -------
     GapResult
+        On Ctrl-C: the bounds reached, status ``"interrupted"``.
 
     Examples
     --------
@@ -517,103 +776,22 @@ def max_output_gap(
     (1.0, 1.0)
     """
     t0 = time.perf_counter()
-    domain, outputs = _validate_gap(net_a, net_b, domain, outputs, time_limit, threshold, tol, samples)
+    domain, outputs, options = _validate_gap(net_a, net_b, domain, outputs, time_limit, threshold, tol, samples,
+                                             solver_options)
     _check_bounds("bounds_a", bounds_a, net_a)
     _check_bounds("bounds_b", bounds_b, net_b)
-    deadline = None if time_limit is None else t0 + float(time_limit)
-    pair = _pair or _Pair(net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed,
-                          options=check_options(solver_options))
-    D = pair.FA - pair.FB
-    notes: list[str] = []
-    todo = [(k, s) for k in outputs for s in (1, -1)]
-    info = {}
-    for k, s in todo:
-        upper = float(pair.d_hi[k] if s > 0 else -pair.d_lo[k])
-        lower, wit = -np.inf, None
-        if len(D):
-            j = int(np.argmax(s * D[:, k]))
-            lower, wit = float(s * D[j, k]), pair.X[j].copy()
-        info[(k, s)] = dict(lower=lower, upper=upper, witness=wit, status="skipped", seconds=0.0)
-    cut = None if threshold is None else float(threshold) + float(tol)
-    # most promising first: likely violations (threshold) or largest bounds (maximisation)
-    key = (lambda ks: -info[ks]["lower"]) if threshold is not None else (lambda ks: -info[ks]["upper"])
-    todo.sort(key=key)
-    num_milps = 0
-    stopped = timed_out = False
-    for k, s in todo:
-        e = info[(k, s)]
-        if stopped:
-            break
-        if cut is not None:
-            if e["upper"] <= cut:
-                e["status"] = "bounds"
-                continue
-            if e["lower"] > threshold:
-                e["status"] = "exceeded"
-                if stop_on_violation:
-                    stopped = True
-                continue
-        elif e["upper"] - e["lower"] <= 1e-9 * (1 + abs(e["upper"])):
-            e["status"] = "bounds"
-            continue
-        if deadline is not None and time.perf_counter() >= deadline:
-            timed_out = True
-            e["status"] = "time_limit"
-            continue
-        joint = pair.joint
-        model = joint.model
-        model.set_objective(np.array([joint.va.output_cols[k], joint.vb.output_cols[k]]), [s, -s], maximize=True)
-        res = model.solve(cutoff=cut, target=cut, time_limit=_remaining(deadline), mip_rel_gap=mip_rel_gap)
-        num_milps += 1
-        e["seconds"] = res.seconds
-        if res.has_solution:
-            x = _witness_from(res.values, model.input_cols, domain)
-            if x is not None:
-                val = float(s * (net_a.forward(x)[k] - net_b.forward(x)[k]))
-                if res.objective is not None and abs(val - res.objective) > 1e-5 * (1 + abs(val)):
-                    notes.append(f"output {k} sign {s:+d}: solver objective {res.objective:.9g} but the "
-                                 f"forward pass gives {val:.9g}")
-                if val > e["lower"]:
-                    e["lower"], e["witness"] = val, x
-        if res.status == "infeasible":
-            if cut is None:
-                raise SolverError(f"output {k}: the joint MILP is infeasible; is the domain empty?")
-            e["upper"] = min(e["upper"], cut)
-            e["status"] = "cutoff"
-        else:
-            db = res.dual_bound
-            if db is not None and math.isfinite(db):
-                e["upper"] = min(e["upper"], max(db, cut) if cut is not None else db)
-            if res.status == "optimal":
-                e["status"] = "optimal"
-            elif res.status == "objective_target":
-                e["status"] = "exceeded" if e["lower"] > threshold else "open"
-                if e["status"] == "open":
-                    notes.append(f"output {k} sign {s:+d}: the solver's input above the threshold did not "
-                                 "verify in float64 (numerical tolerance); left open")
-            else:
-                e["status"] = "time_limit" if res.status == "time_limit" else res.status
-                timed_out = timed_out or res.status == "time_limit"
-        if cut is not None and e["status"] == "optimal" and e["upper"] <= cut:
-            e["status"] = "cutoff"
-        if stop_on_violation and e["status"] == "exceeded":
-            stopped = True
-    entries = tuple(OutputGap(k, s, e["lower"], e["upper"], e["witness"], e["status"], e["seconds"])
-                    for (k, s), e in sorted(info.items()))
-    lower = max(e.lower for e in entries) + 0.0  # + 0.0: no "-0" in reports
-    upper = max(e.upper for e in entries) + 0.0
-    best = max(entries, key=lambda e: e.lower)
-    settled = {"optimal", "cutoff", "bounds", "exceeded"}
-    if all(e.status in settled for e in entries):
-        status, msg = "complete", ""
-    elif stopped:
-        status, msg = "stopped", "stopped at the first verified input above the threshold"
-    elif timed_out:
-        status, msg = "time_limit", f"time limit of {time_limit} s reached; upper is the bound reached"
-    else:
-        status, msg = "incomplete", "some outputs were not settled (see entries and notes)"
-    return GapResult(entries, lower, upper, best.witness, time.perf_counter() - t0, num_milps, status, msg,
-                     threshold, float(tol), pair.diff is not None, tuple(notes))
+    try:
+        problem = GapProblem.build(net_a, net_b, domain, bounds_a=bounds_a, bounds_b=bounds_b,
+                                   differential=differential, samples=samples, seed=seed, options=options)
+    except KeyboardInterrupt:
+        lo, hi = interval_gap_bounds(net_a, net_b, domain)
+        entries = tuple(OutputGap(k, s, -np.inf, float(hi[k] if s > 0 else -lo[k]), None, EntryStatus.SKIPPED)
+                        for k in outputs for s in (1, -1))
+        return GapResult(entries, -np.inf, max(e.upper for e in entries), None, time.perf_counter() - t0, 0,
+                         Status.INTERRUPTED, "interrupted (Ctrl-C) while computing bounds; upper from interval "
+                         "bounds", threshold, float(tol), False, ())
+    return gap_search(problem, outputs=outputs, threshold=threshold, stop_on_violation=stop_on_violation,
+                      tol=float(tol), deadline=deadline_after(time_limit, t0), mip_rel_gap=mip_rel_gap, start=t0)
 
 
 # ---------------------------------------------------------------------------- equivalence results
@@ -623,7 +801,8 @@ class EquivalenceResult:
 
     Attributes
     ----------
-    verdict : {"equivalent", "not_equivalent", "unknown"}
+    verdict : Verdict
+        ``"equivalent"``, ``"not_equivalent"`` or ``"unknown"`` (a ``str`` enum).
     mode : {"exact", "epsilon", "top1"}
     max_gap : float
         For ``equivalent``/``unknown``: the proven upper bound on the gap (or the
@@ -641,7 +820,7 @@ class EquivalenceResult:
         Per output and sign (exact/epsilon linf) or per class pair (top1).
     """
 
-    verdict: str
+    verdict: Verdict
     mode: str
     epsilon: float
     norm: str
@@ -655,30 +834,30 @@ class EquivalenceResult:
     per_output: tuple
     seconds: float
     num_milps: int
-    status: str
+    status: Status
     message: str = ""
     notes: tuple = field(default_factory=tuple)
 
     @property
     def equivalent(self) -> bool:
-        return self.verdict == "equivalent"
+        return self.verdict == Verdict.EQUIVALENT
 
     def to_dict(self) -> dict:
         return {
-            "verdict": self.verdict,
+            "verdict": str(self.verdict),
             "mode": self.mode,
             "epsilon": self.epsilon,
             "norm": self.norm,
             "tol": self.tol,
-            "max_gap": _f(self.max_gap),
-            "gap_lower_bound": _f(self.gap_lower_bound),
-            "gap_upper_bound": _f(self.gap_upper_bound),
+            "max_gap": json_float(self.max_gap),
+            "gap_lower_bound": json_float(self.gap_lower_bound),
+            "gap_upper_bound": json_float(self.gap_upper_bound),
             "counterexample": None if self.counterexample is None else self.counterexample.tolist(),
             "outputs_a": None if self.outputs_a is None else self.outputs_a.tolist(),
             "outputs_b": None if self.outputs_b is None else self.outputs_b.tolist(),
             "seconds": self.seconds,
             "num_milps": self.num_milps,
-            "status": self.status,
+            "status": str(self.status),
             "message": self.message,
             "per_output": list(self.per_output),
             "notes": list(self.notes),
@@ -716,7 +895,7 @@ def top1_margin(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
     return np.minimum(fa[r, c] - fa_other.max(axis=1), fb_other.max(axis=1) - fb[r, c])
 
 
-def _top1_rows(pair: _Pair, strategy: str) -> dict:
+def _top1_rows(pair: GapProblem, strategy: str) -> dict:
     """Switchable rows for the top-1 MILPs, added once to the joint model.
 
     ``F[c, j]``: ``f_c - f_j - t >= 0``. Strategy ``pair``: ``G[c, k]``:
@@ -774,7 +953,7 @@ def _top1_rows(pair: _Pair, strategy: str) -> dict:
     return dict(index=index, t=t_col, s=s_cols, big_m=big_m, strategy=strategy)
 
 
-def _top1_switch(pair: _Pair, rows: dict, c: int, ks, on: bool) -> None:
+def _top1_switch(pair: GapProblem, rows: dict, c: int, ks, on: bool) -> None:
     model = pair.joint.model
     m = pair.net_a.output_dim
     index = rows["index"]
@@ -794,7 +973,7 @@ def _top1_switch(pair: _Pair, rows: dict, c: int, ks, on: bool) -> None:
 class _FirstClassScreen:
     """A MILP over ``net_a`` alone: can f rank class c first with margin >= tol?"""
 
-    def __init__(self, pair: _Pair) -> None:
+    def __init__(self, pair: GapProblem) -> None:
         from mipnet.milp.encoding import HighsModel
 
         self.model = HighsModel(pair.domain, options=pair.options)
@@ -815,29 +994,46 @@ class _FirstClassScreen:
                             sp.csr_matrix((vv, (rr, cc)), shape=(r, self.model.num_cols)))
 
     def solve(self, c: int, tol: float, time_limit):
+        """``(result, interrupted)`` of the question for class c (see :func:`solve_or_partial`)."""
         m = self.m
         idx = np.arange(self.rows0 + c * (m - 1), self.rows0 + (c + 1) * (m - 1), dtype=np.int32)
         self.model.change_row_bounds(idx, 0.0, INF)
         self.model.set_objective([self.t], [1.0], maximize=True)
         try:
-            return self.model.solve(cutoff=tol, target=tol, time_limit=time_limit)
+            return solve_or_partial(self.model, cutoff=tol, target=tol, time_limit=time_limit)
         finally:
             self.model.change_row_bounds(idx, -INF, INF)
 
 
-def _top1(pair: _Pair, deadline, tol: float, notes: list, strategy: str = "pair") -> dict:
+def _top1(pair: GapProblem, deadline, tol: float, notes: list, strategy: str = "pair") -> dict:
     """Top-1 search: per class c (``strategy="class"``, one MILP choosing k by binaries)
-    or per pair (c, k) (``"pair"``); both maximise the margin t (see module docstring)."""
+    or per pair (c, k) (``"pair"``); both maximise the margin t (see module docstring).
+
+    In the problem's units (``tol`` too). On Ctrl-C the search stops with ``interrupted`` set and
+    ``upper`` infinite (the pairs not examined have no bound), unless the interrupted MILP's
+    incumbent is a verified counterexample.
+    """
+    out = dict(lower=-np.inf, upper=np.inf, witness=None, pairs=[], num_milps=0, timed_out=False,
+               interrupted=False)
+    try:
+        _top1_search(pair, deadline, tol, notes, strategy, out)
+    except KeyboardInterrupt:
+        out["interrupted"] = True
+    if out["interrupted"] and out["witness"] is None:
+        out["upper"] = np.inf
+    return out
+
+
+def _top1_search(pair: GapProblem, deadline, tol: float, notes: list, strategy: str, out: dict) -> None:
     net_a, net_b, domain = pair.net_a, pair.net_b, pair.domain
     m = net_a.output_dim
-    out = dict(lower=-np.inf, upper=np.inf, witness=None, pairs=[], num_milps=0, timed_out=False)
     if len(pair.X):
         tm = top1_margin(pair.FA, pair.FB)
         j = int(np.argmax(tm))
         out["lower"] = float(tm[j])
         if tm[j] > 0:
             out["witness"] = pair.X[j].copy()
-            return out
+            return
     A, B = pair.bounds_a.output, pair.bounds_b.output
     counts = np.bincount(np.argmax(pair.FA, axis=1), minlength=m) if len(pair.X) else np.zeros(m)
     classes = [int(c) for c in np.argsort(-counts, kind="stable")]
@@ -847,30 +1043,37 @@ def _top1(pair: _Pair, deadline, tol: float, notes: list, strategy: str = "pair"
     screen = None
     for c in classes:
         if np.any(np.delete(A.lower, c) > A.upper[c]):
-            out["pairs"].append(dict(c=c, k=None, status="never_first", upper=None, seconds=0.0))
+            out["pairs"].append(dict(c=c, k=None, status=EntryStatus.NEVER_FIRST, upper=None, seconds=0.0))
             continue
         if counts[c] == 0:
             # no sample has argmax f = c: ask a small MILP over f alone whether f can rank c first
             if deadline is not None and time.perf_counter() >= deadline:
                 out["timed_out"] = True
-                out["pairs"].append(dict(c=c, k=None, status="time_limit", upper=None, seconds=0.0))
+                out["pairs"].append(dict(c=c, k=None, status=EntryStatus.TIME_LIMIT, upper=None, seconds=0.0))
                 upper = np.inf
                 continue
             if screen is None:
                 screen = _FirstClassScreen(pair)
-            res = screen.solve(c, tol, _remaining(deadline))
+            res, stopped = screen.solve(c, tol, remaining(deadline))
+            out["interrupted"] |= stopped
             out["num_milps"] += 1
             if res.status == "infeasible":
-                out["pairs"].append(dict(c=c, k=None, status="never_first", upper=_f(tol), seconds=res.seconds))
+                out["pairs"].append(dict(c=c, k=None, status=EntryStatus.NEVER_FIRST, upper=tol,
+                                         seconds=res.seconds))
                 continue
+            if out["interrupted"]:
+                out["pairs"].append(dict(c=c, k=None, status=EntryStatus.INTERRUPTED, upper=None,
+                                         seconds=res.seconds))
+                return
             if res.status == "time_limit" and not res.has_solution:
                 out["timed_out"] = True
-                out["pairs"].append(dict(c=c, k=None, status="time_limit", upper=None, seconds=res.seconds))
+                out["pairs"].append(dict(c=c, k=None, status=EntryStatus.TIME_LIMIT, upper=None,
+                                         seconds=res.seconds))
                 upper = np.inf
                 continue
         ks = [k for k in range(m) if k != c and B.upper[k] - B.lower[c] >= tol]
         if not ks:  # no logit of g can beat g_c by tol anywhere
-            out["pairs"].append(dict(c=c, k=None, status="bounds", upper=None, seconds=0.0))
+            out["pairs"].append(dict(c=c, k=None, status=EntryStatus.BOUNDS, upper=None, seconds=0.0))
             continue
         sel = first == c
         score = {k: float(np.max(pair.FB[sel, k] - pair.FB[sel, c])) if sel.any() else 0.0 for k in ks}
@@ -883,7 +1086,7 @@ def _top1(pair: _Pair, deadline, tol: float, notes: list, strategy: str = "pair"
             label = dict(c=c, k=K[0] if len(K) == 1 else None)
             if deadline is not None and time.perf_counter() >= deadline:
                 out["timed_out"] = True
-                out["pairs"].append(dict(label, status="time_limit", upper=None, seconds=0.0))
+                out["pairs"].append(dict(label, status=EntryStatus.TIME_LIMIT, upper=None, seconds=0.0))
                 upper = np.inf
                 continue
             _top1_switch(pair, rows, c, K, True)
@@ -892,61 +1095,76 @@ def _top1(pair: _Pair, deadline, tol: float, notes: list, strategy: str = "pair"
             found = None
             for attempt in range(2):
                 # first stop at any input with margin >= tol; if it does not verify, maximise t properly
-                res = model.solve(cutoff=tol, target=tol if attempt == 0 else None,
-                                        time_limit=_remaining(deadline))
+                res, stopped = solve_or_partial(model, cutoff=tol, target=tol if attempt == 0 else None,
+                                                time_limit=remaining(deadline))
+                out["interrupted"] |= stopped
                 out["num_milps"] += 1
                 entry["seconds"] += res.seconds
                 if res.has_solution:
-                    x = _witness_from(res.values, model.input_cols, domain)
+                    x = witness_from_solution(res.values, model.input_cols, domain)
                     if x is not None:
                         tmx = float(top1_margin(net_a.forward(x), net_b.forward(x))[0])
                         out["lower"] = max(out["lower"], tmx)
                         if tmx > 0:
                             found = x
-                if found is not None or res.status != "objective_target":
+                if found is not None or res.status != "objective_target" or out["interrupted"]:
                     break
                 notes.append(f"class {c}: the solver's input with margin >= tol did not verify in float64; "
                              "maximising the margin")
             _top1_switch(pair, rows, c, K, False)
             if found is not None:
-                entry["status"] = "counterexample"
+                entry["status"] = EntryStatus.COUNTEREXAMPLE
                 out["pairs"].append(entry)
                 out["witness"] = found
-                return out
+                return
             if res.status == "infeasible":
-                entry.update(status="proven", upper=_f(tol))
+                entry.update(status=EntryStatus.PROVEN, upper=tol)
             else:
                 db = res.dual_bound
                 ub = max(db, tol) if db is not None and math.isfinite(db) else np.inf
-                entry.update(status=res.status, upper=_f(ub))
+                entry.update(status=res.status, upper=ub)
                 upper = max(upper, ub)
                 if res.status == "optimal" and ub <= tol:
-                    entry["status"] = "proven"
+                    entry["status"] = EntryStatus.PROVEN
                 elif res.status == "time_limit":
                     out["timed_out"] = True
+                elif res.status == "interrupted":
+                    entry["status"] = EntryStatus.INTERRUPTED
                 elif res.status != "optimal":
                     notes.append(f"class {c}: solver status {res.highs_status}")
             out["pairs"].append(entry)
+            if out["interrupted"]:
+                return
     out["upper"] = upper
-    return out
 
 
 # ---------------------------------------------------------------------------- L1 epsilon
-def _l1(pair: _Pair, eps: float, deadline, tol: float, notes: list) -> dict:
-    """max sum_k |f_k - g_k| with cutoff eps + tol: one binary per output whose sign is open."""
+def _l1(pair: GapProblem, eps: float, deadline, tol: float, notes: list) -> dict:
+    """max sum_k |f_k - g_k| with cutoff eps + tol: one binary per output whose sign is open (problem units)."""
     D = pair.FA - pair.FB
-    out = dict(lower=-np.inf, upper=float(np.sum(np.maximum(np.abs(pair.d_lo), np.abs(pair.d_hi)))),
-               witness=None, num_milps=0, timed_out=False, status="bounds")
+    m = pair.d_lo.size
+    before = float(np.sum(np.maximum(np.abs(pair.d_lo), np.abs(pair.d_hi)))) * (1.0 + 2.0 * gamma(m))
+    out = dict(lower=-np.inf, upper=before, witness=None, num_milps=0, timed_out=False, interrupted=False,
+               status=EntryStatus.BOUNDS)
     if len(D):
         g = np.abs(D).sum(axis=1)
         j = int(np.argmax(g))
         out["lower"], out["witness"] = float(g[j]), pair.X[j].copy()
         if g[j] > eps:
-            out["status"] = "exceeded"
+            out["status"] = EntryStatus.EXCEEDED
             return out
     out["witness"] = None
     if out["upper"] <= eps + tol:
         return out
+    try:
+        _l1_milp(pair, eps, deadline, tol, notes, out)
+    except KeyboardInterrupt:
+        out["interrupted"] = True
+        out["status"] = EntryStatus.INTERRUPTED
+    return out
+
+
+def _l1_milp(pair: GapProblem, eps: float, deadline, tol: float, notes: list, out: dict) -> None:
     joint = pair.joint
     model = joint.model
     dlo, dhi = pair.d_lo, pair.d_hi
@@ -984,33 +1202,34 @@ def _l1(pair: _Pair, eps: float, deadline, tol: float, notes: list) -> dict:
         model.add_rows(np.zeros(kc), np.zeros(kc), A)
     model.set_objective(acol, 1.0, maximize=True)
     cut = eps + tol
-    res = model.solve(cutoff=cut, target=cut, time_limit=_remaining(deadline))
+    res, stopped = solve_or_partial(model, cutoff=cut, target=cut, time_limit=remaining(deadline))
+    out["interrupted"] |= stopped
     out["num_milps"] = 1
     if res.has_solution:
-        x = _witness_from(res.values, model.input_cols, pair.domain)
+        x = witness_from_solution(res.values, model.input_cols, pair.domain)
         if x is not None:
             val = float(np.abs(pair.net_a.forward(x) - pair.net_b.forward(x)).sum())
             if val > out["lower"]:
                 out["lower"] = val
             if val > eps:
                 out["witness"] = x
-                out["status"] = "exceeded"
-                return out
+                out["status"] = EntryStatus.EXCEEDED
+                return
     if res.status == "infeasible":
-        out["upper"], out["status"] = min(out["upper"], cut), "cutoff"
-    else:
-        db = res.dual_bound
-        if db is not None and math.isfinite(db):
-            out["upper"] = min(out["upper"], max(db, cut))
-        out["status"] = res.status
-        out["timed_out"] = res.status == "time_limit"
-        if res.status == "objective_target":
-            notes.append("the solver's input above eps did not verify in float64 (numerical tolerance)")
-    return out
+        out["upper"], out["status"] = min(out["upper"], cut), EntryStatus.CUTOFF
+        return
+    db = res.dual_bound
+    if db is not None and math.isfinite(db):
+        out["upper"] = min(out["upper"], max(db, cut))
+    out["status"] = EntryStatus.INTERRUPTED if out["interrupted"] else res.status
+    out["timed_out"] = res.status == "time_limit"
+    if res.status == "objective_target":
+        notes.append("the solver's input above eps did not verify in float64 (numerical tolerance)")
 
 
 # ---------------------------------------------------------------------------- verify
-def _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples):
+def _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples, bounds_a, bounds_b,
+                     top1_strategy, solver_options):
     domain = _validate_pair(net_a, net_b, domain)
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
@@ -1026,9 +1245,12 @@ def _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol,
                          "(exact equivalence uses tol)")
     _check_time_limit(time_limit)
     _check_tol(tol)
-    if int(samples) != samples or samples < 0:
-        raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
-    return domain
+    _check_samples(samples)
+    _check_bounds("bounds_a", bounds_a, net_a)
+    _check_bounds("bounds_b", bounds_b, net_b)
+    if top1_strategy not in ("class", "pair"):
+        raise ValueError(f"top1_strategy must be 'class' or 'pair', got {top1_strategy!r}")
+    return domain, check_options(solver_options)
 
 
 def verify_equivalence(
@@ -1083,76 +1305,94 @@ def verify_equivalence(
     Returns
     -------
     EquivalenceResult
+        On Ctrl-C: verdict ``unknown`` (unless a verified counterexample was already in
+        hand) with the bounds proven so far, status ``"interrupted"``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from mipnet import Network, Box
     >>> f = Network([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
-    >>> verify_equivalence(f, f, Box(-1, 1, dim=1)).verdict
-    'equivalent'
+    >>> print(verify_equivalence(f, f, Box(-1, 1, dim=1)).verdict)
+    equivalent
     """
     t0 = time.perf_counter()
-    domain = _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples)
-    _check_bounds("bounds_a", bounds_a, net_a)
-    _check_bounds("bounds_b", bounds_b, net_b)
-    if top1_strategy not in ("class", "pair"):
-        raise ValueError(f"top1_strategy must be 'class' or 'pair', got {top1_strategy!r}")
-    deadline = None if time_limit is None else t0 + float(time_limit)
-    pair = _Pair(net_a, net_b, domain, bounds_a, bounds_b, differential, samples, seed,
-                 options=check_options(solver_options))
+    domain, options = _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples,
+                                       bounds_a, bounds_b, top1_strategy, solver_options)
+    deadline = deadline_after(time_limit, t0)
+    tol = float(tol)
+    eps = float(epsilon) if mode == "epsilon" else (tol if mode == "exact" else 0.0)
+    proven_bound = tol if mode == "top1" else eps + tol
     notes: list[str] = []
-    eps = float(epsilon) if mode == "epsilon" else (float(tol) if mode == "exact" else 0.0)
-    witness = None
-    per_output: tuple = ()
-    if mode == "top1":
-        r = _top1(pair, deadline, float(tol), notes, strategy=top1_strategy)
-        lower, upper, witness, num_milps = r["lower"], r["upper"], r["witness"], r["num_milps"]
-        per_output = tuple(r["pairs"])
-        timed_out = r["timed_out"]
-        proven_bound = float(tol)
-    elif norm == "l1" and mode == "epsilon":
-        r = _l1(pair, eps, deadline, float(tol), notes)
-        lower, upper, witness, num_milps = r["lower"], r["upper"], r["witness"], r["num_milps"]
-        timed_out = r["timed_out"]
-        proven_bound = eps + float(tol)
-    else:
-        left = None if deadline is None else max(_remaining(deadline), 1e-9)
-        g = max_output_gap(net_a, net_b, domain, time_limit=left, threshold=eps,
-                           stop_on_violation=True, tol=float(tol), _pair=pair)
-        lower, upper, num_milps = g.lower, g.upper, g.num_milps
-        witness = g.witness if g.lower > eps else None
+    try:
+        pair = GapProblem.build(net_a, net_b, domain, bounds_a=bounds_a, bounds_b=bounds_b,
+                                differential=differential, samples=samples, seed=seed, options=options)
+    except KeyboardInterrupt:
+        upper = np.inf
+        if mode != "top1":
+            lo, hi = interval_gap_bounds(net_a, net_b, domain)
+            gaps = np.maximum(np.abs(lo), np.abs(hi))
+            upper = float(gaps.max() if norm == "linf" or mode == "exact" else gaps.sum() * (1 + 2 * gamma(gaps.size)))
+        return _verdict(net_a, net_b, domain, mode, eps, norm, tol, proven_bound, -np.inf, upper, None, (), t0, 0,
+                        False, True, time_limit, ["interrupted (Ctrl-C) while computing bounds"])
+    sc = pair.scaling
+    a = sc.output_scale
+    if mode == "top1" or norm == "l1":  # these searches work in the problem's units
+        if mode == "top1":
+            r = _top1(pair, deadline, tol / a, notes, strategy=top1_strategy)
+            per_output = tuple(dict(p, status=str(p["status"]), upper=json_float(None if p["upper"] is None
+                                                                               else p["upper"] * a))
+                               for p in r["pairs"])
+        else:
+            r = _l1(pair, eps / a, deadline, tol / a, notes)
+            per_output = ()
+        lower, upper, witness = r["lower"] * a, r["upper"] * a, sc.to_input(r["witness"])
+        num_milps, timed_out, interrupted = r["num_milps"], r["timed_out"], r["interrupted"]
+    else:  # gap_search reports in the original units
+        g = gap_search(pair, threshold=eps, stop_on_violation=True, tol=tol, deadline=deadline, start=t0)
+        lower, upper, witness = g.lower, g.upper, (g.witness if g.lower > eps else None)
+        num_milps, timed_out, interrupted = g.num_milps, g.status == Status.TIME_LIMIT, g.status == Status.INTERRUPTED
         per_output = tuple(e.to_dict() for e in g.entries)
-        timed_out = g.status == "time_limit"
         notes.extend(g.notes)
-        proven_bound = eps + float(tol)
+    return _verdict(net_a, net_b, domain, mode, eps, norm, tol, proven_bound, lower, upper, witness, per_output, t0,
+                    num_milps, timed_out, interrupted, time_limit, notes)
+
+
+def _verdict(net_a, net_b, domain, mode, eps, norm, tol, proven_bound, lower, upper, witness, per_output, t0,
+             num_milps, timed_out, interrupted, time_limit, notes) -> EquivalenceResult:
+    """The verdict from the bounds reached, after the float64 re-check of any counterexample."""
     fa = fb = None
     if witness is not None:
         fa, fb = net_a.forward(witness), net_b.forward(witness)
-        # the independent float64 re-check of the counterexample
+        # the independent float64 re-check of the counterexample (original networks, original units)
         if mode == "top1":
             ok = float(top1_margin(fa, fb)[0]) > 0
         elif norm == "l1" and mode == "epsilon":
             ok = float(np.abs(fa - fb).sum()) > eps
         else:
             ok = float(np.abs(fa - fb).max()) > eps
-        if not ok or not domain.contains(witness, tol=1e-9):
+        if not ok or not in_domain(domain, witness)[0]:
             raise SolverError("internal error: a counterexample failed its float64 re-check")
     if witness is not None:
-        verdict, status = "not_equivalent", "counterexample"
+        verdict, status = Verdict.NOT_EQUIVALENT, Status.COUNTEREXAMPLE
         max_gap = lower
         msg = "counterexample found and re-checked by a float64 forward pass of both networks"
+        if interrupted:
+            notes.append("interrupted (Ctrl-C) after the counterexample was found")
     elif upper <= proven_bound:
-        verdict, status = "equivalent", "proven"
+        verdict, status = Verdict.EQUIVALENT, Status.PROVEN
         max_gap = upper
         msg = ""
     else:
-        verdict = "unknown"
-        status = "time_limit" if timed_out else "incomplete"
+        verdict = Verdict.UNKNOWN
         max_gap = upper
-        msg = (f"time limit of {time_limit} s reached before a decision" if timed_out
-               else "not decided: some subproblems ended without proof or verified counterexample (see notes)")
-    return EquivalenceResult(verdict, mode, eps, norm, float(tol), float(max_gap) + 0.0, float(lower) + 0.0,
-                             float(upper) + 0.0,
-                             witness, fa, fb, per_output, time.perf_counter() - t0, int(num_milps), status, msg,
-                             tuple(notes))
+        if interrupted:
+            status, msg = Status.INTERRUPTED, "interrupted (Ctrl-C) before a decision; the gap bounds are those reached"
+        elif timed_out:
+            status, msg = Status.TIME_LIMIT, f"time limit of {time_limit} s reached before a decision"
+        else:
+            status = Status.INCOMPLETE
+            msg = "not decided: some subproblems ended without proof or verified counterexample (see notes)"
+    return EquivalenceResult(verdict, mode, eps, norm, tol, float(max_gap) + 0.0, float(lower) + 0.0,
+                             float(upper) + 0.0, witness, fa, fb, tuple(per_output), time.perf_counter() - t0,
+                             int(num_milps), status, msg, tuple(notes))

@@ -55,11 +55,15 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from mipnet.analyses.common import Status, candidate_points, deadline_after, project_to_domain
+from mipnet.analyses.equivalence import EntryStatus, GapProblem, gap_search, interval_gap_bounds, reconcile_bound
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
+from mipnet.core.numerics import in_domain
 from mipnet.core.results import json_float
 from mipnet.io.convert import as_network
+from mipnet.solver.highs import check_options
 
 __all__ = [
     "PruningGap",
@@ -206,8 +210,9 @@ class PruningGap:
     exact : bool
         ``upper - lower <= tol + mip_rel_gap * max(1, upper)``: the maximum is known (the
         bounds meet; this can happen under a time limit when only smaller outputs timed out).
-    status : str
-        ``complete`` (the L-inf maximum settled), ``time_limit`` or ``incomplete`` (see ``notes``).
+    status : Status
+        ``complete`` (the L-inf maximum settled), ``time_limit``, ``interrupted`` (Ctrl-C) or
+        ``incomplete`` (see ``notes``).
     per_output_lower, per_output_upper : ndarray (m,)
         ``max |f_k - g_k|`` attained at known inputs of D / proven, per output. Exact
         per output only with ``per_output=True``; otherwise outputs decided by a cutoff
@@ -230,7 +235,7 @@ class PruningGap:
     upper: float
     witness: np.ndarray
     exact: bool
-    status: str
+    status: Status
     per_output_lower: np.ndarray
     per_output_upper: np.ndarray
     witness_outputs: tuple
@@ -273,7 +278,7 @@ class PruningGap:
             "lower": json_float(self.lower),
             "upper": json_float(self.upper),
             "exact": self.exact,
-            "status": self.status,
+            "status": str(self.status),
             "witness": self.witness.tolist(),
             "witness_outputs": [self.witness_outputs[0].tolist(), self.witness_outputs[1].tolist()],
             "witness_relative_gap": json_float(self.witness_relative_gap),
@@ -357,10 +362,8 @@ def _ascent(f: Network, g: Network, dom: Domain, X0: np.ndarray, *, iterations: 
         sgn = np.sign(D[np.arange(len(X)), k])
         sgn[sgn == 0] = 1.0
         G = _gap_gradient(f, g, X, k, sgn)
-        Y = np.clip(X + step * np.sign(G) * width, dom.lower, dom.upper)
-        if dom.has_constraints:
-            ok = dom.contains(Y, tol=0.0)
-            Y[~ok] = X[~ok]
+        Y, ok = project_to_domain(dom, X + step * np.sign(G) * width)
+        Y[~ok] = X[~ok]
         DY = f.forward(Y) - g.forward(Y)
         vy = np.abs(DY).max(axis=1)
         up = vy > val
@@ -368,20 +371,8 @@ def _ascent(f: Network, g: Network, dom: Domain, X0: np.ndarray, *, iterations: 
         X, D = best.copy(), f.forward(best) - g.forward(best)
     return best
 
-def _bounds_only(f: Network, g: Network, dom: Domain, ba, bb) -> np.ndarray:
-    """``max |f_k - g_k|`` per output from LP bounds (and differential bounds for equal widths)."""
-    A, B = ba.output, bb.output
-    lo, hi = A.lower - B.upper, A.upper - B.lower
-    if f.widths == g.widths:
-        from mipnet.analyses.equivalence import differential_bounds
-
-        d = differential_bounds(f, g, dom, bounds_a=ba, bounds_b=bb).output
-        lo, hi = np.maximum(lo, d.lower), np.minimum(hi, d.upper)
-    return np.maximum(np.abs(lo), np.abs(hi))
-
-
 def _validate_gap(original, pruned, domain, epsilon, time_limit, time_limit_per_milp, tol, mip_rel_gap,
-                  samples, quantiles):
+                  samples, quantiles, solver_options):
     f = as_network(original, "original")
     g = as_network(pruned, "pruned")
     if f.input_dim != g.input_dim or f.output_dim != g.output_dim:
@@ -398,7 +389,7 @@ def _validate_gap(original, pruned, domain, epsilon, time_limit, time_limit_per_
     if isinstance(samples, bool) or int(samples) != samples or samples < 0:
         raise InvalidArgumentError(f"samples must be an integer >= 0, got {samples!r}")
     qs = _check_quantiles(quantiles)
-    return f, g, dom, eps, tl, tlm, qs
+    return f, g, dom, eps, tl, tlm, qs, check_options(solver_options)
 
 
 def pruning_gap(
@@ -454,17 +445,26 @@ def pruning_gap(
     quantiles : sequence of float
         Percentiles of the data gaps.
     solver_options : dict, optional
-        HiGHS options for the MILPs (passed to :func:`mipnet.equivalence.max_output_gap`,
-        whose tuned defaults they update).
+        HiGHS options for the MILPs (on top of :data:`mipnet.solver.MILP_OPTIONS`).
 
     Returns
     -------
     PruningGap
+        On Ctrl-C: the bounds reached (``exact`` only if they meet), status ``"interrupted"``.
 
     Raises
     ------
     SolverError
         If a witness fails its float64 re-check or lies outside D (never expected).
+
+    Notes
+    -----
+    Where the box or the networks' values are far from 1, the search runs on an exact
+    power-of-two rescaling of both networks and the domain
+    (:class:`~mipnet.analyses.common.Scaling`): HiGHS's absolute tolerances then act as
+    relative ones. Every proven bound is re-checked against every input evaluated (samples,
+    data in D, ascent points, MILP solutions); a bound that one of them beats is not reported
+    as proven (:func:`mipnet.analyses.equivalence.gap_search`).
 
     Examples
     --------
@@ -475,112 +475,94 @@ def pruning_gap(
     (2.0, 2.0, True, [-2.0])
     """
     t0 = time.perf_counter()
-    f, g, dom, eps, tl, tlm, qs = _validate_gap(original, pruned, domain, epsilon, time_limit, time_limit_per_milp,
-                                                tol, mip_rel_gap, samples, quantiles)
+    f, g, dom, eps, tl, tlm, qs, options = _validate_gap(original, pruned, domain, epsilon, time_limit,
+                                                         time_limit_per_milp, tol, mip_rel_gap, samples, quantiles,
+                                                         solver_options)
     X = data_array(data, f.input_dim)
-    deadline = None if tl is None else t0 + tl
+    deadline = deadline_after(tl, t0)
     m = f.output_dim
     notes: list[str] = []
 
     # --- the data gaps (independent of the domain)
     data_stats = None
+    inside = None
     if X is not None:
         FX, GX = f.forward(X), g.forward(X)
         data_stats = data_gap_stats(FX, GX, epsilon=eps, quantiles=qs)
-        inside = dom.contains(X, tol=0.0)
+        inside = in_domain(dom, X)
         data_stats["in_domain"] = int(inside.sum())
         if not inside.all():
             notes.append(f"{int((~inside).sum())} of {len(X)} data points lie outside D: they count in the data "
                          "gaps but not as witnesses")
 
-    # --- candidate witnesses: data in D and random points of D
-    cands = [dom.center[None, :]] if dom.contains(dom.center, tol=0.0) else []
-    if samples:
-        try:
-            cands.append(dom.sample(int(samples), seed=seed))
-        except Exception:  # a thin polytope: rejection sampling gives up; the MILPs find points
-            pass
-    if X is not None and data_stats["in_domain"]:
-        cands.append(X[inside])
-    C = np.concatenate(cands) if cands else np.zeros((0, f.input_dim))
-    if len(C) and ascent_starts:
-        gC = np.abs(f.forward(C) - g.forward(C)).max(axis=1)
-        top = np.argsort(-gC, kind="stable")[:int(ascent_starts)]
-        C = np.concatenate([C, _ascent(f, g, dom, C[top])])
-    witnesses = [C]  # every point whose gap may be the lower bound
-
-    lo_k = np.full(m, -np.inf)  # attained |f_k - g_k| per output
-    if len(C):
-        lo_k = np.abs(f.forward(C) - g.forward(C)).max(axis=0)
+    # --- candidate witnesses: the centre, random points and data of D (raises if D is empty)
+    C = candidate_points(dom, None if X is None else X[inside], int(samples), seed)
+    witnesses = [C]  # every point whose gap may be the lower bound (original units)
     up_k = np.full(m, np.inf)
-
-    # --- the MILPs (mipnet.equivalence.max_output_gap, never a second encoding)
-    from mipnet.bounds import lp_bounds
-    from mipnet.analyses.equivalence import max_output_gap
-
-    ba, bb = lp_bounds(f, dom), lp_bounds(g, dom)
-    kw = dict(tol=float(tol), bounds_a=ba, bounds_b=bb, samples=0 if len(C) else int(samples), seed=seed)
-    if solver_options is not None:
-        kw["solver_options"] = dict(solver_options)
-    num_milps = 0
     settled = np.zeros(m, dtype=bool)
-    timed_out = False
+    num_milps = 0
+    timed_out = interrupted = False
+    problem = None
+    try:
+        # --- one problem for every MILP (bounds, rescaling, the joint model of max_output_gap)
+        problem = GapProblem.build(f, g, dom, points=C, options=options)
+        sc = problem.scaling
+        if len(C) and ascent_starts:
+            gC = np.abs(problem.FA - problem.FB).max(axis=1)
+            top = np.argsort(-gC, kind="stable")[:int(ascent_starts)]
+            A = _ascent(problem.net_a, problem.net_b, problem.domain, problem.X[top])
+            problem.add_points(A)
+            witnesses.append(sc.to_input(A))
 
-    def remaining_for_one():
-        if deadline is None and tlm is None:
-            return None
-        r = np.inf if deadline is None else max(deadline - time.perf_counter(), 0.0)
-        if tlm is not None:
-            r = min(r, tlm)
-        return r
+        def run(k, threshold):
+            nonlocal num_milps, timed_out, interrupted
+            dl = deadline
+            if tlm is not None:
+                dl = min(np.inf if dl is None else dl, time.perf_counter() + tlm)
+            if dl is not None and dl <= time.perf_counter():
+                timed_out = True
+                return None
+            res = gap_search(problem, outputs=[k], threshold=threshold, tol=float(tol), deadline=dl,
+                             mip_rel_gap=float(mip_rel_gap))
+            num_milps += res.num_milps
+            notes.extend(f"output {k}: {n}" for n in res.notes)
+            witnesses.extend(e.witness[None, :] for e in res.entries if e.witness is not None)
+            timed_out = timed_out or res.status == Status.TIME_LIMIT
+            interrupted = interrupted or res.status == Status.INTERRUPTED
+            up_k[k] = res.upper
+            return res
 
-    def run(k, threshold):
-        nonlocal num_milps, timed_out
-        lim = remaining_for_one()
-        if lim is not None and lim <= 0:
-            timed_out = True
-            return None
-        res = max_output_gap(f, g, dom, outputs=[k], threshold=threshold, time_limit=lim,
-                             mip_rel_gap=float(mip_rel_gap), **kw)
-        num_milps += res.num_milps
-        notes.extend(f"output {k}: {n}" for n in res.notes)
-        for e in res.entries:
-            if e.witness is not None:
-                witnesses.append(e.witness[None, :])
-                if e.lower > lo_k[k]:
-                    lo_k[k] = e.lower
-        if res.status == "time_limit":
-            timed_out = True
-        return res
-
-    # a sound bound before any MILP: the interval / differential bounds of max_output_gap
-    order = np.argsort(-lo_k, kind="stable") if np.all(np.isfinite(lo_k)) else np.arange(m)
-    for k in order:
-        k = int(k)
-        if per_output:
-            res = run(k, None)
+        lo_k = np.abs(problem.FA - problem.FB).max(axis=0) * sc.output_scale if len(problem.X) else np.zeros(m)
+        for k in (int(k) for k in np.argsort(-lo_k, kind="stable")):
+            if interrupted:
+                break
+            if per_output:
+                res = run(k, None)
+                settled[k] = res is not None and res.status == Status.COMPLETE
+                continue
+            # decide this output at the best gap known (a cutoff settles most outputs)
+            L = max(float(np.max(lo_k)), 0.0)
+            res = run(k, L)
             if res is None:
                 continue
-            up_k[k] = res.upper
-            settled[k] = res.status == "complete"
-            continue
-        L = float(np.max(lo_k)) if np.any(np.isfinite(lo_k)) else 0.0
-        L = max(L, 0.0)
-        res = run(k, L)
-        if res is None:
-            continue
-        up_k[k] = res.upper
-        if not any(e.status in ("exceeded", "open") for e in res.entries):
-            settled[k] = res.status == "complete"
-            continue
-        res2 = run(k, None)  # a gap above L: maximise this output outright
-        if res2 is None:
-            continue
-        up_k[k] = res2.upper
-        settled[k] = res2.status == "complete"
-    if not np.all(np.isfinite(up_k)):  # never examined (time limit): the bound before any MILP
-        hi = _bounds_only(f, g, dom, ba, bb)
-        up_k = np.where(np.isfinite(up_k), up_k, hi)
+            if not any(e.status in (EntryStatus.EXCEEDED, EntryStatus.OPEN) for e in res.entries):
+                settled[k] = res.status == Status.COMPLETE
+            elif not interrupted:
+                res = run(k, None)  # a gap above L: maximise this output outright
+                settled[k] = res is not None and res.status == Status.COMPLETE
+            if res is not None:
+                lo_k[k] = max(lo_k[k], max(e.lower for e in res.entries))
+    except KeyboardInterrupt:  # outside a solve (a solve's Ctrl-C comes back as a partial result)
+        interrupted = True
+    if interrupted:
+        notes.append("interrupted (Ctrl-C): outputs not settled keep the bounds reached")
+    # outputs never examined (time limit, Ctrl-C): the bounds before any MILP
+    if problem is not None:
+        before = np.maximum(problem.d_hi, -problem.d_lo) * problem.scaling.output_scale
+    else:
+        lo, hi = interval_gap_bounds(f, g, dom)
+        before = np.maximum(hi, -lo)
+    up_k = np.where(np.isfinite(up_k), up_k, before)
 
     # --- the witness: the candidate with the largest L-inf gap, re-checked in float64
     W = np.concatenate(witnesses)
@@ -590,23 +572,33 @@ def pruning_gap(
     witness = W[j].copy()
     fa, fb = f.forward(witness), g.forward(witness)
     lower = float(np.abs(fa - fb).max())
-    if not dom.contains(witness, tol=1e-9) or abs(lower - gw[j]) > 1e-9 * (1.0 + abs(lower)):
+    if not in_domain(dom, witness)[0] or abs(lower - gw[j]) > 1e-9 * (1.0 + abs(lower)):
         raise SolverError("internal error: the worst-case witness failed its float64 re-check")
-    lo_k = np.maximum(lo_k, Dw.max(axis=0))
+    lo_k = Dw.max(axis=0)
+    # --- every proven bound against every input evaluated
+    unit = 1.0 if problem is None else problem.scaling.output_scale
+    refuted = np.zeros(m, dtype=bool)
+    for k in np.flatnonzero(lo_k > up_k):
+        bound, proven = reconcile_bound(float(lo_k[k]), float(up_k[k]), float(before[k]), unit)
+        what = "widened (solver tolerance)" if proven else "not proven: it falls back to the bound before any MILP"
+        notes.append(f"output {int(k)}: an input with gap {lo_k[k]:.12g} beats the bound {up_k[k]:.12g}; {what}, "
+                     f"{bound:.12g}")
+        up_k[k], refuted[k] = bound, not proven
+    settled &= ~refuted
     upper = float(np.max(up_k))
-    if lower > upper:
-        notes.append(f"the attained gap {lower:.12g} exceeds the proven bound {upper:.12g} (solver tolerance); "
-                     "the bound is raised to it")
-        upper = lower
-    up_k = np.maximum(up_k, lo_k)
-    closed = (upper - lower) <= float(tol) + float(mip_rel_gap) * max(1.0, abs(upper)) + 1e-9
+    slack = float(tol) + float(mip_rel_gap) * max(1.0, abs(upper)) + 1e-9
+    closed = bool(not refuted.any() and upper - lower <= slack)
     # the L-inf maximum is settled once the bounds meet, even if a smaller output timed out
-    status = "complete" if settled.all() or closed else ("time_limit" if timed_out else "incomplete")
-    exact = bool(closed)
-    if data_stats is not None and data_stats["in_domain"] == data_stats["n"] and data_stats["max"] > upper + 1e-9:
+    if settled.all() or closed:
+        status = Status.COMPLETE
+    elif interrupted:
+        status = Status.INTERRUPTED
+    else:
+        status = Status.TIME_LIMIT if timed_out else Status.INCOMPLETE
+    if data_stats is not None and data_stats["in_domain"] == data_stats["n"] and data_stats["max"] > upper:
         raise SolverError(f"internal error: a data point of D has gap {data_stats['max']:.12g} above the proven "
                           f"bound {upper:.12g}")
-    return PruningGap(lower=lower, upper=upper, witness=witness, exact=bool(exact), status=status,
+    return PruningGap(lower=lower, upper=upper, witness=witness, exact=closed, status=status,
                       per_output_lower=lo_k, per_output_upper=up_k, witness_outputs=(fa, fb), data=data_stats,
                       epsilon=eps, seconds=time.perf_counter() - t0, num_milps=int(num_milps), tol=float(tol),
                       mip_rel_gap=float(mip_rel_gap), per_output=bool(per_output), domain=dom,

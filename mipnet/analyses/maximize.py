@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from mipnet.analyses.common import solve_or_partial, witness_from_solution
 from mipnet.bounds import lp_bounds
 from mipnet.core.bounds import Bounds
 from mipnet.core.domain import as_domain
@@ -29,20 +30,26 @@ def maximize_output(
 
     The input is checked by a float64 forward pass: raise :class:`SolverError`
     if the solver's objective and ``c . f(x)`` disagree by more than 1e-5 relative.
+    On Ctrl-C during the MILP the interrupted solve's result is returned (status
+    ``interrupted``; its ``dual_bound`` still bounds the maximum) with its best input.
     """
+    if not isinstance(net, Network):
+        raise InvalidNetworkError(f"net must be a mipnet.Network, got {type(net).__name__}")
     domain = as_domain(domain, net.input_dim)
+    c = np.asarray(c, dtype=np.float64).reshape(-1)
+    if c.size != net.output_dim:
+        raise InvalidNetworkError(f"c has {c.size} entries, the network has {net.output_dim} outputs")
     if bounds is None:
         bounds = lp_bounds(net, domain)
     model = HighsModel(domain)
     nv = model.add_network(net, bounds)
-    c = np.asarray(c, dtype=np.float64).reshape(-1)
-    if c.size != net.output_dim:
-        raise InvalidNetworkError(f"c has {c.size} entries, the network has {net.output_dim} outputs")
     model.set_objective(nv.output_cols, c, maximize=True)
-    res = model.solve(time_limit=time_limit)
+    res, _ = solve_or_partial(model, time_limit=time_limit)
     x = None
     if res.has_solution:
-        x = np.clip(res.values[nv.input_cols], domain.lower, domain.upper)
+        x = witness_from_solution(res.values, nv.input_cols, domain)
+        if x is None:
+            raise SolverError("the MILP's best input lies outside the domain")
         val = float(c @ net.forward(x))
         if abs(val - res.objective) > 1e-5 * (1 + abs(val)):
             raise SolverError(

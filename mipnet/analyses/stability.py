@@ -38,11 +38,17 @@ stably inactive (not stably active).
     an integer), the remaining candidates are proven stable.
 
 Soundness rules: a neuron is called stable only by a sound bound or a finished
-solve (never an incumbent); anything not settled within ``time_limit`` is
-*unknown*, never stable; every witness is re-checked by a float64 forward pass
-before the result is returned. The threshold ``tol`` is the numerical
-tolerance of a proof: a neuron is stably inactive when its proven maximum is
-``<= tol`` (its removal changes ``h_i`` by at most ``tol``).
+solve (never an incumbent); anything not settled within ``time_limit`` (or before
+Ctrl-C) is *unknown*, never stable; every witness is re-checked by the snapped
+float64 forward pass of :mod:`mipnet.core.numerics` before the result is returned,
+and every stable claim and every reported bound against all inputs seen. The
+threshold ``tol`` is the numerical tolerance of a proof: a neuron is stably
+inactive when its proven maximum is ``<= tol`` (its removal changes ``h_i`` by at
+most ``tol``). Such a neuron may still be positive (up to ``tol``), so the bounds
+of the layers after it are computed with its true range: in the MILPs of later
+layers it is relaxed to ``0 <= h_i <= upper_i`` (a stably active one to
+``y_i <= h_i <= y_i - lower_i``) instead of being treated as exactly 0 (or y_i),
+which keeps every reported bound sound for the network itself.
 """
 
 from __future__ import annotations
@@ -56,10 +62,20 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
-from mipnet.bounds import Bounds, LayerBounds, NeuronState, lp_bounds
+from mipnet.analyses.common import (
+    Status,
+    candidate_points,
+    deadline_after,
+    project_to_domain,
+    remaining,
+    solve_or_partial,
+    witness_from_solution,
+)
+from mipnet.bounds import Bounds, LayerBounds, NeuronState, interval_bounds, interval_layer, lp_bounds
 from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import InvalidDomainError, InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
+from mipnet.core.numerics import DEFAULT, in_domain, preactivation_scales, snapped_preactivations
 from mipnet.solver.highs import INF, check_options
 
 __all__ = [
@@ -77,79 +93,6 @@ log = logging.getLogger(__name__)
 UNKNOWN = 2
 _LABELS = {-1: "inactive", 0: "unstable", 1: "active", UNKNOWN: "unknown"}
 _METHODS = ("one_milp", "per_neuron")
-
-
-def hidden_preactivations(net: Network, X) -> list[np.ndarray]:
-    """Hidden pre-activations at the inputs X, with values inside their rounding error set to 0.
-
-    A float64 forward pass computes ``y`` with an error of a few ulps of
-    ``|W| |h| + |b|``; the sign of a smaller value can change with the batch
-    size (BLAS kernels). Such values are neither positive nor negative witnesses.
-    """
-    h = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    out = []
-    for W, b in net.layers[:-1]:
-        y = h @ W.T + b
-        margin = 1e-12 * (1.0 + np.abs(h) @ np.abs(W).T + np.abs(b))
-        out.append(np.where(np.abs(y) > margin, y, 0.0))
-        h = np.maximum(y, 0.0)
-    return out
-
-
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    return max(deadline - time.perf_counter(), 0.0)
-
-
-def _ia_layer(W, b, hl, hu) -> tuple[np.ndarray, np.ndarray]:
-    """Interval arithmetic for ``W h + b`` with h in [hl, hu], widened by its rounding error."""
-    mid = (hl + hu) / 2
-    rad = (hu - hl) / 2
-    c = W @ mid + b
-    r = np.abs(W) @ rad
-    eps = 8 * np.finfo(np.float64).eps * (np.abs(W) @ (np.abs(mid) + rad) + np.abs(b))
-    return c - r - eps, c + r + eps
-
-
-def _feasible_point(domain: Domain) -> np.ndarray:
-    """A point of the domain found by an LP; raise if the domain is empty."""
-    from mipnet.milp.encoding import HighsModel
-
-    model = HighsModel(domain)
-    res = model.solve()
-    if res.status != "optimal":
-        raise InvalidDomainError(f"the domain is empty (its LP is {res.highs_status}); check A x <= c and the box")
-    return np.clip(res.values[model.input_cols], domain.lower, domain.upper)
-
-
-def _domain_points(domain: Domain, data, samples: int, seed) -> np.ndarray:
-    """Inputs of D to harvest witnesses from: the centre, ``samples`` random points, data inside D.
-
-    Raises :class:`~mipnet.errors.InvalidDomainError` if the domain is empty: every
-    MILP over an empty domain is infeasible, which would "prove" every neuron stable.
-    """
-    parts = []
-    c = domain.center
-    if domain.contains(c, tol=0.0):
-        parts.append(c[None, :])
-    if samples:
-        try:
-            parts.append(domain.sample(int(samples), seed=seed))
-        except InvalidDomainError:  # a thin polytope: rejection sampling gives up
-            pass
-    if not parts:
-        x = _feasible_point(domain)
-        parts.append(x[None, :] if domain.contains(x, tol=1e-9) else np.zeros((0, domain.dim)))
-    if data is not None:
-        X = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
-        if X.shape[1] != domain.dim:
-            raise InvalidDomainError(f"data has {X.shape[1]} features, the domain has {domain.dim} inputs")
-        inside = domain.contains(X, tol=0.0)
-        if not np.all(inside):
-            log.info("%d of %d data points lie outside the domain and are ignored", int((~inside).sum()), len(X))
-        parts.append(X[inside])
-    return np.concatenate(parts) if parts else np.zeros((0, domain.dim))
 
 
 # ---------------------------------------------------------------------------- results
@@ -194,9 +137,11 @@ class LayerStability:
 class StabilityResult:
     """Stable, unstable and unknown neurons of every hidden layer on a domain.
 
-    ``status`` is ``"complete"`` when every neuron was settled, ``"time_limit"``
-    when some are unknown. ``witnesses`` holds the inputs that show neurons
-    unstable (re-checked by a float64 forward pass).
+    ``status`` (a :class:`~mipnet.analyses.common.Status`) is ``"complete"`` when every
+    neuron was settled; ``"time_limit"`` or ``"interrupted"`` (Ctrl-C) when some are unknown
+    because the search stopped; ``"incomplete"`` when some are unknown although it did not
+    (see ``notes``). ``witnesses`` holds the inputs that show neurons unstable (re-checked by
+    the snapped float64 forward pass).
     """
 
     layers: tuple
@@ -205,7 +150,7 @@ class StabilityResult:
     tol: float
     seconds: float
     num_milps: int
-    status: str
+    status: Status
     message: str = ""
     bounds_method: str = "lp"
     time_limit: Optional[float] = None
@@ -238,7 +183,7 @@ class StabilityResult:
 
     @property
     def complete(self) -> bool:
-        return self.status == "complete"
+        return self.status == Status.COMPLETE
 
     @property
     def num_stable(self) -> int:
@@ -252,27 +197,34 @@ class StabilityResult:
         return [ls.counts() for ls in self.layers]
 
     def to_bounds(self, bounds: Bounds) -> Bounds:
-        """``bounds`` tightened by the proven stable states (for encoders: no binaries there)."""
+        """``bounds`` intersected with the proven bounds of the hidden layers (still sound).
+
+        A stable neuron's bound may cross 0 by up to ``tol``; encode with ``tol=self.tol``
+        (:meth:`mipnet.milp.encoding.HighsModel.add_network`) to give it no binary.
+        """
         layers = list(bounds.layers)
         for l, ls in enumerate(self.layers):
-            lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
-            ina = ls.states == NeuronState.INACTIVE
-            act = ls.states == NeuronState.ACTIVE
-            hi[ina] = np.minimum(hi[ina], 0.0)
-            lo[ina] = np.minimum(lo[ina], 0.0)
-            lo[act] = np.maximum(lo[act], 0.0)
-            hi[act] = np.maximum(hi[act], 0.0)
-            layers[l] = LayerBounds(lo, hi)
+            lo = np.maximum(layers[l].lower, ls.lower)
+            hi = np.minimum(layers[l].upper, ls.upper)
+            layers[l] = LayerBounds(lo, np.maximum(hi, lo))
         return Bounds(tuple(layers), bounds.method + "+stability", bounds.seconds, bounds.lp_solves, bounds.notes)
 
     # ------------------------------------------------------------ checks and output
-    def check(self, net: Network, X=None) -> None:
-        """Re-check every witness by a float64 forward pass, and every stable claim on ``X``.
+    def check(self, net: Network, X=None, domain: Optional[Domain] = None) -> None:
+        """Re-check the result: witnesses by the snapped float64 forward pass, stable claims and
+        bounds on the inputs ``X``.
 
-        Raises :class:`~mipnet.errors.SolverError` on any contradiction.
+        Every stored witness must show its sign (snapped pre-activation > 0 or < 0, and lie
+        in ``domain`` when given); every neuron called unstable needs witnesses of both signs;
+        at every input of X (and every witness) a neuron called stably inactive has
+        ``y <= tol``, a stably active one ``y >= -tol``, and every neuron lies within its
+        reported bounds (up to the rounding noise of the forward pass).
+        Raises :class:`~mipnet.core.errors.SolverError` on any contradiction.
         """
         if self.witnesses.shape[0]:
-            ys = net.preactivations(self.witnesses)[:-1]
+            if domain is not None and not np.all(in_domain(domain, self.witnesses)):
+                raise SolverError("a stored witness lies outside the domain")
+            ys = snapped_preactivations(net, self.witnesses)
         for l, ls in enumerate(self.layers):
             for idx, sign in ((ls.witness_pos, 1.0), (ls.witness_neg, -1.0)):
                 has = idx >= 0
@@ -283,18 +235,27 @@ class StabilityResult:
             uns = ls.states == NeuronState.UNSTABLE
             if np.any(uns & ((ls.witness_pos < 0) | (ls.witness_neg < 0))):
                 raise SolverError(f"layer {l + 1}: a neuron is called unstable without witnesses of both signs")
-        if X is not None and len(X):
-            ys = net.preactivations(np.atleast_2d(X))[:-1]
-            for l, ls in enumerate(self.layers):
-                ina = ls.states == NeuronState.INACTIVE
-                act = ls.states == NeuronState.ACTIVE
-                if np.any(ys[l][:, ina] > self.tol) or np.any(ys[l][:, act] < -self.tol):
-                    raise SolverError(f"layer {l + 1}: a neuron called stable changes sign on the given inputs")
+        pts = [np.atleast_2d(np.asarray(X, dtype=np.float64))] if X is not None and len(X) else []
+        if self.witnesses.shape[0]:
+            pts.append(self.witnesses)
+        if not pts:
+            return
+        P = np.concatenate(pts)
+        ys = net.preactivations(P)[:-1]
+        noise = [DEFAULT.noise * s for s in preactivation_scales(net, P)]
+        for l, ls in enumerate(self.layers):
+            y, e = ys[l], noise[l]
+            ina = ls.states == NeuronState.INACTIVE
+            act = ls.states == NeuronState.ACTIVE
+            if np.any(y[:, ina] > self.tol + e[:, ina]) or np.any(y[:, act] < -self.tol - e[:, act]):
+                raise SolverError(f"layer {l + 1}: a neuron called stable changes sign on the given inputs")
+            if np.any(y > ls.upper + e) or np.any(y < ls.lower - e):
+                raise SolverError(f"layer {l + 1}: an input violates a reported bound")
 
     def to_dict(self, *, arrays: bool = True) -> dict:
         d = {
             "method": self.method,
-            "status": self.status,
+            "status": self.status.value,
             "complete": self.complete,
             "message": self.message,
             "tol": self.tol,
@@ -343,7 +304,11 @@ class StabilityResult:
 
 # ---------------------------------------------------------------------------- the search state
 class _Search:
-    """Bookkeeping shared by both methods: proven bounds, witnesses, MILP counts."""
+    """Bookkeeping shared by both methods: proven bounds, witnesses, MILP counts.
+
+    ``upper`` and ``lower`` are sound bounds of the network itself (never clamped at 0):
+    a neuron is stably inactive when ``upper <= tol``, stably active when ``lower >= -tol``.
+    """
 
     def __init__(self, net: Network, domain: Domain, bounds: Bounds, tol: float, deadline,
                  options: Optional[dict] = None) -> None:
@@ -357,23 +322,23 @@ class _Search:
         self.lower = [lb.lower.copy() for lb in bounds.hidden]
         self.proof = [np.full(n, "", dtype=object) for n in net.hidden_widths]
         for l in range(self.L):
-            stable = (self.upper[l] <= tol) | (self.lower[l] >= -tol)
-            self.proof[l][stable] = "bounds"
+            self.proof[l][self.stable(l)] = "bounds"
         self.wpos = [np.full(n, -1, dtype=np.int64) for n in net.hidden_widths]
         self.wneg = [np.full(n, -1, dtype=np.int64) for n in net.hidden_widths]
         self.witnesses: list[np.ndarray] = []
         self.num_milps = 0
         self.milp_seconds = 0.0
         self.timed_out = False
+        self.interrupted = False
         self.notes: list[str] = []
 
     # -------------------------------------------------------------- witnesses
     def harvest(self, X: np.ndarray) -> int:
-        """Record witnesses from the inputs X (float64 forward pass); return how many neurons gained one."""
+        """Record witnesses from the inputs X (snapped float64 forward pass); return how many neurons gained one."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         if X.shape[0] == 0 or self.L == 0:
             return 0
-        ys = hidden_preactivations(self.net, X)
+        ys = snapped_preactivations(self.net, X)
         gained = 0
         used: dict[int, int] = {}
 
@@ -423,8 +388,7 @@ class _Search:
         """
         if len(X) == 0:
             return 0
-        lo, hi = self.domain.lower, self.domain.upper
-        width = hi - lo
+        width = self.domain.upper - self.domain.lower
         found = 0
         for l in range(self.L):
             for sign, needs in ((1.0, self.needs_pos(l)), (-1.0, self.needs_neg(l))):
@@ -439,11 +403,10 @@ class _Search:
                     trail = []
                     for t in range(steps):
                         g = self._grad(P, l, i) * sign
-                        P = np.clip(P + (0.25 * 0.8 ** t) * width * np.sign(g), lo, hi)
-                        if self.domain.has_constraints:
-                            P = P[self.domain.contains(P, tol=0.0)]
-                            if len(P) == 0:
-                                break
+                        P, inside = project_to_domain(self.domain, P + (0.25 * 0.8 ** t) * width * np.sign(g))
+                        P = P[inside]
+                        if len(P) == 0:
+                            break
                         trail.append(P)
                     if trail:
                         found += self.harvest(np.concatenate(trail))
@@ -460,12 +423,6 @@ class _Search:
         for k in range(l - 1, -1, -1):
             g = (g * (hs[k + 1] > 0)) @ self.net.layers[k][0]
         return g
-
-    def solution_input(self, values: np.ndarray, input_cols) -> Optional[np.ndarray]:
-        x = np.clip(values[np.asarray(input_cols)], self.domain.lower, self.domain.upper)
-        if self.domain.has_constraints and not self.domain.contains(x, tol=1e-9):
-            return None
-        return x
 
     # -------------------------------------------------------------- states
     def inactive(self, l: int) -> np.ndarray:
@@ -484,47 +441,77 @@ class _Search:
     def needs_neg(self, l: int) -> np.ndarray:
         return ~self.stable(l) & (self.wneg[l] < 0)
 
-    def layer_bounds(self) -> list[LayerBounds]:
-        """Current bounds, with proven stable neurons clamped so the encoder drops their binaries."""
-        out = []
-        for l in range(self.L):
-            lo, hi = self.lower[l].copy(), self.upper[l].copy()
-            ina, act = self.inactive(l), self.active(l)
-            hi[ina] = 0.0
-            lo[ina] = np.minimum(lo[ina], 0.0)
-            lo[act] = 0.0
-            hi[act] = np.maximum(hi[act], 0.0)
-            out.append(LayerBounds(lo, hi))
-        return out
+    def encode(self, model, upto: int):
+        """Encode hidden layers ``0 .. upto-1`` into ``model`` with the bounds proven so far.
+
+        Neurons stable within ``tol`` get no binary. One that is exactly stable (``upper <= 0``
+        or ``lower >= 0``) is encoded exactly (h = 0, h = y); one whose bound crosses 0 by at
+        most ``tol`` is *relaxed* to its true range (``0 <= h <= upper``, or
+        ``y <= h <= y - lower`` with ``h >= 0``), so the MILPs of later layers bound the network
+        itself, not a copy with those neurons cut. Returns ``(cols, prev_states, layer_vars)``:
+        the columns and encoder states of layer ``upto - 1``'s outputs.
+        """
+        cols, prev_states = model.input_cols, None
+        lvs = []
+        for k in range(upto):
+            W, b = self.net.layers[k]
+            lv = model.add_layer(cols, W, b, LayerBounds(self.lower[k], self.upper[k]), prev_states=prev_states,
+                                 tol=self.tol)
+            lvs.append(lv)
+            cols, prev_states = lv.h_cols, lv.states
+            near_off = np.flatnonzero((lv.states == NeuronState.INACTIVE) & (self.upper[k] > 0))
+            near_on = np.flatnonzero((lv.states == NeuronState.ACTIVE) & (self.lower[k] < 0))
+            if near_off.size:
+                # the encoder fixed h = 0: free it to [0, upper], and keep its weights in the next layer
+                model.change_col_bounds(lv.h_cols[near_off], 0.0, self.upper[k][near_off])
+                prev_states = prev_states.copy()
+                prev_states[near_off] = NeuronState.UNSTABLE
+            if near_on.size:
+                # the encoder set h = y: a new h with 0 <= h - y <= -lower, h >= 0
+                m = near_on.size
+                h = model.add_cols(np.zeros(m), np.maximum(self.upper[k][near_on], 0.0))
+                r = np.arange(m)
+                A = sp.csr_matrix((np.concatenate([np.ones(m), -np.ones(m)]),
+                                   (np.concatenate([r, r]), np.concatenate([h, lv.y_cols[near_on]]))),
+                                  shape=(m, model.num_cols))
+                model.add_rows(np.zeros(m), -self.lower[k][near_on], A)
+                cols = cols.copy()
+                cols[near_on] = h
+        return cols, prev_states, lvs
 
     def propagate(self, start: int) -> None:
-        """Interval arithmetic from hidden layer ``start`` onwards, intersected with what is known."""
-        lbs = self.layer_bounds()
-        hl, hu = lbs[start].post_activation()
+        """Interval arithmetic from hidden layer ``start`` onwards, intersected with what is known.
+
+        Uses the true ranges ``[max(0, lower), max(0, upper)]`` of the ReLUs (a neuron stable within
+        ``tol`` may still be up to ``tol`` away from its state).
+        """
+        hl, hu = np.maximum(self.lower[start], 0.0), np.maximum(self.upper[start], 0.0)
         for k in range(start + 1, self.L):
             W, b = self.net.layers[k]
-            lo, hi = _ia_layer(W, b, hl, hu)
-            newly = ~self.stable(k)
-            self.lower[k] = np.maximum(self.lower[k], lo)
-            self.upper[k] = np.minimum(self.upper[k], hi)
-            self.upper[k] = np.maximum(self.upper[k], self.lower[k])
-            self.proof[k][newly & self.stable(k)] = "bounds"
-            hl, hu = self.layer_bounds()[k].post_activation()
+            lo, hi = interval_layer(W, b, hl, hu)
+            was = self.stable(k)
+            lo, hi = np.maximum(self.lower[k], lo), np.minimum(self.upper[k], hi)
+            ok = lo <= hi  # two sound intervals that only touch by rounding: keep the old one
+            self.lower[k] = np.where(ok, lo, self.lower[k])
+            self.upper[k] = np.where(ok, hi, self.upper[k])
+            self.proof[k][~was & self.stable(k)] = "bounds"
+            hl, hu = np.maximum(self.lower[k], 0.0), np.maximum(self.upper[k], 0.0)
 
     def timed_up(self) -> bool:
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             self.timed_out = True
-        return self.timed_out
+        return self.timed_out or self.interrupted
 
     # -------------------------------------------------------------- one sign question
-    def settle(self, model, y_col: int, input_cols, l: int, i: int, sign: int, proof: str) -> None:
-        """Max ``sign * y_i`` with cutoff/target at ``tol``: a witness, a proof, or nothing (time)."""
+    def settle(self, model, y_col: int, l: int, i: int, sign: int, proof: str) -> None:
+        """Max ``sign * y_i`` with cutoff/target at ``tol``: a witness, a proof, or nothing (time, Ctrl-C)."""
         model.set_objective([y_col], [float(sign)], maximize=True)
-        res = model.solve(cutoff=self.tol, target=self.tol, time_limit=_remaining(self.deadline))
+        res, stopped = solve_or_partial(model, cutoff=self.tol, target=self.tol, time_limit=remaining(self.deadline))
+        self.interrupted |= stopped
         self.num_milps += 1
         self.milp_seconds += res.seconds
         if res.has_solution:
-            x = self.solution_input(res.values, input_cols)
+            x = witness_from_solution(res.values, model.input_cols, self.domain)
             if x is not None:
                 self.harvest(x)
         if res.status == "infeasible":  # nothing reaches tol: proven
@@ -535,7 +522,7 @@ class _Search:
             self._prove(l, i, sign, bound, proof)  # a valid bound, maybe not decisive
         if res.status == "time_limit":
             self.timed_out = True
-        elif not res.proven and res.status != "objective_target":
+        elif not res.proven and res.status not in ("objective_target", "interrupted"):
             self.notes.append(f"layer {l + 1} neuron {i}: solver status {res.highs_status}")
 
     def _prove(self, l: int, i: int, sign: int, value: float, proof: str) -> None:
@@ -545,8 +532,8 @@ class _Search:
         else:
             self.lower[l][i] = max(self.lower[l][i], -value)
         if self.lower[l][i] > self.upper[l][i]:
-            # both bounds proven with tolerances; the neuron is (numerically) constant
-            self.upper[l][i] = self.lower[l][i] = (self.lower[l][i] + self.upper[l][i]) / 2
+            # both bounds proven up to tolerances: the neuron is (numerically) constant; keep the hull
+            self.lower[l][i], self.upper[l][i] = self.upper[l][i], self.lower[l][i]
         if not was_stable and self.stable(l)[i]:
             self.proof[l][i] = proof
 
@@ -569,10 +556,15 @@ class _Search:
             layers.append(LayerStability(l + 1, states, self.upper[l].copy(), self.lower[l].copy(),
                                          proof.astype(str), self.wpos[l].copy(), self.wneg[l].copy()))
         n_unknown = sum(int(np.sum(ls.states == UNKNOWN)) for ls in layers)
-        status = "complete" if n_unknown == 0 else "time_limit"
-        msg = "" if n_unknown == 0 else (
-            f"{n_unknown} neurons unknown: not settled within the time limit of {time_limit} s"
-        )
+        if n_unknown == 0:
+            status, msg = Status.COMPLETE, ""
+        elif self.interrupted:
+            status, msg = Status.INTERRUPTED, f"{n_unknown} neurons unknown: interrupted before they were settled"
+        elif self.timed_out:
+            status = Status.TIME_LIMIT
+            msg = f"{n_unknown} neurons unknown: not settled within the time limit of {time_limit} s"
+        else:
+            status, msg = Status.INCOMPLETE, f"{n_unknown} neurons unknown: not settled (see notes)"
         return StabilityResult(tuple(layers), W, method, self.tol, time.perf_counter() - t0, self.num_milps,
                                status, msg, bounds_method, time_limit, self.milp_seconds, tuple(self.notes))
 
@@ -588,13 +580,8 @@ def _per_neuron(s: _Search) -> None:
             return
         todo = np.flatnonzero(s.needs_pos(l) | s.needs_neg(l))
         if todo.size:
-            lbs = s.layer_bounds()
             model = HighsModel(s.domain, options=s.options)
-            cols, prev_states = model.input_cols, None
-            for k in range(l):
-                W, b = net.layers[k]
-                lv = model.add_layer(cols, W, b, lbs[k], prev_states=prev_states)
-                cols, prev_states = lv.h_cols, lv.states
+            cols, prev_states, _ = s.encode(model, l)
             W, b = net.layers[l]
             y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
             # neurons with the larger negative part are likelier inactive: ask max y first
@@ -605,7 +592,7 @@ def _per_neuron(s: _Search) -> None:
                         break
                     need = s.needs_pos(l)[i] if sign > 0 else s.needs_neg(l)[i]
                     if need:
-                        s.settle(model, int(y[i]), model.input_cols, l, int(i), sign, "milp")
+                        s.settle(model, int(y[i]), l, int(i), sign, "milp")
         if np.any(s.stable(l)):
             s.propagate(l)
 
@@ -614,20 +601,12 @@ def _one_milp(s: _Search) -> None:
     """Serra, Yu, Kumar, Ramalingam (NeurIPS 2021): one MILP over all candidates, re-solved."""
     from mipnet.milp.encoding import HighsModel
 
-    net = s.net
-    lbs = s.layer_bounds()
     model = HighsModel(s.domain, options=s.options)
-    cols, prev_states = model.input_cols, None
-    lvs = []
-    for k in range(s.L):
-        W, b = net.layers[k]
-        lv = model.add_layer(cols, W, b, lbs[k], prev_states=prev_states)
-        lvs.append(lv)
-        cols, prev_states = lv.h_cols, lv.states
+    _, _, lvs = s.encode(model, s.L)
     # candidate binaries: p_i = 1 only where y_i >= eps (i in P), q_i = 1 only where y_i <= -eps (i in Q):
     #   p_i <= z_i,  y_i - (eps - L_i) p_i >= L_i ;   q_i + z_i <= 1,  y_i + (eps + U_i) q_i <= U_i.
     # (Binary rather than continuous p, q: a continuous p_i <= z_i lets the solver "flip" a neuron at
-    # y_i = 0 exactly, which is no witness.)
+    # y_i = 0 exactly, which is no witness.) Infeasibility proves max y_i < eps for every candidate.
     eps = max(s.tol, 1e-9)
     cand = []  # (layer, neuron, sign, col)
     blocks = []
@@ -679,51 +658,65 @@ def _one_milp(s: _Search) -> None:
             model.change_col_bounds(cand_cols[idx], 0.0, 0.0)
             alive[idx] = False
 
+    def settle_one(j: int) -> None:
+        """The per-neuron question on this model (p, q = 0 is always feasible)."""
+        l, i, sign, _ = cand[j]
+        s.settle(model, int(lvs[l].y_cols[i]), l, i, sign, "milp")
+        if still_needed(j) and not s.timed_up():  # neither witness nor proof: leave it unknown
+            s.notes.append(f"layer {l + 1} neuron {i}: not settled by its own MILP")
+        one = np.zeros(len(cand), dtype=bool)
+        one[j] = True
+        retire(one)
+
     while alive.any():
         if s.timed_up():
             return
         model.set_objective(cand_cols[alive], 1.0, maximize=True)
-        res = model.solve(cutoff=0.5, target=0.5, time_limit=_remaining(s.deadline))
+        res, stopped = solve_or_partial(model, cutoff=0.5, target=0.5, time_limit=remaining(s.deadline))
+        s.interrupted |= stopped
         s.num_milps += 1
         s.milp_seconds += res.seconds
         if res.status == "infeasible" or (res.status == "optimal" and res.dual_bound is not None
                                           and res.dual_bound < 0.5):
-            # no candidate can flip: every remaining candidate is proven stable
-            for j in np.flatnonzero(alive):
+            # no candidate can flip: every remaining candidate has max sign * y_i < eps
+            left = np.flatnonzero(alive)
+            for j in left:
                 l, i, sign, _ = cand[j]
-                s._prove(l, i, sign, 0.0, "one_milp")
+                s._prove(l, i, sign, eps, "one_milp")
             alive[:] = False
+            if eps > s.tol:  # tol below the one-MILP's resolution: ask the open ones one by one
+                for j in left:
+                    if still_needed(j) and not s.timed_up():
+                        alive[j] = True
+                        settle_one(j)
             return
         if not res.has_solution:
-            # time limit (or a solver failure) without a decision: the remaining candidates stay unknown
-            s.timed_out = True
-            if res.status != "time_limit":
+            # time limit, Ctrl-C (or a solver failure) without a decision: the remaining candidates stay unknown
+            if res.status == "time_limit":
+                s.timed_out = True
+            elif not s.interrupted:
+                s.timed_out = True
                 s.notes.append(f"one-MILP stopped with solver status {res.highs_status}")
             return
-        x = s.solution_input(res.values, model.input_cols)
+        x = witness_from_solution(res.values, model.input_cols, s.domain)
         gained = s.harvest(x) if x is not None else 0
         retire(np.array([not still_needed(j) for j in range(len(cand))]))
+        if s.interrupted:
+            return
         if gained == 0:
             # the claimed flips are numerical ties (y_i ~ 0): settle those candidates one by one
             claimed = np.flatnonzero(alive & (res.values[cand_cols] > 0.5))
             if claimed.size == 0:
                 raise SolverError("the one-MILP reported flips that its solution does not show")
             for j in claimed:
-                l, i, sign, _ = cand[j]
                 if s.timed_up():
                     return
-                # the one-MILP model serves as the per-neuron model (p, q = 0 is always feasible)
-                s.settle(model, int(lvs[l].y_cols[i]), model.input_cols, l, i, sign, "milp")
-                if still_needed(j):  # neither witness nor proof: leave it unknown
-                    s.notes.append(f"layer {l + 1} neuron {i}: not settled by its own MILP")
-                one = np.zeros(len(cand), dtype=bool)
-                one[j] = True
-                retire(one)
+                settle_one(j)
             retire(np.array([not still_needed(j) for j in range(len(cand))]))
 
 
 # ---------------------------------------------------------------------------- entry point
-def _validate(net, domain, method, data, time_limit, bounds, tol, samples, search_steps=0):
+def _validate(net, domain, method, data, time_limit, bounds, tol, samples, search_steps, solver_options):
     if not isinstance(net, Network):
         raise InvalidNetworkError(f"net must be a mipnet.Network, got {type(net).__name__}; "
                                   "load a model with mipnet.io.load_network")
@@ -749,7 +742,7 @@ def _validate(net, domain, method, data, time_limit, bounds, tol, samples, searc
         data = np.asarray(data, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != net.input_dim:
             raise ValueError(f"data must have shape (N, {net.input_dim}), got {data.shape}")
-    return domain, method, data
+    return domain, method, data, check_options(solver_options)
 
 
 def find_stable_neurons(
@@ -803,6 +796,7 @@ def find_stable_neurons(
     Returns
     -------
     StabilityResult
+        On Ctrl-C: the neurons settled so far, the rest unknown, status ``"interrupted"``.
 
     Examples
     --------
@@ -815,21 +809,29 @@ def find_stable_neurons(
     [-1, 0]
     """
     t0 = time.perf_counter()
-    domain, method, data = _validate(net, domain, method, data, time_limit, bounds, tol, samples, search_steps)
-    deadline = None if time_limit is None else t0 + float(time_limit)
-    if bounds is None:
-        bounds = lp_bounds(net, domain)
-    s = _Search(net, domain, bounds, float(tol), deadline, check_options(solver_options))
-    X = _domain_points(domain, data, samples, seed)
-    s.harvest(X)
-    if search_steps:
-        s.gradient_search(X, steps=int(search_steps), seed=seed)
-    log.info("after %d inputs: %d neurons still open", len(X),
-             sum(int(np.sum(s.needs_pos(l) | s.needs_neg(l))) for l in range(s.L)))
-    if method == "per_neuron":
-        _per_neuron(s)
-    else:
-        _one_milp(s)
+    domain, method, data, options = _validate(net, domain, method, data, time_limit, bounds, tol, samples,
+                                              search_steps, solver_options)
+    deadline = deadline_after(time_limit, t0)
+    X = candidate_points(domain, data, samples, seed)  # raises if the domain is empty
+    s = None
+    try:
+        if bounds is None:
+            bounds = lp_bounds(net, domain)
+        s = _Search(net, domain, bounds, float(tol), deadline, options)
+        s.harvest(X)
+        if search_steps:
+            s.gradient_search(X, steps=int(search_steps), seed=seed)
+        log.info("after %d inputs: %d neurons still open", len(X),
+                 sum(int(np.sum(s.needs_pos(l) | s.needs_neg(l))) for l in range(s.L)))
+        (_per_neuron if method == "per_neuron" else _one_milp)(s)
+    except KeyboardInterrupt as exc:
+        if s is None:  # during the bounds: the LP bounds reached so far (or intervals) are sound
+            partial = getattr(exc, "partial", None)
+            bounds = partial if isinstance(partial, Bounds) else interval_bounds(net, domain)
+            s = _Search(net, domain, bounds, float(tol), deadline, options)
+            s.harvest(X)
+        s.interrupted = True
+        s.notes.append("interrupted (Ctrl-C): neurons not settled by then are unknown")
     result = s.result(method, t0, time_limit, bounds.method)
-    result.check(net, X)
+    result.check(net, X, domain)
     return result

@@ -15,18 +15,23 @@ arXiv:1711.07356):
   box; matrix products only, usually far tighter than intervals.
 * ``"lp"`` -- layer by layer, each neuron's min and max over the LP relaxation
   (the ReLU "triangle", Ehlers 2017) of the layers before it, with the tighter
-  bounds found so far. LP values are widened by a small tolerance and always
-  intersected with interval bounds; a solve that does not finish keeps the
-  interval bound (never an unproven value).
+  bounds found so far. LP values are widened by the solver's tolerance relative to
+  the objective's magnitudes (:func:`lp_slack`) and always intersected with the
+  symbolic and interval bounds; a solve that does not finish keeps the previous
+  bound (never an unproven value).
+
+Every bound is sound in floating point: interval and symbolic bounds are widened by a
+bound on their float64 rounding error, relative to the magnitudes ``|W| |h| + |b|`` they
+multiply (:func:`rounding_error`), never to the (possibly cancelled) result.
 
 Bounds decide which neurons get binaries in a MILP: see :func:`classify_neurons`.
 """
 
 from __future__ import annotations
 
-from mipnet.bounds.interval import interval_bounds, interval_layer
-from mipnet.bounds.lp import lp_bounds
-from mipnet.bounds.symbolic import symbolic_bounds
+from mipnet.bounds.interval import gamma, interval_bounds, interval_layer, interval_layers, rounding_error
+from mipnet.bounds.lp import lp_bounds, lp_slack
+from mipnet.bounds.symbolic import symbolic_bounds, symbolic_layers
 from mipnet.core.bounds import Bounds, LayerBounds, NeuronState, classify_neurons
 from mipnet.core.errors import InvalidArgumentError
 from mipnet.core.network import Network
@@ -38,8 +43,13 @@ __all__ = [
     "classify_neurons",
     "interval_bounds",
     "interval_layer",
+    "interval_layers",
     "symbolic_bounds",
+    "symbolic_layers",
     "lp_bounds",
+    "lp_slack",
+    "gamma",
+    "rounding_error",
     "compute_bounds",
 ]
 

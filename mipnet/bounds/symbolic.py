@@ -2,6 +2,13 @@
 
 Each bound is a linear function of x obtained by pushing the linear ReLU relaxations back to
 the input, maximised over the domain's box in closed form; intersected with interval bounds.
+
+Floating point: every product and sum of the back-substitution is rounded, and cancellation
+can make the final coefficients far smaller than the intermediate ones, so an error bound
+relative to the *final* function would not be sound. Each step instead adds the rounding error
+of its own operations, measured on the magnitudes it multiplies (``|Lambda| |W| |h|``,
+``|Lambda| |b|``, the relaxation's coefficients), using the bounds already known for
+``|y^j|`` and ``|h^j|`` (see :func:`mipnet.bounds.interval.rounding_error`).
 """
 
 from __future__ import annotations
@@ -10,16 +17,21 @@ import time
 
 import numpy as np
 
-from mipnet.bounds.interval import interval_bounds
+from mipnet.bounds.interval import UNIT_ROUNDOFF, gamma, interval_layers
 from mipnet.core.bounds import Bounds, LayerBounds, NeuronState
-from mipnet.core.domain import as_domain
+from mipnet.core.domain import Domain, as_domain
 from mipnet.core.network import Network
 
-__all__ = ["symbolic_bounds", "relu_relaxation"]
+__all__ = ["symbolic_bounds", "symbolic_layers", "relu_relaxation"]
+
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def relu_relaxation(lb: LayerBounds):
-    """Linear ReLU relaxation per neuron: slopes/intercepts of lower and upper lines."""
+    """Linear ReLU relaxation per neuron: slopes/intercepts of lower and upper lines.
+
+    Returns ``(sl, su, tu)``: ``sl y <= relu(y) <= su y + tu`` for y in ``[lower, upper]``.
+    """
     L, U = lb.lower, lb.upper
     states = lb.states()
     unstable = states == NeuronState.UNSTABLE
@@ -35,44 +47,81 @@ def relu_relaxation(lb: LayerBounds):
     return sl, su, tu
 
 
-def symbolic_bounds(net: Network, domain) -> Bounds:
-    """Back-substitution (DeepPoly/CROWN) bounds, intersected with interval bounds.
+def _line_error(su: np.ndarray, lb: LayerBounds) -> np.ndarray:
+    """How far the float64 upper line ``su y + tu`` may lie below the exact chord (per neuron).
+
+    ``s = U / (U - L)`` and ``t = -s L`` carry three roundings; on ``|y| <= m`` the line moves
+    by at most ``gamma_3 s (|y| + 2 |L|) <= 3 gamma_3 s m``; stable neurons have exact lines.
+    """
+    m = np.maximum(np.abs(lb.lower), np.abs(lb.upper))
+    return np.where(lb.states() == NeuronState.UNSTABLE, 4.0 * gamma(3) * su * m, 0.0)
+
+
+def symbolic_layers(net: Network, domain: Domain) -> list[LayerBounds]:
+    """Back-substitution bounds of every affine layer on a (validated) domain.
 
     For layer k, ``y^k = Lambda h^{k-1} + const`` is pushed back through every
     earlier layer, replacing each ReLU by its upper line where the coefficient
     is positive (lower line where negative) for the upper bound, and the other
     way round for the lower bound; the final linear function of x is
-    maximised/minimised over the domain's box in closed form.
+    maximised/minimised over the domain's box in closed form, widened by the
+    accumulated rounding error and intersected with interval bounds.
     """
-    t0 = time.perf_counter()
-    domain = as_domain(domain, net.input_dim)
-    ia = interval_bounds(net, domain)
+    ia = interval_layers(net, domain.lower, domain.upper)
     xl, xu = domain.lower, domain.upper
+    xmag = np.maximum(np.abs(xl), np.abs(xu))
+    u = UNIT_ROUNDOFF
     layers: list[LayerBounds] = []
-    relax = []
+    relax = []  # per hidden layer j: (sl, su, tu, line error, |y^j| bound, |W_j| |h^{j-1}| + |b_j|)
+    hmag_prev = xmag
     for k, (W, b) in enumerate(net.layers):
-        # upper: Lu h + cu ; lower: Ll h + cl, over h = h^{k-1}
+        # upper: Lu h + cu ; lower: Ll h + cl, over h = h^{k-1}; eu, el: accumulated rounding errors
         Lu, Ll = W.copy(), W.copy()
         cu, cl = b.copy(), b.copy()
+        eu = np.zeros(W.shape[0])
+        el = np.zeros(W.shape[0])
         for j in range(k - 1, -1, -1):
-            sl, su, tu = relax[j]
+            sl, su, tu, e_line, ymag, wmag = relax[j]
+            g = gamma(su.size + 1)
             Lu_p, Lu_n = np.maximum(Lu, 0), np.minimum(Lu, 0)
             Ll_p, Ll_n = np.maximum(Ll, 0), np.minimum(Ll, 0)
+            # relaxation: the upper line where the coefficient is positive (upper bound) / negative (lower)
+            eu += Lu_p @ (e_line + g * tu) + g * np.abs(cu)
+            el += -Ll_n @ (e_line + g * tu) + g * np.abs(cl)
             cu = cu + Lu_p @ tu
             cl = cl + Ll_n @ tu
             Lu = Lu_p * su + Lu_n * sl
             Ll = Ll_p * sl + Ll_n * su
+            # y^j = W_j h^{j-1} + b_j: the products Lambda W_j and Lambda b_j, and the rounded Lambda
+            aLu, aLl = np.abs(Lu), np.abs(Ll)
+            step = u * ymag + g * wmag
+            eu += aLu @ step + g * np.abs(cu)
+            el += aLl @ step + g * np.abs(cl)
             Wj, bj = net.layers[j]
             cu, cl = cu + Lu @ bj, cl + Ll @ bj
             Lu, Ll = Lu @ Wj, Ll @ Wj
+        g0 = gamma(xl.size + 2)
         hi = np.maximum(Lu, 0) @ xu + np.minimum(Lu, 0) @ xl + cu
         lo = np.maximum(Ll, 0) @ xl + np.minimum(Ll, 0) @ xu + cl
-        # widen for floating-point error of the products
-        slack = 1e-12 * (np.abs(Lu) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(cu) + 1.0)
-        slack_l = 1e-12 * (np.abs(Ll) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(cl) + 1.0)
-        lo = np.maximum(lo - slack_l, ia.layers[k].lower)
-        hi = np.minimum(hi + slack, ia.layers[k].upper)
+        eu += g0 * (np.abs(Lu) @ xmag + np.abs(cu))
+        el += g0 * (np.abs(Ll) @ xmag + np.abs(cl))
+        # doubled: the error sums are rounded too
+        lo = np.maximum(lo - 2.0 * el - np.where(el > 0, _TINY, 0.0), ia[k].lower)
+        hi = np.minimum(hi + 2.0 * eu + np.where(eu > 0, _TINY, 0.0), ia[k].upper)
         lb = LayerBounds(lo, np.maximum(hi, lo))
         layers.append(lb)
-        relax.append(relu_relaxation(lb))
-    return Bounds(tuple(layers), "symbolic", time.perf_counter() - t0)
+        if k < len(net.layers) - 1:
+            sl, su, tu = relu_relaxation(lb)
+            ymag = np.maximum(np.abs(lb.lower), np.abs(lb.upper))
+            wmag = np.abs(W) @ hmag_prev + np.abs(b)
+            relax.append((sl, su, tu, _line_error(su, lb), ymag, wmag))
+            hmag_prev = np.maximum(lb.upper, 0.0)
+    return layers
+
+
+def symbolic_bounds(net: Network, domain) -> Bounds:
+    """Back-substitution (DeepPoly/CROWN) bounds, intersected with interval bounds (see
+    :func:`symbolic_layers`)."""
+    t0 = time.perf_counter()
+    domain = as_domain(domain, net.input_dim)
+    return Bounds(tuple(symbolic_layers(net, domain)), "symbolic", time.perf_counter() - t0)

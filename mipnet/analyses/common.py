@@ -1,0 +1,256 @@
+"""What the MILP analyses share: statuses, deadlines, candidate inputs, witnesses, interrupts, units.
+
+* :class:`Status` and :class:`Verdict`: the run statuses and equivalence verdicts of every
+  result object (``str`` enums: ``status == "complete"`` works and JSON holds the plain string).
+* :func:`candidate_points`: the inputs of D tried before any MILP (the centre, random samples,
+  the data inside D); raises if D is empty, where every MILP would be infeasible and would
+  "prove" anything.
+* :func:`witness_from_solution`: the input part of a solver solution, clipped to the box and
+  kept only if it lies in D by the one rule of :func:`mipnet.core.numerics.in_domain`.
+* :func:`solve_or_partial`: a solve that returns the partial result on Ctrl-C instead of
+  raising, so an analysis records what the interrupted solve proved and then stops.
+* :class:`Scaling`: an exact change of units (powers of two) that brings the inputs and the
+  pre-activations of a pair of networks near 1, so HiGHS's absolute tolerances act as relative
+  ones.
+
+Every function takes validated objects (:class:`~mipnet.core.domain.Domain`,
+:class:`~mipnet.core.network.Network`); the public analyses validate their arguments once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import numpy as np
+
+from mipnet.core.domain import Domain
+from mipnet.core.errors import Interrupted, InvalidDomainError
+from mipnet.core.network import Network
+from mipnet.core.numerics import DEFAULT, Tolerances, in_domain
+
+__all__ = [
+    "Status",
+    "Verdict",
+    "deadline_after",
+    "remaining",
+    "feasible_point",
+    "candidate_points",
+    "witness_from_solution",
+    "project_to_domain",
+    "solve_or_partial",
+    "Scaling",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Status(str, enum.Enum):
+    """How an analysis ended (a ``str`` too; JSON writes the value)."""
+
+    COMPLETE = "complete"  #: everything settled
+    PROVEN = "proven"  #: equivalence proven
+    COUNTEREXAMPLE = "counterexample"  #: a counterexample found and re-checked
+    TIME_LIMIT = "time_limit"  #: the time limit stopped it: the answer is a bound
+    INCOMPLETE = "incomplete"  #: some parts ended without a decision (see the notes)
+    STOPPED = "stopped"  #: stopped early on purpose (first violation found)
+    INTERRUPTED = "interrupted"  #: Ctrl-C stopped it: the answer is a bound
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Verdict(str, enum.Enum):
+    """The answer of an equivalence check."""
+
+    EQUIVALENT = "equivalent"
+    NOT_EQUIVALENT = "not_equivalent"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# ---------------------------------------------------------------------------- time
+def deadline_after(time_limit: Optional[float], start: Optional[float] = None) -> Optional[float]:
+    """The ``time.perf_counter()`` value at which a run of ``time_limit`` seconds ends (None: never)."""
+    if time_limit is None:
+        return None
+    return (time.perf_counter() if start is None else start) + float(time_limit)
+
+
+def remaining(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left until ``deadline`` (never negative; None without deadline)."""
+    if deadline is None:
+        return None
+    return max(deadline - time.perf_counter(), 0.0)
+
+
+# ---------------------------------------------------------------------------- inputs
+def feasible_point(domain: Domain) -> np.ndarray:
+    """A point of the domain found by an LP; raise :class:`InvalidDomainError` if it is empty."""
+    from mipnet.milp.encoding import HighsModel
+
+    model = HighsModel(domain)
+    res = model.solve()
+    if res.status != "optimal":
+        raise InvalidDomainError(f"the domain is empty (its LP is {res.highs_status}); check A x <= c and the box")
+    return np.clip(res.values[model.input_cols], domain.lower, domain.upper)
+
+
+def candidate_points(domain: Domain, data: Optional[np.ndarray] = None, samples: int = 0, seed=None,
+                     *, tol: Tolerances = DEFAULT) -> np.ndarray:
+    """Inputs of D to try before any MILP: the centre, ``samples`` random points, the data inside D.
+
+    A thin polytope (rejection sampling gives up) still yields a point found by an LP. Data
+    points outside D are dropped (logged). Raises :class:`InvalidDomainError` if D is empty.
+
+    Parameters
+    ----------
+    domain : Domain
+    data : array (N, n), optional
+        Already a float64 array with the domain's number of columns.
+    samples : int
+    seed : int or None
+    """
+    parts = []
+    c = domain.center
+    if in_domain(domain, c, tol)[0]:
+        parts.append(c[None, :])
+    if samples:
+        try:
+            parts.append(domain.sample(int(samples), seed=seed))
+        except InvalidDomainError:  # a thin polytope: rejection sampling gives up
+            pass
+    if not parts:
+        x = feasible_point(domain)
+        if in_domain(domain, x, tol)[0]:
+            parts.append(x[None, :])
+    if data is not None and len(data):
+        inside = in_domain(domain, data, tol)
+        if not np.all(inside):
+            log.info("%d of %d data points lie outside the domain and are ignored", int((~inside).sum()), len(data))
+        parts.append(data[inside])
+    return np.concatenate(parts) if parts else np.zeros((0, domain.dim))
+
+
+def witness_from_solution(values: np.ndarray, cols, domain: Domain, *,
+                          tol: Tolerances = DEFAULT) -> Optional[np.ndarray]:
+    """The input ``values[cols]`` of a solver solution, clipped to the box; None if it is not in D.
+
+    The solver may leave its box by its feasibility tolerance; clipping puts the point back,
+    and a polytope's rows are then checked by :func:`~mipnet.core.numerics.in_domain`.
+    """
+    x = np.clip(np.asarray(values)[np.asarray(cols)], domain.lower, domain.upper)
+    return x if in_domain(domain, x, tol)[0] else None
+
+
+def project_to_domain(domain: Domain, X: np.ndarray, *, tol: Tolerances = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+    """``(X clipped to the box, mask of the rows in D)``: the projection step of a gradient search."""
+    X = np.clip(X, domain.lower, domain.upper)
+    if not domain.has_constraints:
+        return X, np.ones(len(X), dtype=bool)
+    return X, in_domain(domain, X, tol)
+
+
+# ---------------------------------------------------------------------------- interrupts
+def solve_or_partial(model, **kw):
+    """``(result, interrupted)``: ``model.solve(**kw)``, or on Ctrl-C the interrupted solve's partial
+    result (status ``interrupted``; its dual bound still holds) and True. A Ctrl-C without a partial
+    result propagates.
+
+    A MILP stopped before HiGHS's branch and bound started (in presolve: no node count, model
+    status "Not Set") reports HiGHS's *unset* dual bound (0.0), which proves nothing: it is dropped.
+    """
+    try:
+        return model.solve(**kw), False
+    except Interrupted as exc:
+        res = exc.partial
+        if res is None:
+            raise
+        if res.dual_bound is not None and (res.nodes < 0 or res.highs_status.lower() == "not set"):
+            res = replace(res, dual_bound=None)
+        return res, True
+
+
+# ---------------------------------------------------------------------------- units
+def _power_of_two(m: float, band: float) -> float:
+    """The power of two nearest to ``m`` if ``m`` lies outside [1/band, band], else 1."""
+    if not (m > 0 and math.isfinite(m)) or 1.0 / band <= m <= band:
+        return 1.0
+    return math.ldexp(1.0, round(math.log2(m)))
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """An exact change of units: ``x = input_scale * u`` and ``f(x) = output_scale * f_s(u)``.
+
+    Both scales are powers of two, so the scaled network ``f_s`` (first-layer weights times
+    ``input_scale / output_scale``, every bias divided by ``output_scale``; ReLU is positively
+    homogeneous) computes ``f(x) / output_scale`` with exactly the same roundings as ``f``
+    (barring overflow and underflow): a proof or a witness in the scaled units is one in the
+    original units, after multiplying back.
+    """
+
+    input_scale: float = 1.0
+    output_scale: float = 1.0
+
+    #: magnitudes within [1/BAND, BAND] are left alone
+    BAND = 2.0**16
+
+    @property
+    def identity(self) -> bool:
+        return self.input_scale == 1.0 and self.output_scale == 1.0
+
+    @classmethod
+    def for_problem(cls, nets: Sequence[Network], domain: Domain) -> "Scaling":
+        """Scales that bring the box and the networks' pre-activations near 1 (identity when they are)."""
+        from mipnet.bounds.symbolic import symbolic_layers
+
+        s_in = _power_of_two(float(np.max(np.maximum(np.abs(domain.lower), np.abs(domain.upper)))), cls.BAND)
+        if s_in == 1.0 and all(_small_enough(net) for net in nets):
+            mags = [1.0]
+        else:
+            dom_u = cls(s_in, 1.0).domain(domain)
+            mags = []
+            for net in nets:
+                for lb in symbolic_layers(cls(s_in, 1.0).net(net), dom_u):
+                    mags.append(float(np.max(np.maximum(np.abs(lb.lower), np.abs(lb.upper)))))
+        s_out = _power_of_two(max(mags), cls.BAND)
+        return cls(s_in, s_out)
+
+    def net(self, net: Network) -> Network:
+        if self.identity:
+            return net
+        layers = []
+        for l, (W, b) in enumerate(net.layers):
+            if l == 0:
+                W = W * (self.input_scale / self.output_scale)
+            layers.append((W, b / self.output_scale))
+        return Network.from_layers(layers)
+
+    def domain(self, domain: Domain) -> Domain:
+        if self.input_scale == 1.0:
+            return domain
+        s = self.input_scale
+        if domain.has_constraints:
+            return Domain(domain.lower / s, domain.upper / s, domain.A, domain.c / s)
+        return Domain(domain.lower / s, domain.upper / s)
+
+    def to_input(self, u: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """A point in the scaled input units back in the original ones."""
+        return None if u is None else u * self.input_scale
+
+    def to_output(self, v):
+        """A value (or array) in the scaled output units back in the original ones."""
+        return v * self.output_scale
+
+
+def _small_enough(net: Network) -> bool:
+    """True if weights and biases are moderate, so that no rescaling is needed on a unit-size box."""
+    return all(np.max(np.abs(W), initial=0.0) <= 2.0**8 and np.max(np.abs(b), initial=0.0) <= 2.0**8
+               for W, b in net.layers)
