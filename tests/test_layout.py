@@ -8,6 +8,8 @@ never from a later one; DESIGN.md, "Data flows down this list and never back")::
     solver    mipnet.solver                    every HiGHS call
     milp      mipnet.milp                      the MILP encodings (arrays into HiGHS; a Pyomo block)
     bounds    mipnet.bounds, mipnet.theory     sound pre-activation bounds; closed-form region bounds
+    formulations  mipnet.milp.pyomo            the Pyomo block users compose (computes LP bounds when
+                                               none are given, so it stands above ``bounds``)
     analyses  mipnet.analyses, mipnet.sparsity, mipnet.plotting
     nn        mipnet.nn                        the torch side: data, training, pruning, workflows
     cli       mipnet.cli, mipnet.demo, mipnet.__main__
@@ -55,6 +57,7 @@ LAYERS = [
     ("solver", ("mipnet.solver",)),
     ("milp", ("mipnet.milp",)),
     ("bounds", ("mipnet.bounds", "mipnet.theory")),
+    ("formulations", ("mipnet.milp.pyomo",)),
     ("analyses", ("mipnet.analyses", "mipnet.sparsity", "mipnet.plotting")),
     ("nn", ("mipnet.nn",)),
     ("cli", ("mipnet.cli", "mipnet.demo", "mipnet.__main__")),
@@ -72,9 +75,6 @@ NOT_OURS = {
     "mipnet.analyses": "analyses/ (another session)",
     "mipnet.bounds": "bounds/ (another session)",
     "mipnet.core.numerics": "core/numerics.py (another session)",
-    "mipnet.cli": "cli/ (another session)",
-    "mipnet.io.files": "io/files.py (another session)",
-    "mipnet.milp.pyomo": "milp/pyomo.py (computes LP bounds when none are given)",
 }
 
 
@@ -165,10 +165,10 @@ def _under(module: str, prefix: str) -> bool:
 
 
 def _layer(module: str) -> int | None:
-    for i, (_, prefixes) in enumerate(LAYERS):
-        if any(_under(module, p) for p in prefixes):
-            return i
-    return None
+    # the most specific prefix decides (mipnet.milp.pyomo is not in the milp layer)
+    best = max(((len(p), i) for i, (_, prefixes) in enumerate(LAYERS) for p in prefixes if _under(module, p)),
+               default=None)
+    return None if best is None else best[1]
 
 
 def _not_ours(module: str) -> str | None:
