@@ -1,5 +1,6 @@
 """Shared fixtures: small random networks, the shared models folder, executed notebooks."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +49,23 @@ def random_nets():
         ([5, 10, 1], 3),
         ([6, 12, 8, 4], 4),
     ]
+
+
+@pytest.fixture
+def read_only_dir(tmp_path) -> Path:
+    """A directory no new file can be written to (root ignores permission bits: /sys or /proc)."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        return ro
+    import tempfile
+
+    for cand in ("/sys", "/proc"):  # root ignores permission bits; these refuse new files even to root
+        try:
+            fd, probe = tempfile.mkstemp(dir=cand)
+        except OSError:
+            return Path(cand)
+        os.close(fd)
+        os.remove(probe)
+    pytest.skip("no read-only directory available to this user")

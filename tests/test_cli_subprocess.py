@@ -286,26 +286,8 @@ def test_errors_through_the_executable(files, tmp_path):
     assert src.read_bytes() == before
 
 
-def _read_only_dir(tmp_path) -> Path:
-    if os.geteuid() != 0:
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o555)
-        return ro
-    import tempfile
-
-    for cand in ("/sys", "/proc"):  # root ignores permission bits; these refuse new files even to root
-        try:
-            fd, probe = tempfile.mkstemp(dir=cand)
-        except OSError:
-            return Path(cand)
-        os.close(fd)
-        os.remove(probe)
-    pytest.skip("no read-only directory available to this user")
-
-
-def test_output_in_read_only_directory(files, tmp_path):
-    ro = _read_only_dir(tmp_path)
+def test_output_in_read_only_directory(files, tmp_path, read_only_dir):
+    ro = read_only_dir
     run_error("compress", files["dir"] / "stable.npz", "--box", "-1", "1", "-o", ro / "small.onnx",
               match=r"mipnet compress: error: -o .*cannot write to the directory")
 
