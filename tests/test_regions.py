@@ -1,12 +1,21 @@
 """Activation-region counting: several independent routes to the same number.
 
 Routes: the vertex method, the LP method, the MILP of Serra et al. 2018, Zaslavsky's
-identity, dense grids, the exact 2-D slice of mipnet.slices, sampling, and a float64
-forward pass of every returned interior point.
+identity, dense grids, the exact 2-D slice of mipnet.slices, sampling, a float64 forward
+pass of every returned interior point, and an independent brute-force oracle (scipy's LP
+per branch of the pattern tree, no mipnet code) for the regression tests of the numerical
+bugs (near-duplicate neurons, weights of 1e-6, boxes of +-1e12). Ctrl-C is tested on real
+subprocesses (SIGINT) through the Python API and the CLI.
 """
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -142,8 +151,11 @@ def test_identically_zero_neuron_counted_as_off():
     assert v.regions == count_regions(net, dom, method="lp").regions == 19
     assert v.unverified == 0
     assert sample_regions(net, dom, 50_000, seed=0).regions == 19
-    # the MILP's interior margin is 0 on that region: it misses exactly that one (documented)
-    assert count_regions(net, dom, method="milp").regions == 18
+    # the MILP's interior margin is 0 on that region: the MILP misses it, its closure check
+    # (walking across the found regions' facets) finds it, and the count is not claimed exact
+    milp = count_regions(net, dom, method="milp", return_regions=True)
+    assert milp.regions == 19 and not milp.exact and milp.status == "incomplete"
+    assert _pattern_set(milp) == _pattern_set(v)
 
 
 def test_rounding_noise_neuron_does_not_fake_patterns():
@@ -407,3 +419,299 @@ def test_errors():
         parity_lower_bound(net, dom, trials=0)
     with pytest.raises(ValueError, match="k must be a non-negative"):
         parity_lower_bound(net, dom, k=-1)
+
+
+# ============================================================================ an independent oracle
+def _oracle_count(net, lo, hi, thr=1e-11):
+    """Regions of ``net`` on the box [lo, hi], by brute force and no mipnet code.
+
+    Depth-first over the neurons, layer by layer; each sign of each neuron is kept iff the
+    Chebyshev LP (scipy's linprog, HiGHS at tight tolerances) of the box scaled to [-1, 1]^n
+    with the signs so far has radius > thr; a leaf is a region iff its Chebyshev centre's
+    float64 forward pattern (values within 1e-12 of their terms' magnitude are zero) is the
+    leaf's pattern. Returns (set of pattern bytes, number of leaves that failed that check).
+    """
+    from scipy.optimize import linprog
+
+    Ws, bs = list(net.weights), list(net.biases)
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    m, s, n = (lo + hi) / 2, (hi - lo) / 2, lo.size
+    found, unknown = set(), [0]
+
+    def cheb(rows, rhs):
+        A = [np.hstack([np.eye(n), np.ones((n, 1))]), np.hstack([-np.eye(n), np.ones((n, 1))])]
+        B = [np.ones(n), np.ones(n)]
+        if rows:
+            R = np.array(rows)
+            nr = np.linalg.norm(R, axis=1)
+            A.append(np.hstack([R / nr[:, None], np.ones((len(R), 1))]))
+            B.append(np.array(rhs) / nr)
+        res = linprog(np.r_[np.zeros(n), -1.0], A_ub=np.vstack(A), b_ub=np.concatenate(B),
+                      bounds=[(-1, 1)] * n + [(None, 2)], method="highs",
+                      options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+        return (None, -np.inf) if res.status != 0 else (res.x[:n], -res.fun)
+
+    def forward(x):
+        h, out = x[None, :], []
+        for W, b in zip(Ws[:-1], bs[:-1]):
+            y = h @ W.T + b
+            y = np.where(np.abs(y) <= 1e-12 * (np.abs(h) @ np.abs(W).T + np.abs(b)), 0.0, y)
+            out.append(y > 0)
+            h = np.maximum(y, 0)
+        return np.concatenate(out, axis=1)[0]
+
+    def layer(l, G, g, rows, rhs, pat):
+        if l == len(Ws) - 1:
+            u, t = cheb(rows, rhs)
+            if u is not None and t > thr:
+                if np.array_equal(forward(m + s * u), np.array(pat, bool)):
+                    found.add(np.array(pat, bool).tobytes())
+                else:
+                    unknown[0] += 1
+            return
+        A, c = Ws[l] @ G, Ws[l] @ g + bs[l]
+
+        def neuron(i, rows, rhs, on):
+            if i == len(c):
+                o = np.array(on, float)
+                layer(l + 1, A * o[:, None], c * o, rows, rhs, pat + on)
+                return
+            scale = (np.abs(Ws[l][i]) @ np.abs(G)).sum() + 1e-300
+            if np.linalg.norm(A[i]) <= 1e-13 * scale:  # constant on this branch
+                cs = np.abs(Ws[l][i]) @ np.abs(g) + abs(bs[l][i])
+                neuron(i + 1, rows, rhs, on + [bool(c[i] > 1e-13 * cs)])
+                return
+            for side in (True, False):
+                sg = 1.0 if side else -1.0
+                r2, h2 = rows + [-sg * A[i]], rhs + [sg * c[i]]
+                u, t = cheb(r2, h2)
+                if u is not None and t > thr:
+                    neuron(i + 1, r2, h2, on + [side])
+
+        neuron(0, rows, rhs, [])
+
+    layer(0, np.diag(s), m.copy(), [], [], [])
+    return found, unknown[0]
+
+
+def _near_duplicate_net(seed, n0=3, h1=6, h2=5, delta=1e-7):
+    """Layer 1: neuron 1 = -neuron 0 (opposite), neuron 2 = neuron 0 with its bias + delta."""
+    rng = np.random.default_rng(seed)
+    W1 = rng.normal(size=(h1, n0))
+    b1 = rng.normal(size=h1) * 0.3
+    W1[1], b1[1] = -W1[0], -b1[0]
+    W1[2], b1[2] = W1[0], b1[0] + delta
+    W2, b2 = rng.normal(size=(h2, h1)), rng.normal(size=h2) * 0.3
+    return Network([W1, W2, rng.normal(size=(1, h2))], [b1, b2, np.zeros(1)])
+
+
+def _check_all_witnesses(net, dom, res):
+    """Every returned region: distinct pattern, witness in D whose float64 pattern is the region's."""
+    P = res.patterns()
+    X = np.stack([r.interior_point for r in res.region_list]) if res.region_list else np.zeros((0, net.input_dim))
+    assert len({p.tobytes() for p in P}) == res.regions == len(res.region_list)
+    assert np.all(dom.contains(X, tol=1e-9))
+    assert np.array_equal(net.activation_pattern(X), P)
+
+
+# ----------------------------------------------------------------------------- bug 1: near-duplicates
+def test_regression_near_duplicate_neurons_lp_counted_unverified_regions():
+    # before: the LP method counted 129 regions (4 of them with witnesses failing the forward
+    # pass) and said exact; the vertex method, the MILP and the oracle count 125
+    net = _near_duplicate_net(3)
+    dom = Box(-1, 1, dim=3)
+    oracle, unknown = _oracle_count(net, -np.ones(3), np.ones(3))
+    assert len(oracle) == 125 and unknown == 0
+    for method in ("vertex", "lp"):
+        res = count_regions(net, dom, method=method, return_regions=True)
+        assert res.exact and res.regions == 125 and res.unverified == 0, (method, res.regions, res.status)
+        assert _pattern_set(res) == oracle
+        _check_all_witnesses(net, dom, res)
+
+
+def test_regression_near_duplicate_neurons_milp_finds_the_slivers():
+    # before: the MILP's absolute margin (1e-6) missed the regions between the near-duplicate
+    # hyperplanes (a slab 1e-7 thick): 29 regions, "exact"; the truth is 34
+    net = _near_duplicate_net(7)
+    dom = Box(-1, 1, dim=3)
+    oracle, unknown = _oracle_count(net, -np.ones(3), np.ones(3))
+    assert len(oracle) == 34 and unknown == 0
+    res = count_regions(net, dom, method="milp", return_regions=True)
+    assert res.exact and res.regions == 34 and _pattern_set(res) == oracle
+    _check_all_witnesses(net, dom, res)
+    # with a margin above the slab's, the MILP misses them, and its closure check says so
+    coarse = count_regions(net, dom, method="milp", milp_margin=1e-6, return_regions=True)
+    assert not coarse.exact and coarse.status == "incomplete" and _pattern_set(coarse) == oracle
+
+
+def test_regression_near_duplicate_neurons_fast_above_seven_inputs():
+    # 8 inputs: "fast" runs the LP method; before: 105 regions, one unverified, "exact"
+    net = _near_duplicate_net(1, n0=8, h1=6, h2=4)
+    dom = Box(-1, 1, dim=8)
+    fast = count_regions(net, dom, return_regions=True)
+    assert fast.algorithm == "lp" and fast.exact and fast.regions == 104
+    vert = count_regions(net, dom, method="vertex", return_regions=True)
+    oracle, unknown = _oracle_count(net, -np.ones(8), np.ones(8))
+    assert len(oracle) == 104 and unknown == 0
+    assert _pattern_set(fast) == _pattern_set(vert) == oracle
+    _check_all_witnesses(net, dom, fast)
+
+
+# ----------------------------------------------------------------------------- bug 2: weights of 1e-6
+def test_regression_tiny_weights_milp_margin_is_relative():
+    # before: the MILP's absolute margin of 1e-6 found 0 regions of this net and said exact
+    base = Network.random([5, 6, 4, 1], seed=0)
+    net = Network([w * 1e-6 for w in base.weights], [b * 1e-6 for b in base.biases])
+    dom = Box(-1, 1, dim=5)
+    oracle, unknown = _oracle_count(net, -np.ones(5), np.ones(5))
+    assert len(oracle) == 33 and unknown == 0
+    for method in ("milp", "vertex", "lp"):
+        res = count_regions(net, dom, method=method, return_regions=True)
+        assert res.exact and res.regions == 33, (method, res.regions)
+        assert _pattern_set(res) == oracle
+
+
+# ----------------------------------------------------------------------------- bug 3: a box of +-1e12
+@pytest.mark.parametrize("widths, seed, expected", [([2, 8, 6, 1], 0, 105), ([3, 6, 5, 1], 1, 159)])
+def test_regression_huge_box_counts_what_a_smaller_box_holds(widths, seed, expected):
+    # before: 26 (resp. 94) regions on +-1e12 against 105 (159) on +-1e4, a box that already
+    # holds every region: the tolerance was relative to the diameter of the domain
+    net = Network.random(widths, seed=seed)
+    n = widths[0]
+    small = count_regions(net, Box(-1e4, 1e4, dim=n), method="vertex", return_regions=True)
+    assert small.exact and small.regions == expected
+    for R in (1e8, 1e12):
+        for method in ("vertex", "fast"):
+            res = count_regions(net, Box(-R, R, dim=n), method=method, return_regions=True)
+            assert res.exact and res.regions == expected, (R, method, res.regions)
+            assert _pattern_set(res) == _pattern_set(small)
+            _check_all_witnesses(net, Box(-R, R, dim=n), res)
+    # the LP method cannot resolve unit-size regions in a box of 1e12 (HiGHS's tolerances are
+    # absolute): it must say so, and what it counts is certified
+    lp = count_regions(net, Box(-1e12, 1e12, dim=n), method="lp", return_regions=True)
+    assert lp.exact == (lp.regions == expected) and lp.regions <= expected
+    assert _pattern_set(lp) <= _pattern_set(small)
+    _check_all_witnesses(net, Box(-1e12, 1e12, dim=n), lp)
+
+
+@pytest.mark.parametrize("d, k, R", [(2, 7, 1e9), (3, 8, 1e6)])
+def test_zaslavsky_in_a_huge_box(d, k, R):
+    # k hyperplanes in general position near the origin, a box holding every vertex: the count is
+    # sum_{i <= d} C(k, i) however large the box (the vertex method's careful path)
+    rng = np.random.default_rng(d * 100 + k)
+    W = rng.normal(size=(k, d))
+    b = -np.sum(W * rng.uniform(-1, 1, size=(k, d)), axis=1)
+    net = Network([W, np.ones((1, k))], [b, np.zeros(1)])
+    expected = sum(math.comb(k, i) for i in range(d + 1))
+    res = count_regions(net, Box(-R, R, dim=d), method="vertex")
+    assert res.exact and res.regions == expected
+    milp = count_regions(net, Box(-100.0, 100.0, dim=d), method="milp")
+    assert milp.exact and milp.regions == expected
+
+
+def test_vertex_plain_and_careful_paths_agree(monkeypatch):
+    import mipnet.analyses.regions.vertex as vertex
+
+    cases = [(Network.random([3, 8, 6, 2], seed=1), Box(-1, 1, dim=3)),
+             (_near_duplicate_net(5), Box(-1, 1, dim=3)),
+             (Network([np.array([[1.0, 0], [0, 1], [1, -1], [1, 1], [1, 0]]), np.ones((1, 5))],
+                      [np.array([0.0, 0, 0, 0, -1]), np.zeros(1)]), Box(-1, 1, dim=2))]
+    plain = [count_regions(net, dom, method="vertex", return_regions=True) for net, dom in cases]
+    monkeypatch.setattr(vertex, "CAREFUL_SPREAD", 1e300)  # every problem takes the careful path
+    careful = [count_regions(net, dom, method="vertex", return_regions=True) for net, dom in cases]
+    for a, b in zip(plain, careful):
+        assert a.exact and b.exact and _pattern_set(a) == _pattern_set(b)
+
+
+# ============================================================================ Ctrl-C
+def test_interrupt_in_process_returns_certified_partial_result():
+    import _thread
+    import threading
+
+    net = Network.random([6, 32, 32, 1], seed=0)  # runs far longer than a second
+    dom = Box(-1, 1, dim=6)
+    timer = threading.Timer(0.7, _thread.interrupt_main)
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        res = count_regions(net, dom, return_regions=True)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 3.0
+    assert res.status == "interrupted" and not res.exact and res.regions > 0
+    assert "lower bound" in res.message and "at least" in str(res)
+    assert json.loads(json.dumps(res.to_dict()))["status"] == "interrupted"
+    _check_all_witnesses(net, dom, res)
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys
+    from mipnet import Box, Network
+    from mipnet.analyses.regions import count_regions
+    method, widths = sys.argv[1], [int(w) for w in sys.argv[2].split(",")]
+    net = Network.random(widths, seed=0)
+    print("ready", file=sys.stderr, flush=True)
+    res = count_regions(net, Box(-1, 1, dim=widths[0]), method=method)
+    print(json.dumps(res.to_dict(include_regions=False)), flush=True)
+    sys.exit(130 if res.status == "interrupted" else 0)
+""")
+
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: subprocesses run this working tree's mipnet, whatever is installed
+_ENV = dict(os.environ, PYTHONPATH=_REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONUNBUFFERED="1")
+
+
+def _sigint_after(cmd, delay, *, wait_line: bool):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_REPO, env=_ENV)
+    try:
+        if wait_line:
+            p.stderr.readline()
+        time.sleep(delay)
+        assert p.poll() is None, "the count ended before the signal: use a larger network"
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        return p.returncode, out, err, time.perf_counter() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+@pytest.mark.parametrize("method, widths", [("fast", "6,32,32,1"), ("lp", "4,16,16,2"), ("milp", "4,16,16,2")])
+def test_sigint_subprocess_python_api(method, widths):
+    # every count below runs for more than 10 s (vertex: ~10^5 regions; LP: ~150 s; MILP: hours)
+    rc, out, err, dt = _sigint_after([sys.executable, "-c", _CHILD, method, widths], 2.0, wait_line=True)
+    assert dt < 2.0, f"took {dt:.2f} s to stop after SIGINT"
+    assert rc == 130, (rc, err[-500:])
+    d = json.loads(out)
+    # (the MILP may still be computing its bounds after 2 s: 0 regions is a valid lower bound)
+    assert d["exact"] is False and d["status"] == "interrupted" and d["regions"] >= (method != "milp")
+
+
+def test_sigint_subprocess_cli(tmp_path):
+    """``mipnet regions count --json``: partial JSON on stdout, exit code 130 (the CLI's part)."""
+    from mipnet.io import save_network
+
+    path = tmp_path / "net.npz"
+    save_network(Network.random([4, 16, 16, 2], seed=0), path)
+    # ``python -m mipnet`` is the ``mipnet`` console script, run from this working tree
+    cmd = [sys.executable, "-m", "mipnet", "regions", "count", str(path), "--box", "-1", "1",
+           "--method", "lp", "--json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_REPO, env=_ENV)
+    try:
+        time.sleep(4.0)  # imports and LP bounds first; the LP count then runs ~150 s
+        assert p.poll() is None
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        dt = time.perf_counter() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert dt < 2.0
+    assert p.returncode == 130, (p.returncode, err[-500:])
+    d = json.loads(out)
+    assert d["exact"] is False and d["status"] == "interrupted" and d["regions"] >= 1

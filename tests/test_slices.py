@@ -556,3 +556,57 @@ def test_plot_segment_partition(tmp_path, deep_net):
     plot_segment_partition(seg, outputs=[0, 2], path=tmp_path / "s2.png", max_lines=1, dpi=50)
     with pytest.raises(ValueError, match="out of range"):
         plot_segment_partition(seg, outputs=[7])
+
+
+# ============================================================================ status, witnesses, Ctrl-C
+def test_slice_status_and_witnesses(deep_net):
+    seg = segment_regions(deep_net, -np.ones(6), np.ones(6))
+    assert seg.exact and seg.status == "complete" and seg.verified == seg.count_pieces()
+    assert seg.to_dict()["status"] == "complete" and seg.to_dict()["exact"] is True
+    net = Network.random([2, 8, 6, 3], seed=0)
+    part = plane_regions(net, [0, 0], [1, 0], [0, 1], bounds=((-1, 1), (-1, 1)))
+    assert part.exact and part.verified == part.count_regions() and part.slivers_skipped == 0
+    d = part.to_dict()
+    assert d["status"] == "complete" and d["exact"] is True and d["verified"] == part.count_regions()
+
+
+def test_segment_snaps_identically_zero_neurons():
+    # layer-2 neuron 0 is h1 - h0 - 1 with h1 = h0 + 1 where both are on: identically zero there
+    W1 = np.array([[0.3, 0.7], [0.3, 0.7]])
+    net = Network([W1, np.array([[-1.0, 1.0]]), np.ones((1, 1))],
+                  [np.array([0.1, 1.1]), np.array([-1.0]), np.zeros(1)])
+    seg = segment_regions(net, [-2.0, -2.0], [2.0, 2.0])
+    from mipnet.core.numerics import snapped_pattern
+
+    mids = 0.5 * (seg.breakpoints[:-1] + seg.breakpoints[1:])
+    _, P = snapped_pattern(net, seg.points(mids))
+    assert np.array_equal(seg.patterns, P) and not seg.patterns[:, 2].any()
+    assert seg.exact
+
+
+def test_plane_interrupt_returns_partial_partition():
+    import _thread
+    import threading
+
+    net = Network.random([784, 256, 256, 10], seed=0)  # about 15 s and 84,000 polygons in full
+    plane = plane_along_axes(784, 0, 1, lo=-30.0, hi=30.0)
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    t0 = time.perf_counter()
+    try:
+        part = plane.regions(net)
+    finally:
+        timer.cancel()
+    dt = time.perf_counter() - t0
+    assert dt < 1.5 + 1.5, f"stopped {dt - 1.5:.2f} s after the signal"
+    assert part.status == "interrupted" and not part.exact and part.to_dict()["status"] == "interrupted"
+    assert 1 <= part.count_regions() < 84_000
+    # still a partition of the domain into convex polygons (each holds a region: a lower bound)
+    assert abs(part.areas.sum() - part.domain_area) <= 1e-9 * part.domain_area
+    # patterns and maps read at the centroids, for the polygons the half-second budget reached
+    done = ~np.isnan(part.maps_m).any(axis=1)
+    assert done.sum() >= 100 and np.all(part.classes[~done] == -1)
+    X = part.to_input(part.centroids[done])
+    assert np.array_equal(net.activation_pattern(X), part.patterns[done])
+    out = np.einsum("nkd,nd->nk", part.maps_M[done], part.centroids[done]) + part.maps_m[done]
+    assert np.allclose(out, net.forward(X), rtol=1e-8, atol=1e-8)

@@ -28,6 +28,18 @@ to a neuron's zero line counts as lying on it, and a cut that would leave a piec
 area below ``min_area * area(domain)`` is not made (the piece is counted in
 ``PlanePartition.slivers_skipped``). Pieces of a segment shorter than ``tol`` are
 merged the same way.
+
+Status
+------
+Every partition carries a ``status`` (:class:`mipnet.analyses.regions.RegionStatus`) and
+``exact``: ``complete`` only if every piece's witness (a polygon's centroid or vertex mean,
+an interval's midpoint) passes :func:`mipnet.core.numerics.check_witnesses` -- the same
+check as the region counts -- and no sliver cut was skipped nor root merged. On Ctrl-C
+(``KeyboardInterrupt``) the pieces made so far are returned at once with status
+``interrupted``: each holds at least one region, so their number is a lower bound. The
+tolerances above stay relative to the slice's diameter: in a very large slice, pieces much
+smaller than ``tol * diameter`` are not resolved, and are missed without notice unless they
+leave a skipped cut or a failing witness.
 """
 
 from __future__ import annotations
@@ -39,8 +51,17 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from mipnet.core.errors import InvalidDomainError, InvalidNetworkError
+from mipnet.analyses.regions.common import (
+    RegionStatus,
+    check_net,
+    connected_labels,
+    pattern_key,
+    readonly,
+    same_affine_map,
+)
+from mipnet.core.errors import InvalidDomainError
 from mipnet.core.network import Network
+from mipnet.core.numerics import DEFAULT, check_witnesses, snapped_pattern
 
 __all__ = [
     "SegmentPartition",
@@ -55,32 +76,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# one implementation of each, shared with mipnet.analyses.regions
+_ro = readonly
+_check_net = check_net
+_same_map = same_affine_map
 
-def _ro(a, dtype=np.float64) -> np.ndarray:
-    a = np.array(a, dtype=dtype, copy=True)
-    a.setflags(write=False)
-    return a
-
-
-def pattern_key(pattern) -> bytes:
-    """Hashable key of one activation pattern (bool vector): ``np.asarray(p, bool).tobytes()``.
-
-    ``PlanePartition.pattern_set()`` and ``SegmentPartition.pattern_set()`` hold these keys,
-    so ``pattern_key(net.activation_pattern(x)) in partition.pattern_set()`` works.
-    """
-    return np.ascontiguousarray(np.asarray(pattern, dtype=bool).reshape(-1)).tobytes()
+#: roots of a segment closer than this (in t) are the same root (coincident hyperplanes)
+_SAME_ROOT = 1e-13
 
 
 # ============================================================================ validation
-def _check_net(net) -> Network:
-    if not isinstance(net, Network):
-        raise InvalidNetworkError(
-            f"net must be a mipnet.Network, got {type(net).__name__}; "
-            "convert torch or ONNX models with mipnet's importers first"
-        )
-    return net
-
-
 def _point(name: str, x, dim: int) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -101,13 +106,6 @@ def _positive(name: str, value) -> float:
     if not (np.isfinite(x) and x >= 0):
         raise InvalidDomainError(f"{name} must be finite and >= 0, got {value!r}")
     return x
-
-
-def _same_map(M1, m1, M2, m2, tol, scale_M, scale_m) -> np.ndarray:
-    """Rows where two affine maps agree within ``tol`` relative to the given scales."""
-    dM = np.abs(M1 - M2).reshape(len(M1), int(np.prod(M1.shape[1:]))).max(axis=1, initial=0.0)
-    dm = np.abs(m1 - m2).reshape(len(m1), int(np.prod(m1.shape[1:]))).max(axis=1, initial=0.0)
-    return (dM <= tol * scale_M) & (dm <= tol * scale_m)
 
 
 # ============================================================================ 1-D segments
@@ -132,6 +130,16 @@ class SegmentPartition:
         The network's widths.
     seconds : float
         Time taken.
+    status : RegionStatus
+        ``complete`` (every piece's midpoint passed :func:`mipnet.core.numerics.check_witnesses`
+        and no root was merged into a different one), ``unverified`` (some did not, or a piece
+        shorter than ``tol`` was merged away) or ``interrupted`` (Ctrl-C: the pieces found so
+        far, a lower bound; patterns of unfinished layers read at the midpoints).
+    verified : int
+        Pieces whose midpoint passed the witness check.
+    merged_roots : int
+        Roots (breakpoints) within ``tol`` of another but not coincident with it: pieces
+        shorter than ``tol`` were not made.
     """
 
     a: np.ndarray
@@ -144,6 +152,14 @@ class SegmentPartition:
     widths: tuple
     seconds: float
     tol: float
+    status: RegionStatus = RegionStatus.COMPLETE
+    verified: int = 0
+    merged_roots: int = 0
+
+    @property
+    def exact(self) -> bool:
+        """True iff ``status`` is ``complete``."""
+        return self.status is RegionStatus.COMPLETE
 
     @property
     def num_pieces(self) -> int:
@@ -172,7 +188,8 @@ class SegmentPartition:
         sM = max(float(np.abs(self.slopes).max(initial=0.0)), 1e-300)
         sm = max(float(np.abs(self.offsets).max(initial=0.0)), sM, 1e-300)
         same = _same_map(self.slopes[:-1], self.offsets[:-1], self.slopes[1:], self.offsets[1:], tol, sM, sm)
-        return np.concatenate([[0], np.cumsum(~same)])
+        i = np.flatnonzero(same)
+        return connected_labels(k, np.stack([i, i + 1], axis=1))
 
     def count_linear_pieces(self, *, tol: float = 1e-9) -> int:
         """Number of maximal sub-intervals on which the network is affine (merges pieces)."""
@@ -214,6 +231,10 @@ class SegmentPartition:
             "median_piece_length_t": float(np.median(L)),
             "tol": self.tol,
             "seconds": self.seconds,
+            "status": RegionStatus(self.status).value,
+            "exact": self.exact,
+            "verified": int(self.verified),
+            "merged_roots": int(self.merged_roots),
         }
         if include_pieces:
             d["breakpoints"] = self.breakpoints.tolist()
@@ -273,45 +294,83 @@ def segment_regions(net: Network, a, b, *, tol: float = 1e-10) -> SegmentPartiti
     pats: list[np.ndarray] = []
     causes = np.zeros(0, dtype=np.int64)  # neuron of each interior breakpoint
     off = net.hidden_offsets
-    for l, (W, bias) in enumerate(net.layers[:-1]):
-        alpha = P @ W.T + bias  # (k, n_l)
-        beta = Q @ W.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = -alpha / beta
-        old_lo = ts[:-1]
-        lo, hi = ts[:-1, None], ts[1:, None]
-        valid = (beta != 0) & (r > lo + tol) & (r < hi - tol)
-        piece, neuron = np.nonzero(valid)
-        roots = r[piece, neuron]
-        if roots.size:
-            order = np.argsort(roots, kind="stable")
-            roots, neuron = roots[order], neuron[order]
-            keep = np.concatenate([[True], np.diff(roots) > tol])
-            roots, neuron = roots[keep], neuron[keep]
-            all_t = np.concatenate([ts, roots])
-            all_c = np.concatenate([[-1], causes, [-1], off[l] + neuron])
-            order = np.argsort(all_t, kind="stable")
-            ts, c_sorted = all_t[order], all_c[order]
-            causes = c_sorted[1:-1]
+    merged = 0
+    status = RegionStatus.COMPLETE
+    try:
+        for l, (W, bias) in enumerate(net.layers[:-1]):
+            alpha = P @ W.T + bias  # (k, n_l)
+            beta = Q @ W.T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = -alpha / beta
+            old_lo = ts[:-1]
+            lo, hi = ts[:-1, None], ts[1:, None]
+            inside = (beta != 0) & (r > lo) & (r < hi)
+            valid = inside & (r > lo + tol) & (r < hi - tol)
+            # roots within tol of a piece's end but not on it: a piece shorter than tol is not made
+            near = inside & ~valid & (r - lo > _SAME_ROOT) & (hi - r > _SAME_ROOT)
+            merged += int(np.count_nonzero(near))
+            piece, neuron = np.nonzero(valid)
+            roots = r[piece, neuron]
+            if roots.size:
+                order = np.argsort(roots, kind="stable")
+                roots, neuron = roots[order], neuron[order]
+                gaps = np.diff(roots)
+                keep = np.concatenate([[True], gaps > tol])
+                merged += int(np.count_nonzero((gaps <= tol) & (gaps > _SAME_ROOT)))
+                roots, neuron = roots[keep], neuron[keep]
+                all_t = np.concatenate([ts, roots])
+                all_c = np.concatenate([[-1], causes, [-1], off[l] + neuron])
+                order = np.argsort(all_t, kind="stable")
+                ts, c_sorted = all_t[order], all_c[order]
+                causes = c_sorted[1:-1]
+            mids = 0.5 * (ts[:-1] + ts[1:])
+            parent = np.searchsorted(old_lo, mids, side="right") - 1
+            y = alpha[parent] + mids[:, None] * beta[parent]
+            # the one rule for zero (mipnet.core.numerics): within noise of |W| |h| + |b| is 0, off
+            hmid = np.abs(P[parent] + mids[:, None] * Q[parent])
+            y = np.where(np.abs(y) <= DEFAULT.noise * (hmid @ np.abs(W).T + np.abs(bias)), 0.0, y)
+            on = y > 0
+            P = np.where(on, alpha[parent], 0.0)
+            Q = np.where(on, beta[parent], 0.0)
+            pats = [p[parent] for p in pats] + [on]
+        W, bias = net.layers[-1]
+        offsets = P @ W.T + bias
+        slopes = Q @ W.T
+        patterns = np.concatenate(pats, axis=1) if pats else np.zeros((len(ts) - 1, 0), dtype=bool)
+    except KeyboardInterrupt:
+        # the breakpoints found so far split the segment into pieces that each meet at least one
+        # region: a lower bound; their patterns and maps are read at the midpoints
+        status = RegionStatus.INTERRUPTED
         mids = 0.5 * (ts[:-1] + ts[1:])
-        parent = np.searchsorted(old_lo, mids, side="right") - 1
-        y = alpha[parent] + mids[:, None] * beta[parent]
-        on = y > 0
-        P = np.where(on, alpha[parent], 0.0)
-        Q = np.where(on, beta[parent], 0.0)
-        pats = [p[parent] for p in pats] + [on]
-    W, bias = net.layers[-1]
-    offsets = P @ W.T + bias
-    slopes = Q @ W.T
-    patterns = np.concatenate(pats, axis=1) if pats else np.zeros((len(ts) - 1, 0), dtype=bool)
+        _, patterns = snapped_pattern(net, a[None, :] + mids[:, None] * (b - a)[None, :])
+        offsets, slopes = _segment_maps(net, a, b - a, patterns)
+        causes = causes[:max(len(ts) - 2, 0)] if causes.size >= len(ts) - 2 else np.full(len(ts) - 2, -1)
+    mids = 0.5 * (ts[:-1] + ts[1:])
+    ok = check_witnesses(net, None, a[None, :] + mids[:, None] * (b - a)[None, :], patterns, strict=True)
+    if status is RegionStatus.COMPLETE and (not ok.all() or merged):
+        status = RegionStatus.UNVERIFIED
     res = SegmentPartition(
         a=_ro(a), b=_ro(b), breakpoints=_ro(ts), patterns=_ro(patterns, bool),
         offsets=_ro(offsets), slopes=_ro(slopes), breakpoint_neurons=_ro(causes, np.int64),
         widths=net.widths, seconds=time.perf_counter() - t0, tol=tol,
+        status=status, verified=int(ok.sum()), merged_roots=int(merged),
     )
     log.debug("segment: %d pieces in %.3g s", res.num_pieces, res.seconds)
     return res
 
+
+
+def _segment_maps(net: Network, a: np.ndarray, d: np.ndarray, patterns: np.ndarray):
+    """``(offsets, slopes)`` of the network along ``a + t d`` on pieces with the given patterns."""
+    P = np.broadcast_to(a, (len(patterns), a.size))
+    Q = np.broadcast_to(d, (len(patterns), d.size))
+    off = net.hidden_offsets
+    for l, (W, bias) in enumerate(net.layers[:-1]):
+        on = patterns[:, off[l]:off[l + 1]]
+        P = np.where(on, P @ W.T + bias, 0.0)
+        Q = np.where(on, Q @ W.T, 0.0)
+    W, bias = net.layers[-1]
+    return P @ W.T + bias, Q @ W.T
 
 
 # ============================================================================ ragged polygons
@@ -413,6 +472,15 @@ class PlanePartition:
         ``argmax`` of the output at each centroid.
     slivers_skipped : int
         Cuts not made because a side would have had area below ``min_area``.
+    status : RegionStatus
+        ``complete`` (every polygon's centroid passed
+        :func:`mipnet.core.numerics.check_witnesses` and no sliver cut was skipped),
+        ``unverified`` (not so) or ``interrupted`` (Ctrl-C: the polygons cut so far, each
+        holding at least one region -- a lower bound; the patterns of unfinished layers and
+        the maps are read at the centroids for as many polygons as half a second allows --
+        the others have NaN maps, class -1 and those bits off; witnesses not checked).
+    verified : int
+        Polygons whose centroid (or vertex mean) passed the witness check.
     """
 
     origin: np.ndarray
@@ -432,7 +500,14 @@ class PlanePartition:
     min_area: float
     slivers_skipped: int
     seconds: float
+    status: RegionStatus = RegionStatus.COMPLETE
+    verified: int = 0
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def exact(self) -> bool:
+        """True iff ``status`` is ``complete``."""
+        return self.status is RegionStatus.COMPLETE
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -647,10 +722,9 @@ class PlanePartition:
         """Label per polygon: connected components of adjacent polygons with equal affine maps.
 
         Two maps agree when their gradients and offsets differ by at most ``tol`` times the
-        largest gradient / offset entry of the partition. Uses networkx connected components.
+        largest gradient / offset entry of the partition (the merge of
+        :func:`mipnet.analyses.regions.common.connected_labels`, shared with ``count_regions``).
         """
-        import networkx as nx
-
         tol = _positive("tol", tol)
         adj = self.adjacency()
         sM = max(float(np.abs(self.maps_M).max(initial=0.0)), 1e-300)
@@ -658,13 +732,7 @@ class PlanePartition:
         sm = max(float(np.abs(self.maps_m).max(initial=0.0)), sM * R, 1e-300)
         i, j = adj[:, 0], adj[:, 1]
         same = _same_map(self.maps_M[i], self.maps_m[i], self.maps_M[j], self.maps_m[j], tol, sM, sm)
-        G = nx.Graph()
-        G.add_nodes_from(range(self.num_regions))
-        G.add_edges_from(map(tuple, adj[same].tolist()))
-        labels = np.empty(self.num_regions, dtype=np.int64)
-        for k, comp in enumerate(nx.connected_components(G)):
-            labels[list(comp)] = k
-        return labels
+        return connected_labels(self.num_regions, adj[same])
 
     def count_linear_regions(self, *, tol: float = 1e-9) -> int:
         """Number of linear regions: adjacent polygons with the same affine map merged.
@@ -733,6 +801,9 @@ class PlanePartition:
             "regions_per_class": {str(int(c)): int(n) for c, n in zip(*np.unique(self.classes, return_counts=True))},
             "area_per_class": {str(c): a for c, a in self.class_areas().items()},
             "slivers_skipped": self.slivers_skipped,
+            "status": RegionStatus(self.status).value,
+            "exact": self.exact,
+            "verified": int(self.verified),
             "tol": self.tol,
             "min_area": self.min_area,
             "seconds": self.seconds,
@@ -826,42 +897,111 @@ def plane_regions(
 
     V = dom.copy()
     cnt = np.array([len(dom)], dtype=np.int64)
+    anc = np.arange(1)
     W1, b1 = net.layers[0]
     G = (W1 @ U)[None]  # (polygons, n_l, 2): the current layer's pre-activations per polygon
     g = (W1 @ origin + b1)[None]
     pats = np.zeros((1, 0), dtype=bool)
     skipped = 0
-    for l in range(net.num_hidden_layers):
-        # which neurons cross which polygon at the start of the layer: a child polygon can
-        # only be crossed by a neuron crossing its ancestor
-        anc = np.arange(len(cnt))
-        _, cp, cj = _layer_signs(V, cnt, anc, G, g, dist_tol)
-        C = np.zeros((len(cnt), G.shape[1]), dtype=bool)
-        C[cp, cj] = True
-        for j in np.flatnonzero(C.any(axis=0)):
-            V, cnt, anc, sk = _cut_all(V, cnt, anc, G[:, j, :], g[:, j], C[:, j], dist_tol, amin)
-            skipped += sk
-        # pattern of the layer on each final polygon: the sign of its vertices; a polygon
-        # left straddling a line (a skipped sliver cut) takes the sign at its centroid
-        on, _, _ = _layer_signs(V, cnt, anc, G, g, dist_tol)
-        pats = np.concatenate([pats[anc], on], axis=1)
-        # next layer's pre-activations: G' = W diag(on) G, g' = W diag(on) g + b
-        W, b = net.layers[l + 1]
-        G, g = _next_maps(W, b, G, g, anc, on)
-        log.debug("plane: layer %d -> %d polygons", l + 1, len(cnt))
-    M, m = G, g
-    areas, cen = _area_centroid(V, cnt)
-    classes = np.argmax(np.einsum("pkd,pd->pk", M, cen) + m, axis=1)
+    status = RegionStatus.COMPLETE
+    layer = 0  # the layer being cut; (pats, G, g) are its inputs, per polygon at its start
+    try:
+        for l in range(net.num_hidden_layers):
+            # which neurons cross which polygon at the start of the layer: a child polygon can
+            # only be crossed by a neuron crossing its ancestor
+            anc = np.arange(len(cnt))
+            _, cp, cj = _layer_signs(V, cnt, anc, G, g, dist_tol)
+            C = np.zeros((len(cnt), G.shape[1]), dtype=bool)
+            C[cp, cj] = True
+            for j in np.flatnonzero(C.any(axis=0)):
+                V, cnt, anc, sk = _cut_all(V, cnt, anc, G[:, j, :], g[:, j], C[:, j], dist_tol, amin)
+                skipped += sk
+            # pattern of the layer on each final polygon: the sign of its vertices; a polygon
+            # left straddling a line (a skipped sliver cut) takes the sign at its centroid
+            on, _, _ = _layer_signs(V, cnt, anc, G, g, dist_tol)
+            # next layer's pre-activations: G' = W diag(on) G, g' = W diag(on) g + b
+            W, b = net.layers[l + 1]
+            G2, g2 = _next_maps(W, b, G, g, anc, on)
+            pats, G, g, layer = np.concatenate([pats[anc], on], axis=1), G2, g2, l + 1  # one step
+            anc = np.arange(len(cnt))
+            log.debug("plane: layer %d -> %d polygons", l + 1, len(cnt))
+        M, m = G, g
+        areas, cen = _area_centroid(V, cnt)
+    except KeyboardInterrupt:
+        # every polygon cut so far holds at least one region (a lower bound); the patterns of
+        # the layers not finished are read at the centroids, the maps follow from them
+        status = RegionStatus.INTERRUPTED
+        if len(anc) != len(cnt):
+            anc = np.arange(len(cnt))  # interrupted between a cut and its bookkeeping: none made
+        areas, cen = _area_centroid(V, cnt)
+        rest, M, m = _finish_maps(net, layer, G, g, anc, cen, budget=_INTERRUPT_BUDGET)
+        pats = np.concatenate([pats[anc], rest], axis=1)
+    with np.errstate(invalid="ignore"):
+        out = np.einsum("pkd,pd->pk", M, cen) + m
+    classes = np.where(np.isnan(out).any(axis=1), -1, np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1))
     offsets = np.concatenate([[0], np.cumsum(cnt)])
+    # the witness check of every polygon: its centroid (or, for a sliver, its vertex mean); an
+    # interrupted partition is a lower bound without it (each polygon holds at least one region)
+    ok = np.zeros(len(cnt), dtype=bool)
+    if status is not RegionStatus.INTERRUPTED:
+        try:
+            ok = check_witnesses(net, None, origin[None, :] + cen @ U.T, pats, strict=True)
+        except KeyboardInterrupt:  # the partition is complete, its witnesses unchecked
+            status = RegionStatus.INTERRUPTED
+    if status is not RegionStatus.INTERRUPTED and not ok.all():
+        bad = np.flatnonzero(~ok)
+        start = offsets[:-1]
+        vm = np.stack([np.add.reduceat(V[:, k], start) for k in (0, 1)], axis=1) / cnt[:, None]
+        ok[bad] = check_witnesses(net, None, origin[None, :] + vm[bad] @ U.T, pats[bad], strict=True)
+    if status is RegionStatus.COMPLETE and (not ok.all() or skipped):
+        status = RegionStatus.UNVERIFIED
     res = PlanePartition(
         origin=_ro(origin), u=_ro(u), v=_ro(v), domain=_ro(dom), vertices=_ro(V),
         offsets=_ro(offsets, np.int64), patterns=_ro(pats, bool), areas=_ro(areas),
         centroids=_ro(cen), maps_M=_ro(M), maps_m=_ro(m), classes=_ro(classes, np.int64),
         widths=net.widths, tol=tol, min_area=min_area_rel, slivers_skipped=int(skipped),
-        seconds=time.perf_counter() - t_start,
+        seconds=time.perf_counter() - t_start, status=status, verified=int(ok.sum()),
     )
     log.debug("plane: %d polygons in %.3g s", res.num_regions, res.seconds)
     return res
+
+
+#: after Ctrl-C, at most this long is spent on the patterns and maps of the polygons cut so far
+_INTERRUPT_BUDGET = 0.5
+
+
+def _finish_maps(net: Network, layer: int, G: np.ndarray, g: np.ndarray, anc: np.ndarray,
+                 points: np.ndarray, *, budget: float = float("inf"), chunk: int = 1024):
+    """``(patterns, M, m)`` of hidden layers ``layer, layer + 1, ...`` at slice points, and the
+    network's affine map there in slice coordinates; ``G[anc], g[anc]`` are the maps of layer
+    ``layer`` at the points. Propagated in the plane's two coordinates, as the partition does
+    (a pre-activation within noise of the magnitude of its map's terms is zero, off), in chunks
+    of points; points not reached within ``budget`` seconds get NaN maps (and off bits)."""
+    P = len(points)
+    N = net.num_hidden_neurons - net.hidden_offsets[layer]
+    K = net.output_dim
+    patterns = np.zeros((P, N), dtype=bool)
+    M = np.full((P, K, 2), np.nan)
+    m = np.full((P, K), np.nan)
+    end = time.perf_counter() + budget
+    for s0 in range(0, P, chunk):
+        if time.perf_counter() > end:
+            log.warning("plane: interrupted; the maps of %d of %d polygons were not computed", P - s0, P)
+            break
+        sl = slice(s0, min(P, s0 + chunk))
+        pt, Gc, gc = points[sl], G[anc[sl]], g[anc[sl]]
+        ap = np.abs(pt)
+        pats = []
+        for l in range(layer, net.num_hidden_layers):
+            y = np.einsum("pkd,pd->pk", Gc, pt) + gc
+            on = y > DEFAULT.noise * (np.einsum("pkd,pd->pk", np.abs(Gc), ap) + np.abs(gc))
+            pats.append(on)
+            W, b = net.layers[l + 1]
+            Gc, gc = _next_maps(W, b, Gc, gc, np.arange(len(pt)), on)
+        if pats:
+            patterns[sl] = np.concatenate(pats, axis=1)
+        M[sl], m[sl] = Gc, gc
+    return patterns, M, m
 
 
 def _layer_signs(V, cnt, anc, G, g, dist_tol, block: int = 8192):
@@ -912,7 +1052,7 @@ def _layer_signs(V, cnt, anc, G, g, dist_tol, block: int = 8192):
     return on, p[cross], j[cross]
 
 
-def _next_maps(W, b, G, g, anc, on, block: int = 8192):
+def _next_maps(W, b, G, g, anc, on, block: int = 2048):
     """``W diag(on) G[anc]`` and ``W diag(on) g[anc] + b`` per polygon, with BLAS, in blocks."""
     P = len(anc)
     Gn = np.empty((P, W.shape[0], 2))

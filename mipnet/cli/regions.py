@@ -63,8 +63,9 @@ def register(subparsers) -> None:
     c.add_argument("--linear-regions", action="store_true", dest="linear_regions",
                    help="also count linear regions (adjacent regions with equal affine maps merged)")
     add_deprecated_alias(c, "--merge", "--linear-regions", dest="linear_regions", flag=True)
-    c.add_argument("--tol", type=float, default=1e-9,
-                   help="thickness threshold of a region, relative to the domain diameter")
+    c.add_argument("--tol", type=float, default=1e-12,
+                   help="geometric resolution, relative to the local magnitudes (vertex coordinates, "
+                        "hyperplane offsets) of the normalised domain")
     c.add_argument("--save-regions", metavar="NPZ",
                    help="save every region (patterns, interior points, affine maps A, c) to this .npz file")
     add_progress_arg(c)

@@ -12,12 +12,21 @@ behaves the same for weights around 1e-6 and for boxes of +-1e12:
   ``domain * (1 + |bound|)`` (and no row ``a.x <= c`` by more than
   ``domain * (1 + |a| |x| + |c|)``).
 
+A neuron can be *identically* zero on a region: its local affine map ``G_i x + g_i`` on
+the region's activation pattern is zero (e.g. all-zero weights and bias, or
+``h_3 - h_4 + 1`` where ``h_4 = h_3 + 1``). Its pre-activation is then 0 at every point of
+the region (it is off there, as in :meth:`~mipnet.core.network.Network.activation_pattern`),
+so no point of the region can have it non-zero. :func:`zero_map_mask` finds such neurons
+(the map computed in float64, entries within ``noise`` of the magnitude of their terms
+snapped to 0, as the forward pass snaps values) and the strict witness check exempts them.
+
 Analyses that rest on witnesses take a :class:`Tolerances` (default :data:`DEFAULT`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -31,6 +40,8 @@ __all__ = [
     "snapped_preactivations",
     "snapped_pattern",
     "in_domain",
+    "pattern_maps",
+    "zero_map_mask",
     "check_witnesses",
 ]
 
@@ -102,9 +113,15 @@ def snapped_pattern(net: Network, X, tol: Tolerances = DEFAULT) -> tuple[np.ndar
     return Y, Y > 0
 
 
-def in_domain(domain: Domain, X, tol: Tolerances = DEFAULT) -> np.ndarray:
-    """Mask of the points of X (N, n) inside ``domain`` within the relative slack ``tol.domain``."""
+def in_domain(domain: Optional[Domain], X, tol: Tolerances = DEFAULT) -> np.ndarray:
+    """Mask of the points of X (N, n) inside ``domain`` within the relative slack ``tol.domain``.
+
+    ``domain=None`` accepts every point (callers whose points lie in their set by
+    construction, e.g. on a slice of the input space).
+    """
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    if domain is None:
+        return np.ones(X.shape[0], dtype=bool)
     slack_lo = tol.domain * (1.0 + np.abs(domain.lower))
     slack_hi = tol.domain * (1.0 + np.abs(domain.upper))
     ok = np.all((X >= domain.lower - slack_lo) & (X <= domain.upper + slack_hi), axis=1)
@@ -115,14 +132,62 @@ def in_domain(domain: Domain, X, tol: Tolerances = DEFAULT) -> np.ndarray:
     return ok
 
 
-def check_witnesses(net: Network, domain: Domain, X, patterns=None, *, strict: bool = True,
+def pattern_maps(net: Network, patterns, tol: Tolerances = DEFAULT, *,
+                 max_elems: float = 2e7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hidden pre-activations as affine maps of the input on the regions of ``patterns``.
+
+    Returns ``(G, g, zero)`` with shapes (P, N, n0), (P, N), (P, N): on the region of
+    pattern p, neuron i's pre-activation is ``G[p, i] @ x + g[p, i]``. Entries within
+    ``tol.noise`` of the magnitude of the terms they sum (``|W| |G_prev|``, ``|W| |g_prev| + |b|``)
+    are snapped to 0, the forward pass's rule; ``zero[p, i]`` says the whole map is 0
+    (the neuron is identically zero on that region). Batched, in chunks of ``max_elems``.
+    """
+    P = np.atleast_2d(np.asarray(patterns, dtype=bool))
+    n0, N = net.input_dim, net.num_hidden_neurons
+    G = np.zeros((P.shape[0], N, n0))
+    g = np.zeros((P.shape[0], N))
+    off = net.hidden_offsets
+    step = max(1, int(max_elems // (max(max(net.widths), 1) * max(n0, 1) * 2)))
+    for s0 in range(0, P.shape[0], step):
+        pat = P[s0:s0 + step]
+        k = pat.shape[0]
+        J = np.broadcast_to(np.eye(n0), (k, n0, n0))
+        Jabs = J
+        c = np.zeros((k, n0))
+        cabs = c
+        for l, (W, b) in enumerate(net.layers[:-1]):
+            aW = np.abs(W)
+            Gl = np.einsum("ij,pjk->pik", W, J)
+            Ga = np.einsum("ij,pjk->pik", aW, Jabs)
+            gl = c @ W.T + b
+            ga = cabs @ aW.T + np.abs(b)
+            Gl[np.abs(Gl) <= tol.noise * Ga] = 0.0
+            gl[np.abs(gl) <= tol.noise * ga] = 0.0
+            G[s0:s0 + k, off[l]:off[l + 1]] = Gl
+            g[s0:s0 + k, off[l]:off[l + 1]] = gl
+            on = pat[:, off[l]:off[l + 1]]
+            J, Jabs = Gl * on[:, :, None], Ga * on[:, :, None]
+            c, cabs = gl * on, ga * on
+    zero = ~np.any(G != 0.0, axis=2) & (g == 0.0)
+    return G, g, zero
+
+
+def zero_map_mask(net: Network, patterns, tol: Tolerances = DEFAULT) -> np.ndarray:
+    """Mask (P, N): neurons whose pre-activation is identically zero on the region of each pattern."""
+    return pattern_maps(net, patterns, tol)[2]
+
+
+def check_witnesses(net: Network, domain: Optional[Domain], X, patterns=None, *, strict: bool = True,
                     tol: Tolerances = DEFAULT) -> np.ndarray:
     """The one witness check: a mask of the points of X that are valid witnesses.
 
-    A point passes if it lies in ``domain`` (:func:`in_domain`) and, when ``patterns`` are
-    given, its snapped activation pattern equals its pattern; with ``strict`` (default)
-    also no hidden pre-activation may be floating-point zero, so the point lies in the
-    *interior* of its region (a witness of a full-dimensional region, not of a boundary).
+    A point passes if it lies in ``domain`` (:func:`in_domain`; ``None``: no domain test)
+    and, when ``patterns`` are given, its snapped activation pattern equals its pattern.
+    With ``strict`` (default) the point must also lie in the *interior* of its region (a
+    witness of a full-dimensional region, not of a boundary): no hidden pre-activation may
+    be floating-point zero, except for neurons that are identically zero on the region
+    (:func:`zero_map_mask`): those are 0 on the whole region, so every point of it has them
+    at 0 and they bound nothing.
     """
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     ok = in_domain(domain, X, tol)
@@ -131,5 +196,9 @@ def check_witnesses(net: Network, domain: Domain, X, patterns=None, *, strict: b
         Y, Q = snapped_pattern(net, X, tol)
         ok &= np.all(Q == P, axis=1)
         if strict:
-            ok &= np.all(Y != 0.0, axis=1)
+            Yz = Y == 0.0
+            rows = np.flatnonzero(ok & np.any(Yz, axis=1))
+            if rows.size:
+                zero = zero_map_mask(net, Q[rows], tol)
+                ok[rows] = ~np.any(Yz[rows] & ~zero, axis=1)
     return ok

@@ -1,0 +1,251 @@
+"""``count_regions``: the exact count, with its promise (package docstring)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from typing import Optional
+
+import numpy as np
+
+from mipnet.core.errors import InvalidArgumentError, InvalidDomainError
+from mipnet.core.network import Network
+from mipnet.core.numerics import DEFAULT, Tolerances
+
+from .chebyshev import Decision
+from .common import RegionStatus, is_int, is_real, readonly
+from .lp import count_lp
+from .merge import merge_linear as _merge_linear
+from .merge import output_maps
+from .milp import count_milp
+from .problem import prepare
+from .results import Region, RegionCount
+from .sink import PatternLP, Sink
+from .vertex import count_vertex
+
+__all__ = ["count_regions", "METHODS", "VERTEX_MAX_DIM"]
+
+log = logging.getLogger("mipnet.analyses.regions")
+
+METHODS = ("fast", "vertex", "lp", "milp")
+#: the vertex method is used by "fast" up to this input dimension (the box has 2^n vertices)
+VERTEX_MAX_DIM = 7
+_INF = float("inf")
+#: after Ctrl-C, at most this long is spent checking the witnesses already found
+_INTERRUPT_GRACE = 0.5
+
+_MESSAGES = {
+    RegionStatus.COMPLETE: "search finished: the count is exact",
+    RegionStatus.TIME_LIMIT: "time limit reached: the count is a lower bound",
+    RegionStatus.MAX_REGIONS: "region budget reached: the count is a lower bound",
+    RegionStatus.INTERRUPTED: "interrupted (Ctrl-C): the count is a lower bound",
+    RegionStatus.UNVERIFIED: "some candidate regions could not be certified: the count (certified regions) "
+                             "is a lower bound",
+    RegionStatus.INCOMPLETE: "the search missed regions that a later check found: the count is a lower bound",
+}
+
+
+def _settle_solver_threads(timeout: float = 1.0) -> None:
+    """After Ctrl-C: let an interrupted HiGHS worker thread finish, then free its model.
+
+    On CPython 3.11 a KeyboardInterrupt inside ``Thread.join(timeout)`` can mark a running
+    thread as stopped, so the solver layer may return while HiGHS still winds down in its
+    worker (``mipnet-highs``); a HiGHS object still alive at interpreter exit aborts the
+    process. Wait (at most ``timeout``) until no such worker is registered as running, then
+    collect the interrupted model's reference cycle (its interrupt callback holds it).
+    """
+    import threading
+
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        live = [t for t in threading.enumerate() if t.name == "mipnet-highs"]
+        if not live:
+            break
+        time.sleep(0.01)
+    gc.collect()
+
+
+def _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances) -> None:
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
+    if time_limit is not None and not (is_real(time_limit) and time_limit > 0):
+        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    if max_regions is not None and not (is_int(max_regions) and max_regions >= 1):
+        raise InvalidArgumentError(f"max_regions must be a positive integer or None, got {max_regions!r}")
+    if not (is_real(tol) and 0 < tol < 1e-2):
+        raise InvalidArgumentError(f"tol must be in (0, 0.01) (a relative resolution), got {tol!r}")
+    if not (is_real(milp_margin) and 0 < milp_margin < 1e-2):
+        raise InvalidArgumentError(f"milp_margin must be in (0, 0.01) (relative to the normalised network), "
+                                   f"got {milp_margin!r}")
+    if tolerances is not None and not isinstance(tolerances, Tolerances):
+        raise InvalidArgumentError(f"tolerances must be a mipnet.core.numerics.Tolerances, got {tolerances!r}")
+
+
+def count_regions(
+    net: Network,
+    domain,
+    *,
+    method: str = "fast",
+    time_limit: Optional[float] = None,
+    max_regions: Optional[int] = None,
+    return_regions: bool = False,
+    merge_linear: bool = False,
+    progress: bool = False,
+    tol: float = 1e-12,
+    milp_margin: float = 1e-8,
+    bounds=None,
+    tolerances: Optional[Tolerances] = None,
+) -> RegionCount:
+    """Count the activation regions of ``net`` with non-empty interior inside ``domain``.
+
+    Parameters
+    ----------
+    net : Network
+    domain : Domain or (lower, upper)
+        A box, a clipped L-infinity ball or a polytope.
+    method : {"fast", "vertex", "lp", "milp"}
+        ``"fast"`` picks ``"vertex"`` for at most 7 free inputs and ``"lp"`` otherwise
+        (see the package docstring); ``"milp"`` is the Serra et al. 2018 baseline.
+    time_limit : float, optional
+        Seconds; when reached the result is a lower bound (``exact=False``).
+    max_regions : int, optional
+        Stop after this many regions (then ``exact=False`` unless the search had ended).
+    return_regions : bool
+        Keep every region (pattern, interior point, affine map) in ``region_list``.
+    merge_linear : bool
+        Also count linear regions: adjacent regions with identical affine maps merged.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    tol : float
+        Resolution of the geometric tests, relative to the magnitudes involved (default
+        1e-12): a vertex within ``tol (|v| + |c|)`` (plus the rounding errors of the vertex
+        and of the hyperplane) of a hyperplane ``a.v + c = 0`` lies on it; a cell whose
+        certified inscribed radius is at most ``tol`` times the (normalised) domain's size
+        has no interior. Never relative to the diameter of the domain.
+    milp_margin : float
+        The MILP accepts a pattern iff its pre-activation margin ``f >= milp_margin``,
+        relative: measured on the normalised network, whose pre-activations lie in about
+        [-1, 1] on the domain.
+    bounds : mipnet.bounds.Bounds, optional
+        Pre-activation bounds of ``net`` on ``domain`` for the MILP (default: LP bounds).
+    tolerances : mipnet.core.numerics.Tolerances, optional
+        The witness check's tolerances (default :data:`mipnet.core.numerics.DEFAULT`).
+
+    Returns
+    -------
+    RegionCount
+        ``exact`` only if the search finished and every region's witness passed the check.
+        On Ctrl-C (``KeyboardInterrupt``, also from inside a solve) the regions certified so
+        far are returned within about a second, with status ``interrupted``.
+
+    Notes
+    -----
+    Serra, Tjandraatmadja, Ramalingam, "Bounding and counting linear regions of deep
+    neural networks", ICML 2018, arXiv:1711.02114 (the MILP method and the count).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mipnet import Box, Network
+    >>> net = Network([np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    >>> count_regions(net, Box(-1, 1, dim=2)).regions
+    4
+    """
+    _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances)
+    prob = prepare(net, domain, tolerances if tolerances is not None else DEFAULT, geo=float(tol))
+    if method == "vertex" and prob.n > 16:
+        raise InvalidArgumentError(
+            f"method='vertex' needs at most 16 free inputs (the box has 2^n vertices), got {prob.n}; "
+            "use method='lp' or 'fast'"
+        )
+    algorithm = method if method != "fast" else ("vertex" if prob.n <= VERTEX_MAX_DIM else "lp")
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit if time_limit is not None else _INF
+    plp = PatternLP(prob)
+    keep = return_regions or merge_linear
+    sink = Sink(prob, keep=keep, max_regions=max_regions, progress=progress, pattern_lp=plp)
+    stats: dict = {}
+    message = ""
+    status = RegionStatus.COMPLETE
+    try:
+        try:
+            if prob.rnet.num_hidden_layers == 0:
+                dec, u, _ = plp.decide(np.zeros(0, dtype=bool))
+                if dec is not Decision.FULL:
+                    raise InvalidDomainError("the domain has no interior")
+                sink.add(u, np.zeros(0, dtype=bool))
+                st, message = "complete", "no hidden layer: one region"
+            elif algorithm == "vertex":
+                st = count_vertex(prob, sink, deadline=deadline, stats=stats)
+            elif algorithm == "lp":
+                st = count_lp(prob, sink, deadline=deadline, stats=stats)
+            else:
+                st, message = count_milp(prob, sink, deadline=deadline, margin=milp_margin, bounds=bounds,
+                                         stats=stats)
+            status = RegionStatus(st)
+            sink.close(deadline=deadline if time_limit is not None else _INF)
+        except KeyboardInterrupt:
+            status, message = RegionStatus.INTERRUPTED, ""
+            sink.repair = False
+            try:
+                sink.close(deadline=time.perf_counter() + _INTERRUPT_GRACE)
+            except KeyboardInterrupt:  # a second Ctrl-C: drop what is still pending
+                sink._bu, sink._bp = [], []
+    finally:
+        if sink._bar is not None:
+            sink._bar.close()
+    if status is RegionStatus.INTERRUPTED:
+        _settle_solver_threads()
+    undecided = int(stats.get("ambiguous", 0)) + int(stats.get("closure_ambiguous", 0))
+    if status is RegionStatus.COMPLETE and sink.count == 0:
+        # a domain with interior holds at least one region: a search that found none failed
+        status = RegionStatus.UNVERIFIED
+        message = "the search ended without a single certified region: the count is only a lower bound"
+
+    if status is RegionStatus.COMPLETE and (sink.unverified or undecided):
+        status = RegionStatus.UNVERIFIED
+        message = (f"the search finished, but {sink.unverified} candidate regions failed the witness check "
+                   f"and {undecided} cells were at the resolution limit: the count (certified regions) is "
+                   "a lower bound")
+    exact = status is RegionStatus.COMPLETE
+    if not message or status is RegionStatus.INTERRUPTED:
+        message = _MESSAGES[status]
+    linear = None
+    region_list = None
+    if keep:
+        X, P = sink.arrays()
+        if merge_linear and status is not RegionStatus.INTERRUPTED:
+            linear = _merge_linear(prob, P, plp)
+        if return_regions:
+            A, c = output_maps(prob.net, P) if P.shape[0] else (np.zeros((0,)), np.zeros((0,)))
+            region_list = tuple(
+                Region(readonly(P[i]), readonly(X[i]), readonly(A[i]), readonly(c[i])) for i in range(P.shape[0])
+            )
+    if sink.repaired:
+        log.info("%d witnesses were re-centred by a certified LP before passing the check", sink.repaired)
+    if sink.unverified:
+        log.warning("%d candidate regions failed the witness check and are not counted", sink.unverified)
+    lp = stats.get("lp")
+    return RegionCount(
+        regions=sink.count,
+        exact=exact,
+        method=method,
+        algorithm=algorithm,
+        seconds=time.perf_counter() - t0,
+        lp_solves=(lp.solves if lp is not None else 0) + plp.solves,
+        milp_solves=int(stats.get("milp_solves", 0)),
+        status=status,
+        message=message,
+        linear_regions=linear,
+        region_list=region_list,
+        verified=sink.verified,
+        unverified=sink.unverified,
+        nodes=int(stats.get("nodes", 0)),
+        tol=float(tol),
+        widths=prob.net.widths,
+        free_inputs=prob.n,
+        rejected=sink.rejected,
+        repaired=sink.repaired,
+        undecided=undecided,
+    )
