@@ -23,11 +23,16 @@ hidden neurons, exactly as :meth:`mipnet.Network.activation_pattern` defines it.
 
 Tolerances
 ----------
-The results are exact up to floating point: a vertex closer than ``tol * diameter``
-to a neuron's zero line counts as lying on it, and a cut that would leave a piece of
-area below ``min_area * area(domain)`` is not made (the piece is counted in
-``PlanePartition.slivers_skipped``). Pieces of a segment shorter than ``tol`` are
-merged the same way.
+A plane section is normalised as the region counts normalise theirs
+(:func:`mipnet.analyses.regions.problem.prepare`: the slice's bounding box becomes about
+[-1, 1]^2, every neuron is divided by a power of two) and its tests are relative to the
+local magnitudes, never to the size of the slice: a vertex ``v`` lies on a neuron's zero
+line ``f = G . v + g = 0`` when ``|f(v)| <= |G| E_v + tol (|G| |v| + |g|)``, ``E_v`` the
+vertex's tracked error bound (a crossing point interpolated between much larger vertices is
+refined on its two lines); a cut that would leave a piece of area below ``min_area * s^2``
+(``s`` the piece's largest coordinate) is not made (counted in
+``PlanePartition.slivers_skipped``). So a slice of +-1e12 around an arrangement of unit
+size resolves it. Pieces of a segment shorter than ``tol`` (in ``t``) are merged.
 
 Status
 ------
@@ -36,10 +41,10 @@ Every partition carries a ``status`` (:class:`mipnet.analyses.regions.RegionStat
 an interval's midpoint) passes :func:`mipnet.core.numerics.check_witnesses` -- the same
 check as the region counts -- and no sliver cut was skipped nor root merged. On Ctrl-C
 (``KeyboardInterrupt``) the pieces made so far are returned at once with status
-``interrupted``: each holds at least one region, so their number is a lower bound. The
-tolerances above stay relative to the slice's diameter: in a very large slice, pieces much
-smaller than ``tol * diameter`` are not resolved, and are missed without notice unless they
-leave a skipped cut or a failing witness.
+``interrupted``: each holds at least one region, so their number is a lower bound. On a
+segment the tolerance stays relative to its length (``t`` in [0, 1]): roots closer than
+``tol`` are merged and counted in ``merged_roots`` (then the partition is not exact). The
+point location and adjacency queries of :class:`PlanePartition` pad by ``tol * diameter``.
 """
 
 from __future__ import annotations
@@ -847,9 +852,11 @@ def plane_regions(
     polygon : array_like (k, 2), keyword-only
         Convex polygon in slice coordinates instead of a rectangle.
     tol : float
-        A vertex within ``tol * diameter`` of a neuron's zero line lies on it.
+        A vertex lies on a neuron's zero line when the line's value there is at most ``tol``
+        times the magnitude of its terms, plus the vertex's error bound (module docstring).
     min_area : float
-        A cut leaving a piece of area below ``min_area * area(domain)`` is not made.
+        A cut leaving a piece of area below ``min_area * s^2`` (``s``: the piece's largest
+        normalised coordinate) is not made.
 
     Returns
     -------
