@@ -366,10 +366,27 @@ def _count_plain(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -> 
                     jj = und[col]
                     cut[col] = False
                     rest = und[cut]
-                    Xp, Xm = _split_plain(X, D[:, col], float(thr[col]), n, w, k)
                     onp = on.copy()
                     onp[jj] = True
                     on[jj] = False
+                    if l == L - 1 and rest.size == 0:
+                        # both sides are regions and nothing cuts them: a witness each, without the cells
+                        # (points of the open segment from the vertex mean to the farthest vertex of
+                        # each side, where the plane's distance is half that vertex's)
+                        d = D[:, col]
+                        cen = vsum(X[:, :n1], axis=0) * (1.0 / X.shape[0])
+                        dc = float(cen @ H[col, :n1])
+                        for side, i, pat in ((1.0, int(d.argmax()), onp), (-1.0, int(d.argmin()), on)):
+                            half = 0.5 * float(d[i])
+                            x = cen[:n]
+                            if side * dc < side * half:
+                                x = x + ((half - dc) / (float(d[i]) - dc)) * (X[i, :n] - x)
+                            sink.add(x, np.concatenate(prefix + (pat,)))
+                            if sink.full:
+                                stats["nodes"] = nodes
+                                return "max_regions" if (stack or side > 0) else "complete"
+                        break
+                    Xp, Xm = _split_plain(X, D[:, col], float(thr[col]), n, w, k)
                     stack.append((Xm, k + 1, l, on, rest, maps, prefix))
                     stack.append((Xp, k + 1, l, onp, rest, maps, prefix))
                     break
