@@ -610,3 +610,35 @@ def test_plane_interrupt_returns_partial_partition():
     assert np.array_equal(net.activation_pattern(X), part.patterns[done])
     out = np.einsum("nkd,nd->nk", part.maps_M[done], part.centroids[done]) + part.maps_m[done]
     assert np.allclose(out, net.forward(X), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("R", [1e8, 1e12])
+def test_plane_huge_slice_resolves_unit_size_regions(R):
+    # before: the slice's tolerance was relative to its diameter: on +-1e12, 53 polygons
+    # ("complete") where the plane holds 197 regions, all near the origin. Now relative to the
+    # local magnitudes (regions' normalisation): the same count, cross-checked against the
+    # region counter on the same 2-D affine slice (a 2-input network) and a fine grid
+    from mipnet import Box
+    from mipnet.analyses.regions import count_regions
+    from mipnet.analyses.slices import pattern_key
+
+    rng = np.random.default_rng(3)
+    net = Network.random([4, 10, 8, 1], seed=1)
+    origin, u, v = rng.normal(size=4), rng.normal(size=4), rng.normal(size=4)
+    W1, b1 = net.layers[0]
+    U = np.stack([u, v], axis=1)
+    plane_net = Network([W1 @ U] + [W for W, _ in net.layers[1:]], [W1 @ origin + b1] + [b for _, b in net.layers[1:]])
+    part = plane_regions(net, origin, u, v, bounds=((-R, R), (-R, R)))
+    assert part.exact and part.slivers_skipped == 0
+    oracle = count_regions(plane_net, Box(-R, R, dim=2), method="vertex", return_regions=True)
+    assert oracle.exact and part.count_regions() == oracle.regions > 50
+    assert part.pattern_set() == {pattern_key(p) for p in oracle.patterns()}
+    small = plane_regions(net, origin, u, v, bounds=((-1e4, 1e4), (-1e4, 1e4)))
+    assert small.pattern_set() == part.pattern_set()
+    # fine grids at the scales of the arrangement: every pattern seen is a polygon's
+    seen = set()
+    for w in (3.0, 30.0, 300.0, 3000.0):
+        S, T = np.meshgrid(np.linspace(-w, w, 301), np.linspace(-w, w, 301))
+        X = origin + S.reshape(-1, 1) * u + T.reshape(-1, 1) * v
+        seen |= {pattern_key(p) for p in net.activation_pattern(X)}
+    assert seen <= part.pattern_set() and len(seen) > 0.8 * part.count_regions()

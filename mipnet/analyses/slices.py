@@ -23,11 +23,16 @@ hidden neurons, exactly as :meth:`mipnet.Network.activation_pattern` defines it.
 
 Tolerances
 ----------
-The results are exact up to floating point: a vertex closer than ``tol * diameter``
-to a neuron's zero line counts as lying on it, and a cut that would leave a piece of
-area below ``min_area * area(domain)`` is not made (the piece is counted in
-``PlanePartition.slivers_skipped``). Pieces of a segment shorter than ``tol`` are
-merged the same way.
+A plane section is normalised as the region counts normalise theirs
+(:func:`mipnet.analyses.regions.problem.prepare`: the slice's bounding box becomes about
+[-1, 1]^2, every neuron is divided by a power of two) and its tests are relative to the
+local magnitudes, never to the size of the slice: a vertex ``v`` lies on a neuron's zero
+line ``f = G . v + g = 0`` when ``|f(v)| <= |G| E_v + tol (|G| |v| + |g|)``, ``E_v`` the
+vertex's tracked error bound (a crossing point interpolated between much larger vertices is
+refined on its two lines); a cut that would leave a piece of area below ``min_area * s^2``
+(``s`` the piece's largest coordinate) is not made (counted in
+``PlanePartition.slivers_skipped``). So a slice of +-1e12 around an arrangement of unit
+size resolves it. Pieces of a segment shorter than ``tol`` (in ``t``) are merged.
 
 Status
 ------
@@ -36,10 +41,10 @@ Every partition carries a ``status`` (:class:`mipnet.analyses.regions.RegionStat
 an interval's midpoint) passes :func:`mipnet.core.numerics.check_witnesses` -- the same
 check as the region counts -- and no sliver cut was skipped nor root merged. On Ctrl-C
 (``KeyboardInterrupt``) the pieces made so far are returned at once with status
-``interrupted``: each holds at least one region, so their number is a lower bound. The
-tolerances above stay relative to the slice's diameter: in a very large slice, pieces much
-smaller than ``tol * diameter`` are not resolved, and are missed without notice unless they
-leave a skipped cut or a failing witness.
+``interrupted``: each holds at least one region, so their number is a lower bound. On a
+segment the tolerance stays relative to its length (``t`` in [0, 1]): roots closer than
+``tol`` are merged and counted in ``merged_roots`` (then the partition is not exact). The
+point location and adjacency queries of :class:`PlanePartition` pad by ``tol * diameter``.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ _same_map = same_affine_map
 
 #: roots of a segment closer than this (in t) are the same root (coincident hyperplanes)
 _SAME_ROOT = 1e-13
+_EPS = float(np.finfo(np.float64).eps)
 
 
 # ============================================================================ validation
@@ -760,17 +766,18 @@ class PlanePartition:
         M, m = self.maps_M, self.maps_m
         K = M.shape[1]
         anc = np.arange(len(cnt))
-        dist_tol = self.tol * self.diameter
+        E = np.zeros(len(V))
+        Ln = _edge_lines(V, cnt)
         if K > 1:
             ci, ck = np.triu_indices(K, 1)
             G = M[:, ci, :] - M[:, ck, :]
             g = m[:, ci] - m[:, ck]
-            _, cp, cj = _layer_signs(V, cnt, anc, G, g, dist_tol)
+            _, cp, cj = _layer_signs(V, E, cnt, anc, G, g, self.tol)
             C = np.zeros((len(cnt), G.shape[1]), dtype=bool)
             C[cp, cj] = True
-            amin = self.min_area * self.domain_area
             for j in np.flatnonzero(C.any(axis=0)):
-                V, cnt, anc, _ = _cut_all(V, cnt, anc, G[:, j, :], g[:, j], C[:, j], dist_tol, amin)
+                V, E, Ln, cnt, anc, _ = _cut_all(V, E, Ln, cnt, anc, G[:, j, :], g[:, j], C[:, j], self.tol,
+                                                 self.min_area)
         areas, cen = _area_centroid(V, cnt)
         classes = np.argmax(np.einsum("pkd,pd->pk", M[anc], cen) + m[anc], axis=1)
         polys = np.split(V, np.cumsum(cnt)[:-1])
@@ -845,9 +852,11 @@ def plane_regions(
     polygon : array_like (k, 2), keyword-only
         Convex polygon in slice coordinates instead of a rectangle.
     tol : float
-        A vertex within ``tol * diameter`` of a neuron's zero line lies on it.
+        A vertex lies on a neuron's zero line when the line's value there is at most ``tol``
+        times the magnitude of its terms, plus the vertex's error bound (module docstring).
     min_area : float
-        A cut leaving a piece of area below ``min_area * area(domain)`` is not made.
+        A cut leaving a piece of area below ``min_area * s^2`` (``s``: the piece's largest
+        normalised coordinate) is not made.
 
     Returns
     -------
@@ -890,37 +899,42 @@ def plane_regions(
     tol = _positive("tol", tol)
     min_area_rel = _positive("min_area", min_area)
 
-    diam = float(np.max(np.linalg.norm(dom[:, None, :] - dom[None, :, :], axis=-1)))
-    dist_tol = tol * diam
-    area0 = float(_area_centroid(dom, np.array([len(dom)]))[0][0])
-    amin = min_area_rel * area0
+    # the problem in normalised coordinates w (regions' normalisation: st = center + scale * w with
+    # the polygon's bounding box about [-1, 1]^2, every hidden neuron scaled by a power of two)
+    prob, net_w = _normalised_plane(net, origin, U, dom)
+    center, scale = prob.center, prob.scale
+    dom_w = (dom - center) / scale
+    amin = min_area_rel
 
-    V = dom.copy()
-    cnt = np.array([len(dom)], dtype=np.int64)
+    V = dom_w.copy()
+    E = np.zeros(len(V))  # error bound of each vertex (normalised units)
+    Ln = _edge_lines(V)  # (a0, a1, c): the line of the edge leaving each vertex
+    cnt = np.array([len(dom_w)], dtype=np.int64)
     anc = np.arange(1)
-    W1, b1 = net.layers[0]
-    G = (W1 @ U)[None]  # (polygons, n_l, 2): the current layer's pre-activations per polygon
-    g = (W1 @ origin + b1)[None]
+    W1, b1 = net_w.layers[0]
+    G = np.array(W1)[None]  # (polygons, n_l, 2): the current layer's pre-activations per polygon
+    g = np.array(b1)[None]
     pats = np.zeros((1, 0), dtype=bool)
     skipped = 0
     status = RegionStatus.COMPLETE
     layer = 0  # the layer being cut; (pats, G, g) are its inputs, per polygon at its start
     try:
-        for l in range(net.num_hidden_layers):
+        for l in range(net_w.num_hidden_layers):
             # which neurons cross which polygon at the start of the layer: a child polygon can
             # only be crossed by a neuron crossing its ancestor
             anc = np.arange(len(cnt))
-            _, cp, cj = _layer_signs(V, cnt, anc, G, g, dist_tol)
+            _, cp, cj = _layer_signs(V, E, cnt, anc, G, g, tol)
             C = np.zeros((len(cnt), G.shape[1]), dtype=bool)
             C[cp, cj] = True
             for j in np.flatnonzero(C.any(axis=0)):
-                V, cnt, anc, sk = _cut_all(V, cnt, anc, G[:, j, :], g[:, j], C[:, j], dist_tol, amin)
+                V, E, Ln, cnt, anc, sk = _cut_all(V, E, Ln, cnt, anc, G[:, j, :], g[:, j], C[:, j], tol,
+                                                   amin)
                 skipped += sk
             # pattern of the layer on each final polygon: the sign of its vertices; a polygon
             # left straddling a line (a skipped sliver cut) takes the sign at its centroid
-            on, _, _ = _layer_signs(V, cnt, anc, G, g, dist_tol)
+            on, _, _ = _layer_signs(V, E, cnt, anc, G, g, tol)
             # next layer's pre-activations: G' = W diag(on) G, g' = W diag(on) g + b
-            W, b = net.layers[l + 1]
+            W, b = net_w.layers[l + 1]
             G2, g2 = _next_maps(W, b, G, g, anc, on)
             pats, G, g, layer = np.concatenate([pats[anc], on], axis=1), G2, g2, l + 1  # one step
             anc = np.arange(len(cnt))
@@ -931,11 +945,17 @@ def plane_regions(
         # every polygon cut so far holds at least one region (a lower bound); the patterns of
         # the layers not finished are read at the centroids, the maps follow from them
         status = RegionStatus.INTERRUPTED
-        if len(anc) != len(cnt):
+        if len(anc) != len(cnt) or len(E) != len(V) or len(Ln) != len(V):
             anc = np.arange(len(cnt))  # interrupted between a cut and its bookkeeping: none made
         areas, cen = _area_centroid(V, cnt)
-        rest, M, m = _finish_maps(net, layer, G, g, anc, cen, budget=_INTERRUPT_BUDGET)
+        rest, M, m = _finish_maps(net_w, layer, G, g, anc, cen, budget=_INTERRUPT_BUDGET)
         pats = np.concatenate([pats[anc], rest], axis=1)
+    # back to slice coordinates (s, t) = center + scale * w; the maps of the original outputs
+    V = center + scale * V
+    cen = center + scale * cen
+    areas = areas * float(scale[0] * scale[1])
+    M = M / scale
+    m = m - np.einsum("pkd,d->pk", M, center)
     with np.errstate(invalid="ignore"):
         out = np.einsum("pkd,pd->pk", M, cen) + m
     classes = np.where(np.isnan(out).any(axis=1), -1, np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1))
@@ -1004,12 +1024,58 @@ def _finish_maps(net: Network, layer: int, G: np.ndarray, g: np.ndarray, anc: np
     return patterns, M, m
 
 
-def _layer_signs(V, cnt, anc, G, g, dist_tol, block: int = 8192):
+def _normalised_plane(net: Network, origin: np.ndarray, U: np.ndarray, dom: np.ndarray):
+    """The slice as a 2-input problem, normalised as the region counts normalise theirs.
+
+    The network on the plane, ``x = origin + U (s, t)``, is normalised by
+    :func:`mipnet.analyses.regions.problem.prepare` on the bounding box of ``dom``: ``(s, t) =
+    center + scale * w`` with the box about [-1, 1]^2 and every hidden neuron divided by a power
+    of two (patterns unchanged). Returns ``(problem, net_w)``: ``net_w`` takes ``w``, has the
+    normalised hidden layers and outputs equal to the original network's.
+    """
+    from mipnet.analyses.regions.problem import prepare
+    from mipnet.core.domain import Box
+
+    W1, b1 = net.layers[0]
+    plane = Network([W1 @ U] + [W for W, _ in net.layers[1:]], [W1 @ origin + b1] + [b for _, b in net.layers[1:]])
+    prob = prepare(plane, Box(dom.min(axis=0), dom.max(axis=0)))
+    if prob.n != 2:
+        raise InvalidDomainError("the slice's rectangle is too thin for its position (lower == upper in "
+                                 "float64 on one axis); give a wider range")
+    L = net.num_hidden_layers
+    Ws = [W for W, _ in prob.rnet.layers[:-1]]
+    bs = [b for _, b in prob.rnet.layers[:-1]]
+    Wl, bl = net.layers[-1]
+    if L:
+        off = prob.rnet.hidden_offsets
+        Wl = Wl * prob.neuron_scale[off[L - 1]:off[L]][None, :]  # undo the last hidden layer's scaling
+    else:
+        Wl, bl = (W1 @ U) * prob.scale, W1 @ (origin + U @ prob.center) + b1  # no hidden layer
+    return prob, Network(Ws + [Wl], bs + [bl])
+
+
+def _edge_lines(V: np.ndarray, cnt=None) -> np.ndarray:
+    """``(a0, a1, c)`` per vertex: the line ``a . x + c = 0`` through it and the next vertex."""
+    cnt = np.array([len(V)]) if cnt is None else cnt
+    Vn = V[_next_index(_starts(cnt), cnt)]
+    a = np.stack([Vn[:, 1] - V[:, 1], V[:, 0] - Vn[:, 0]], axis=1)
+    return np.concatenate([a, -np.einsum("ij,ij->i", a, V)[:, None]], axis=1)
+
+
+def _line_thr(V, E, G0, G1, gg, tol: float) -> np.ndarray:
+    """Per-vertex threshold under which the value ``f = G0 v0 + G1 v1 + g`` at vertex v is zero:
+    the vertex's own error bound ``E`` times the gradient's length, plus ``tol`` relative to the
+    magnitudes of the terms of f (the regions' rule: never relative to the size of the slice)."""
+    return np.hypot(G0, G1) * E + tol * (np.abs(G0) * np.abs(V[:, 0]) + np.abs(G1) * np.abs(V[:, 1]) + np.abs(gg))
+
+
+def _layer_signs(V, E, cnt, anc, G, g, tol, block: int = 8192):
     """Sign of every neuron of a layer on every polygon, and the (polygon, neuron) pairs that cross.
 
-    Polygon ``p`` uses the affine maps ``G[anc[p]], g[anc[p]]`` (shapes (n, 2), (n,)).
-    A disc around the centroid settles most pairs (``|f(c)| > |grad f| r + tol``); only the
-    remaining pairs are evaluated at the polygon's vertices (ragged, vectorised).
+    Polygon ``p`` uses the affine maps ``G[anc[p]], g[anc[p]]`` (shapes (n, 2), (n,)); ``E``: the
+    vertices' error bounds; a vertex is on a line within :func:`_line_thr`. A disc around the
+    centroid settles most pairs (``|f(c)| > |grad f| r`` plus the largest threshold of the
+    disc); only the remaining pairs are evaluated at the polygon's vertices (ragged, vectorised).
 
     Returns ``on`` (P, n) bool (pre-activation > 0 on the polygon; a polygon that straddles
     a line takes the sign at its centroid) and ``(p, j)`` index arrays of crossing pairs.
@@ -1019,35 +1085,38 @@ def _layer_signs(V, cnt, anc, G, g, dist_tol, block: int = 8192):
     _, cen = _area_centroid(V, cnt)
     pid = np.repeat(np.arange(P), cnt)
     rad = np.maximum.reduceat(np.hypot(*(V - cen[pid]).T), start)
+    emax = np.maximum.reduceat(E, start)
     on = np.empty((P, n), dtype=bool)
-    near_p, near_j, near_fc, near_tol = [], [], [], []
+    near_p, near_j, near_fc = [], [], []
     G0, G1 = np.ascontiguousarray(G[:, :, 0]), np.ascontiguousarray(G[:, :, 1])
     Gn = np.hypot(G0, G1)
     for p0 in range(0, P, block):
         p1 = min(P, p0 + block)
         a = anc[p0:p1]
-        fc = G0[a] * cen[p0:p1, :1] + G1[a] * cen[p0:p1, 1:] + g[a]
+        c0, c1, r = cen[p0:p1, :1], cen[p0:p1, 1:], rad[p0:p1, None]
+        fc = G0[a] * c0 + G1[a] * c1 + g[a]
         gn = Gn[a]
-        tolp = dist_tol * gn
+        big = gn * emax[p0:p1, None] + tol * (np.abs(G0[a]) * (np.abs(c0) + r) + np.abs(G1[a]) * (np.abs(c1) + r)
+                                             + np.abs(g[a]))
         on[p0:p1] = fc > 0
-        pp, jj = np.nonzero(np.abs(fc) <= gn * rad[p0:p1, None] + tolp)
+        pp, jj = np.nonzero(np.abs(fc) <= gn * r + big)
         near_p.append(pp + p0)
         near_j.append(jj)
         near_fc.append(fc[pp, jj])
-        near_tol.append(tolp[pp, jj])
     p, j = np.concatenate(near_p), np.concatenate(near_j)
     if p.size == 0:
         return on, p, j
-    fcen, tolp = np.concatenate(near_fc), np.concatenate(near_tol)
+    fcen = np.concatenate(near_fc)
     m = cnt[p]
     ms = _starts(m)
     vert = np.repeat(start[p] - ms, m) + np.arange(int(m.sum()))
     a, jj = np.repeat(anc[p], m), np.repeat(j, m)
-    f = V[vert, 0] * G0[a, jj] + V[vert, 1] * G1[a, jj] + g[a, jj]
-    fmax = np.maximum.reduceat(f, ms)
-    fmin = np.minimum.reduceat(f, ms)
-    pos = fmax > tolp
-    cross = pos & (fmin < -tolp)
+    g0, g1, gg = G0[a, jj], G1[a, jj], g[a, jj]
+    Vv = V[vert]
+    f = Vv[:, 0] * g0 + Vv[:, 1] * g1 + gg
+    thr = _line_thr(Vv, E[vert], g0, g1, gg, tol)
+    pos = np.logical_or.reduceat(f > thr, ms)
+    cross = pos & np.logical_or.reduceat(f < -thr, ms)
     on[p, j] = np.where(cross, fcen > 0, pos)
     return on, p[cross], j[cross]
 
@@ -1064,15 +1133,20 @@ def _next_maps(W, b, G, g, anc, on, block: int = 2048):
     return Gn, gn
 
 
-def _cut_all(V, cnt, anc, Gj, gj, cand_anc, dist_tol, amin):
+def _cut_all(V, E, Ln, cnt, anc, Gj, gj, cand_anc, tol, min_area):
     """Cut every polygon crossed by one neuron's zero line; vectorised over polygons.
 
     Polygon ``p`` has the neuron's pre-activation ``Gj[anc[p]] . (s, t) + gj[anc[p]]``; only
-    polygons with ``cand_anc[anc[p]]`` can be crossed. Returns ``(V, cnt, anc, skipped)``.
+    polygons with ``cand_anc[anc[p]]`` can be crossed. ``E``: the vertices' error bounds; a
+    vertex within :func:`_line_thr` of the line lies on it. A cut is not made when a side would
+    have area below ``min_area * s^2``, ``s`` the largest vertex coordinate of that side (a
+    sliver relative to its own magnitude). ``Ln``: per vertex the line of the edge leaving it; a
+    crossing point is refined on the two lines it lies on when that lowers its error bound.
+    Returns ``(V, E, Ln, cnt, anc, skipped)``.
     """
     cand = cand_anc[anc]
     if not cand.any():
-        return V, cnt, anc, 0
+        return V, E, Ln, cnt, anc, 0
     P = len(cnt)
     pid = np.repeat(np.arange(P), cnt)
     ci = np.flatnonzero(cand)
@@ -1080,49 +1154,106 @@ def _cut_all(V, cnt, anc, Gj, gj, cand_anc, dist_tol, amin):
     cc = cnt[ci]
     lp = np.repeat(np.arange(len(ci)), cc)  # local polygon of each candidate vertex
     Gc, gc = Gj[anc[ci]], gj[anc[ci]]
-    Vs = V[vi]
-    f = Vs[:, 0] * Gc[lp, 0] + Vs[:, 1] * Gc[lp, 1] + gc[lp]
-    tolp = dist_tol * np.hypot(Gc[:, 0], Gc[:, 1])
+    Vs, Es = V[vi], E[vi]
+    g0, g1, gg = Gc[lp, 0], Gc[lp, 1], gc[lp]
+    f = Vs[:, 0] * g0 + Vs[:, 1] * g1 + gg
+    thr = _line_thr(Vs, Es, g0, g1, gg, tol)
     ls = _starts(cc)
-    cross = (np.maximum.reduceat(f, ls) > tolp) & (np.minimum.reduceat(f, ls) < -tolp)
+    cross = np.logical_or.reduceat(f > thr, ls) & np.logical_or.reduceat(f < -thr, ls)
     if not cross.any():
-        return V, cnt, anc, 0
+        return V, E, Ln, cnt, anc, 0
     # restrict to the crossed polygons
     vm = cross[lp]
-    ci, cc, tolp = ci[cross], cc[cross], tolp[cross]
-    fc = f[vm]
-    fc[np.abs(fc) <= np.repeat(tolp, cc)] = 0.0  # snap vertices lying on the line
-    Vc = Vs[vm]
+    ci, cc, Gc, gc = ci[cross], cc[cross], Gc[cross], gc[cross]
+    fc, thr = f[vm], thr[vm]
+    fc[np.abs(fc) <= thr] = 0.0  # snap vertices lying on the line
+    Vc, Ec = Vs[vm], Es[vm]
+    Lc = Ln[vi][vm]
     nxt = _next_index(_starts(cc), cc)
-    fn, Vn = fc[nxt], Vc[nxt]
+    fn, Vn, En = fc[nxt], Vc[nxt], Ec[nxt]
     owner = np.repeat(np.arange(len(ci)), cc)
     ecross = fc * fn < 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(ecross, fc / (fc - fn), 0.0)
-    X = Vc + w[:, None] * (Vn - Vc)
+        gap = np.where(ecross, fc - fn, 1.0)
+        w = np.where(ecross, fc / gap, 0.0)
+    step = Vn - Vc
+    X = Vc + w[:, None] * step
+    # error of a crossing point: its end points' errors, the rounding of the interpolation and the
+    # error of f at the end points amplified by the edge's slope against the line
+    mag = np.maximum(np.abs(Vc).max(axis=1), np.abs(Vn).max(axis=1))
+    ferr = 8 * _EPS * (np.abs(Gc[owner]).sum(axis=1) * mag + np.abs(gc[owner]))
+    EX = np.maximum(Ec, En) + 8 * _EPS * mag + ferr * np.hypot(step[:, 0], step[:, 1]) / np.abs(gap)
+    cutl = np.concatenate([Gc[owner], gc[owner][:, None]], axis=1)  # the cut line, per vertex
+    ie = np.flatnonzero(ecross)
+    if ie.size:
+        X[ie], EX[ie] = _refine(X[ie], EX[ie], Lc[ie], cutl[ie])
     # Sutherland-Hodgman on a convex polygon: every vertex contributes itself (to the sides
     # it lies on) and its edge's crossing point (to both sides), in order
     cand2 = np.empty((2 * len(fc), 2))
     cand2[0::2], cand2[1::2] = Vc, X
+    err2 = np.empty(2 * len(fc))
+    err2[0::2], err2[1::2] = Ec, np.where(ecross, EX, 0.0)
     own2 = np.repeat(owner, 2)
     pos = np.empty(2 * len(fc), dtype=bool)
     neg = np.empty(2 * len(fc), dtype=bool)
     pos[0::2], pos[1::2] = fc >= 0, ecross
     neg[0::2], neg[1::2] = fc <= 0, ecross
     Vp, Vq = cand2[pos], cand2[neg]
+    Ep, Eq = err2[pos], err2[neg]
+    # the line leaving each output vertex: a vertex keeps its edge's line unless it lies on the cut
+    # and its edge goes to the other side; a crossing point leaves along the cut when its edge's
+    # start is on the kept side, else along its edge's line
+    line2 = np.empty((2 * len(fc), 3))
+    line2[0::2], line2[1::2] = Lc, Lc
+    lp2, lq2 = line2.copy(), line2
+    lp2[0::2][(fc == 0) & (fn < 0)] = cutl[(fc == 0) & (fn < 0)]
+    lp2[1::2][fc > 0] = cutl[fc > 0]
+    lq2 = lq2.copy()
+    lq2[0::2][(fc == 0) & (fn > 0)] = cutl[(fc == 0) & (fn > 0)]
+    lq2[1::2][fc < 0] = cutl[fc < 0]
+    Lp, Lq = lp2[pos], lq2[neg]
     cp = np.bincount(own2[pos], minlength=len(ci))
     cq = np.bincount(own2[neg], minlength=len(ci))
     ap, _ = _area_centroid(Vp, cp)
     aq, _ = _area_centroid(Vq, cq)
-    ok = (ap >= amin) & (aq >= amin)
+    sp2 = np.maximum.reduceat(np.abs(Vp).max(axis=1), _starts(cp)) ** 2 if len(Vp) else np.zeros(0)
+    sq2 = np.maximum.reduceat(np.abs(Vq).max(axis=1), _starts(cq)) ** 2 if len(Vq) else np.zeros(0)
+    ok = (cp >= 3) & (cq >= 3)
+    ok[ok] &= (ap[ok] > min_area * sp2[ok]) & (aq[ok] > min_area * sq2[ok])
     skipped = int((~ok).sum())
     keep = np.ones(P, dtype=bool)
     keep[ci[ok]] = False
     sp = ci[ok]
-    V = np.concatenate([V[keep[pid]], Vp[np.repeat(ok, cp)], Vq[np.repeat(ok, cq)]])
+    kv = keep[pid]
+    okp, okq = np.repeat(ok, cp), np.repeat(ok, cq)
+    V = np.concatenate([V[kv], Vp[okp], Vq[okq]])
+    E = np.concatenate([E[kv], Ep[okp], Eq[okq]])
+    Ln = np.concatenate([Ln[kv], Lp[okp], Lq[okq]])
     cnt = np.concatenate([cnt[keep], cp[ok], cq[ok]])
     parent = np.concatenate([np.flatnonzero(keep), sp, sp])
-    return V, cnt, anc[parent], skipped
+    return V, E, Ln, cnt, anc[parent], skipped
+
+
+def _refine(X: np.ndarray, EX: np.ndarray, L1: np.ndarray, L2: np.ndarray):
+    """One Newton step of the 2x2 system of the two lines through each point (catastrophic
+    cancellation: a small vertex interpolated between large ones, e.g. near the centre of a huge
+    slice); keeps the step where its error bound (residual over the smallest singular value,
+    plus rounding) is smaller."""
+    a, b, c, d = L1[:, 0], L1[:, 1], L2[:, 0], L2[:, 1]
+    det = a * d - b * c
+    r1 = a * X[:, 0] + b * X[:, 1] + L1[:, 2]
+    r2 = c * X[:, 0] + d * X[:, 1] + L2[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        X1 = X - np.stack([d * r1 - b * r2, a * r2 - c * r1], axis=1) / det[:, None]
+        s1 = a * X1[:, 0] + b * X1[:, 1] + L1[:, 2]
+        s2 = c * X1[:, 0] + d * X1[:, 1] + L2[:, 2]
+        ax = np.abs(X1)
+        rnd = 8 * _EPS * (np.abs(L1[:, :2]) @ np.ones(2) * ax.max(axis=1) + np.abs(L1[:, 2])
+                          + np.abs(L2[:, :2]) @ np.ones(2) * ax.max(axis=1) + np.abs(L2[:, 2]))
+        err = (np.maximum(np.abs(s1), np.abs(s2)) + rnd) * np.sqrt(a * a + b * b + c * c + d * d) / np.abs(det)
+    better = np.isfinite(err) & (err < EX) & np.all(np.isfinite(X1), axis=1)
+    X = np.where(better[:, None], X1, X)
+    return X, np.where(better, err, EX)
 
 
 # ============================================================================ choosing a plane

@@ -11,12 +11,15 @@ boxes of any size give the same count.
 
 A region whose margin is below ``margin`` (a sliver between near-duplicate neurons, or a
 region on which an unstable neuron is identically zero, where f = 0) is invisible to the
-MILP. So, when the loop ends, a *closure check* walks across every facet of every found
-region (:func:`closure_check`) and decides each neighbour the MILP did not find with the
-certified Chebyshev LP of :mod:`.chebyshev`: a neighbour that is a region, or one that
-cannot be decided, means the MILP's count is not complete (every missed group of regions
-borders a found one, unless the MILP found none). Such regions are added (they are
-certified) and the count is reported as not exact.
+MILP. So a *closure walk* crosses every facet of every found region (:class:`_Walk`) and
+decides each neighbour not seen before with the certified Chebyshev LP of :mod:`.chebyshev`.
+The walk runs as the MILP finds regions, and every region it certifies gets its no-good
+cut at once: the MILP is re-solved once per group of regions the walk did not reach, not
+once per region, and its final infeasibility is the same proof. A certified region that
+the MILP could not have found (margin below ``margin``), or a neighbour that cannot be
+decided, means the MILP's count is not complete (every missed group of regions borders a
+found one, unless the MILP found none): such regions are counted (they are certified) and
+the count is reported as not exact.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from mipnet.core.errors import SolverError
 
 from .chebyshev import Decision
-from mipnet.core.numerics import snapped_pattern
+from mipnet.core.numerics import snapped_pattern, snapped_preactivations
 
 from .common import packed_keys
 from .problem import Problem, reduced_bounds
@@ -84,12 +87,32 @@ def interior_milp(prob: Problem, bounds, margin: float):
     return model, nv, fcol, zc
 
 
-def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bounds, stats: dict):
-    """Returns ``(status, message)``; ``stats`` gets ``milp_solves`` and ``closure`` facts."""
+def _no_good(model, zc: np.ndarray, zv: np.ndarray) -> None:
+    """The no-good cut of one pattern: ``sum_{z=0} z - sum_{z=1} z >= 1 - |{z = 1}|``."""
+    coef = np.where(zv, -1.0, 1.0)
+    model.add_rows(np.array([1.0 - zv.sum()]), np.array([_INF]), coef[None, :], cols=zc)
+
+
+def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bounds, stats: dict,
+               interleave: bool = True):
+    """Returns ``(status, message)``; ``stats`` gets ``milp_solves`` and ``closure`` facts.
+
+    The MILP loop and the closure walk (module docstring) run interleaved: each region the
+    MILP finds is walked from at once, and every region the walk certifies gets its no-good
+    cut too, so the MILP is re-solved once per group of regions the walk cannot reach rather
+    than once per region. The final infeasible MILP is the same proof: no pattern with
+    margin ``f >= margin`` is left. A region found by the walk counts as one the MILP would
+    have missed (``closure_added``, status ``incomplete``) unless it has margin ``f >= margin``
+    -- at its certified witness, or else by the MILP with its binaries fixed to the pattern --
+    so the status is the one the MILP loop followed by the closure check would report.
+    ``interleave=False`` runs the plain loop (Serra et al.: one MILP per region) and walks
+    only after it (a cross-check of the loop itself).
+    """
     bounds = reduced_bounds(prob, bounds)
     model, nv, fcol, zc = interior_milp(prob, bounds, margin)
     stats["milp_solves"] = 0
-    stats["unstable"] = nv.unstable_mask
+    unstable = nv.unstable_mask
+    stats["unstable"] = unstable
     sink.keep_patterns = True
     if zc.size == 0:
         # no unstable neuron: one pattern, no binaries
@@ -99,11 +122,9 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
             raise SolverError(f"the MILP of a network without unstable neurons ended with {res.highs_status}")
         sink.add(np.clip(res.values[nv.input_cols], prob.lower, prob.upper), nv.pattern_from_solution(res.values))
         return "complete", "no unstable neuron: a single region"
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return "time_limit", "time limit reached: the count is a lower bound"
-        res = model.solve(time_limit=min(left, 1e9))
+
+    def solve(time_left: float):
+        res = model.solve(time_limit=min(time_left, 1e9))
         stats["milp_solves"] += 1
         if not res.has_solution and res.status == "solution_limit":
             # HiGHS stopped at its first improving solution but does not report it as feasible
@@ -112,6 +133,36 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
             res = model.solve(time_limit=max(deadline - time.perf_counter(), 1e-3) if deadline < _INF else None)
             stats["milp_solves"] += 1
             model.set_options({"mip_max_improving_sols": 1})
+        return res
+
+    zeros, ones = np.zeros(zc.size), np.ones(zc.size)
+    invisible = 0
+
+    def visible(q: np.ndarray, u: np.ndarray) -> bool:
+        """Whether the MILP admits the pattern q with margin f >= margin (its cut not yet added)."""
+        Y = np.concatenate(snapped_preactivations(prob.rnet, u[None, :], prob.tol), axis=1)[0]
+        if float(np.min(np.where(q, Y, -Y)[unstable])) >= margin:
+            return True  # (u, f = its margin, z = q) is a solution
+        zq = q[unstable].astype(np.float64)
+        model.change_col_bounds(zc, zq, zq)
+        try:
+            res = solve(max(deadline - time.perf_counter(), 1e-3))
+        finally:
+            model.change_col_bounds(zc, zeros, ones)
+        return bool(res.has_solution)
+
+    def found(q: np.ndarray, u: np.ndarray) -> None:
+        nonlocal invisible
+        if not visible(q, u):
+            invisible += 1
+        _no_good(model, zc, q[unstable])
+
+    walk = _Walk(prob, sink, unstable, deadline, found)
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return "time_limit", "time limit reached: the count is a lower bound"
+        res = solve(left)
         if res.status == "infeasible":
             break
         if not res.has_solution:
@@ -122,78 +173,99 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
                                   "the count (certified regions) is a lower bound")
         vals = res.values
         pattern = nv.pattern_from_solution(vals)
+        _no_good(model, zc, vals[zc] > 0.5)
+        walk.seen.add(packed_keys(pattern)[0])
+        before = sink.count
         sink.add(np.clip(vals[nv.input_cols], prob.lower, prob.upper), pattern)
-        zv = vals[zc] > 0.5
-        # no-good cut: sum_{z=0} z - sum_{z=1} z >= 1 - |{z = 1}|
-        coef = np.where(zv, -1.0, 1.0)
-        model.add_rows(np.array([1.0 - zv.sum()]), np.array([_INF]), coef[None, :], cols=zc)
+        sink.flush()
         if sink.full:
             return "max_regions", "region budget reached: the count is a lower bound"
+        if interleave and sink.count > before and not walk.explore(pattern):
+            stats["closure_added"], stats["closure_ambiguous"] = invisible, walk.ambiguous
+            return _stopped(sink)
         sink.tick()
     sink.flush()
+    if not interleave and not sink.full:
+        for p in list(sink.pattern_array()):
+            if not walk.explore(p):
+                stats["closure_added"], stats["closure_ambiguous"] = invisible, walk.ambiguous
+                return _stopped(sink)
+    stats["closure_added"], stats["closure_ambiguous"] = invisible, walk.ambiguous
     if sink.full:
         return "complete", "the MILP proved that no further pattern has f >= milp_margin"
-    return closure_check(prob, sink, nv.unstable_mask, deadline=deadline, stats=stats)
+    if invisible or walk.ambiguous:
+        msg = (f"the MILP proved that no further pattern has f >= milp_margin, but {invisible} regions with a "
+               f"smaller margin were found next to the MILP's regions and {walk.ambiguous} neighbours could not "
+               "be decided: the count is a lower bound")
+        return ("incomplete" if invisible else "unverified"), msg
+    return "complete", "the MILP proved that no further pattern has f >= milp_margin; no neighbour of a " \
+                       "found region is a missed region"
 
 
-def closure_check(prob: Problem, sink: Sink, unstable: np.ndarray, *, deadline: float, stats: dict):
-    """Walk across every facet of every found region (module docstring).
+def _stopped(sink: Sink):
+    if sink.full:
+        return "max_regions", "region budget reached: the count is a lower bound"
+    return "time_limit", "time limit reached in the closure walk: the count is a lower bound"
+
+
+class _Walk:
+    """The closure walk across the facets of found regions (module docstring).
 
     For a found region and each unstable neuron whose hyperplane bounds it, the centre of
     the largest ball inside that facet (:meth:`.sink.PatternLP.facet`, leaving out the
     hyperplanes that coincide with it) is moved just across it; the float64 pattern there
     is the neighbour's (every neuron whose hyperplane coincides with the facet flips with
-    it). A neighbour pattern not found by the MILP is decided by the certified Chebyshev LP.
+    it). A neighbour pattern not seen before is decided by the certified Chebyshev LP; a
+    region is certified by the sink, handed to ``found(pattern, witness)`` and walked from.
     """
-    P = sink.pattern_array()
-    seen = set(sink.keys)
-    queue = list(P)
-    added = ambiguous = 0
-    plp = sink.pattern_lp
-    fl = plp.floor()
-    qi = 0
-    while qi < len(queue):
-        p = queue[qi]
-        qi += 1
-        rows = pattern_rows(prob, p)
-        cand = np.flatnonzero(unstable[rows.neuron])
-        pts = []
-        for k in cand:
-            if time.perf_counter() > deadline:
-                stats["closure_added"], stats["closure_ambiguous"] = added, ambiguous
-                return "time_limit", "time limit reached in the closure check: the count is a lower bound"
-            u, t = plp.facet(rows, int(k))
-            if u is None or not t > fl:
+
+    def __init__(self, prob: Problem, sink: Sink, unstable: np.ndarray, deadline: float, found) -> None:
+        self.prob, self.sink, self.unstable, self.deadline, self.found = prob, sink, unstable, deadline, found
+        self.seen: set = set()
+        self.ambiguous = 0
+
+    def explore(self, start: np.ndarray) -> bool:
+        """Walk from the region of ``start`` until no new neighbour is left; False on the deadline
+        or a full sink."""
+        prob, sink, plp = self.prob, self.sink, self.sink.pattern_lp
+        fl = plp.floor()
+        queue = [start]
+        qi = 0
+        while qi < len(queue):
+            p = queue[qi]
+            qi += 1
+            rows = pattern_rows(prob, p)
+            pts = []
+            for k in np.flatnonzero(self.unstable[rows.neuron]):
+                if time.perf_counter() > self.deadline:
+                    return False
+                u, t = plp.facet(rows, int(k))
+                if u is None or not t > fl:
+                    continue
+                a, _ = rows.plane(int(k))
+                # step to the other side of the facet by half the facet ball's radius
+                pts.append(np.clip(u + rows.side[k] * a * (-0.5 * t), prob.lower, prob.upper))
+            if not pts:
                 continue
-            a, _ = rows.plane(int(k))
-            # step to the other side of the facet by half the facet ball's radius
-            pts.append(np.clip(u + rows.side[k] * a * (-0.5 * t), prob.lower, prob.upper))
-        if not pts:
-            continue
-        _, Q = snapped_pattern(prob.net, prob.lift(np.array(pts)), prob.tol)
-        for q, key in zip(Q, packed_keys(Q)):
-            if key in seen:
-                continue
-            seen.add(key)
-            dec, u, _ = plp.decide(q)
-            if dec is Decision.EMPTY:
-                continue
-            if dec is Decision.AMBIGUOUS:
-                ambiguous += 1
-                continue
-            before = sink.count
-            sink.add(u, q)
-            sink.flush()
-            if sink.count > before:
-                added += 1
-                queue.append(q)
-            else:
-                ambiguous += 1
-    stats["closure_added"], stats["closure_ambiguous"] = added, ambiguous
-    if added or ambiguous:
-        msg = (f"the MILP proved that no further pattern has f >= milp_margin, but {added} regions with a "
-               f"smaller margin were found next to the MILP's regions and {ambiguous} neighbours could not be "
-               "decided: the count is a lower bound")
-        return ("incomplete" if added else "unverified"), msg
-    return "complete", "the MILP proved that no further pattern has f >= milp_margin; no neighbour of a " \
-                       "found region is a missed region"
+            _, Q = snapped_pattern(prob.net, prob.lift(np.array(pts)), prob.tol)
+            for q, key in zip(Q, packed_keys(Q)):
+                if key in self.seen:
+                    continue
+                self.seen.add(key)
+                dec, u, _ = plp.decide(q)
+                if dec is Decision.EMPTY:
+                    continue
+                if dec is Decision.AMBIGUOUS:
+                    self.ambiguous += 1
+                    continue
+                before = sink.count
+                sink.add(u, q)
+                sink.flush()
+                if sink.count > before:
+                    self.found(q, u)
+                    queue.append(q)
+                    if sink.full:
+                        return False
+                else:
+                    self.ambiguous += 1
+        return True

@@ -252,37 +252,52 @@ def count_vertex(prob: Problem, sink: Sink, *, deadline: float, stats: dict, car
     return _count_plain(prob, sink, deadline=deadline, stats=stats)
 
 
-def _split_plain(V, Z, d, thr, n: int, bit: int):
-    """The split of :func:`_split` for exact vertices (no error bounds): ``((V+, Z+), (V-, Z-))``."""
+def _split_plain(X, d, thr: float, n: int, w: int, bit: int):
+    """The split of :func:`_split` for exact vertices (no error bounds): ``(X+, X-)``.
+
+    ``X`` holds per vertex ``[v | 1 | incidence words]`` (shape (m, n + 1 + w)): homogeneous
+    coordinates, so that one product gives every distance, and the incidence bitset stored
+    in the same rows (its uint64 words viewed as float64, never computed with), so that one
+    indexing and one concatenation move a vertex with its incidence.
+    """
+    n1 = n + 1
     pos = d > thr
     neg = d < -thr
-    ip = pos.nonzero()[0]
-    im = neg.nonzero()[0]
-    iz = (~(pos | neg)).nonzero()[0]
-    Zp, Zm = Z[ip], Z[im]
-    if Z.ndim == 1:
-        common = Zp[:, None] & Zm[None, :]
+    Xp = X[pos]
+    Xm = X[neg]
+    Xz = X[~(pos | neg)]
+    if w == 1:
+        Zp = Xp[:, n1].view(np.uint64)
+        Zm = Xm[:, n1].view(np.uint64)
+        common = np.bitwise_and.outer(Zp, Zm)
         a, b = (_popcount(common) >= n - 1).nonzero()
         com = common[a, b]
-        edge = np.count_nonzero((com[:, None] & ~Z[None, :]) == 0, axis=1) == 2
+        # a vertex w contains the common face iff (com & ~Z[w]) == 0
+        edge = np.add.reduce(np.bitwise_and.outer(com, ~X[:, n1].view(np.uint64)) == 0, axis=1) == 2
         m = np.uint64(1) << np.uint64(bit)
     else:
+        Zp = Xp[:, n1:].view(np.uint64)
+        Zm = Xm[:, n1:].view(np.uint64)
         common = Zp[:, None, :] & Zm[None, :, :]
-        a, b = (_popcount(common).sum(axis=-1) >= n - 1).nonzero()
+        a, b = (np.add.reduce(_popcount(common), axis=-1) >= n - 1).nonzero()
         com = common[a, b]
-        edge = np.count_nonzero(~np.any(com[:, None, :] & ~Z[None, :, :], axis=-1), axis=1) == 2
-        m = np.zeros(Z.shape[1], dtype=np.uint64)
+        edge = np.add.reduce(~np.any(com[:, None, :] & ~X[:, n1:].view(np.uint64)[None, :, :], axis=-1),
+                             axis=1) == 2
+        m = np.zeros(w, dtype=np.uint64)
         m[bit // 64] = np.uint64(1) << np.uint64(bit % 64)
-    va, vb, com = ip[a[edge]], im[b[edge]], com[edge]
-    da = d[va]
-    ta = da / (da - d[vb])
-    Va = V[va]
-    Vn = Va + (V[vb] - Va) * ta[:, None]
-    com |= m
-    Zz = Z[iz] | m
-    Vz = V[iz]
-    return ((np.concatenate([V[ip], Vz, Vn]), np.concatenate([Zp, Zz, com])),
-            (np.concatenate([V[im], Vz, Vn]), np.concatenate([Zm, Zz, com])))
+    a, b = a[edge], b[edge]
+    da = d[pos][a]
+    ta = da / (da - d[neg][b])
+    new = Xp[a]
+    new[:, :n1] += (Xm[b, :n1] - new[:, :n1]) * ta[:, None]  # the homogeneous 1 stays exactly 1
+    if w == 1:
+        new[:, n1] = (com[edge] | m).view(np.float64)
+        zz = Xz[:, n1].view(np.uint64)
+    else:
+        new[:, n1:] = (com[edge] | m).view(np.float64)
+        zz = Xz[:, n1:].view(np.uint64)
+    zz |= m
+    return np.concatenate([Xp, Xz, new]), np.concatenate([Xm, Xz, new])
 
 
 def _plain_thr(cu, ea, eb, geo: float, R: float, n: int) -> np.ndarray:
@@ -291,26 +306,38 @@ def _plain_thr(cu, ea, eb, geo: float, R: float, n: int) -> np.ndarray:
     return geo * (R + np.abs(cu)) + ea * R + eb + (8 * EPS * n) * (R + np.abs(cu))
 
 
+def _plain_rows(Au, cu, ea, eb, geo: float, R: float, n: int) -> np.ndarray:
+    """Per neuron ``[unit normal | offset | threshold]``: ``X[:, :n + 1] @ H[:, :n + 1].T`` are the
+    distances at the vertices and ``H[:, n + 1]`` the on-the-plane thresholds."""
+    return np.hstack([Au, cu[:, None], _plain_thr(cu, ea, eb, geo, R, n)[:, None]])
+
+
 def _count_plain(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -> str:
     net = prob.rnet
     n = prob.n
+    n1 = n + 1
     L = net.num_hidden_layers
     geo = prob.geo
     noise = prob.tol.noise
     R = float(np.linalg.norm(np.maximum(np.abs(prob.lower), np.abs(prob.upper))))
     rows = 0 if prob.A is None else prob.A.shape[0]
-    words = max(1, -(-(2 * n + rows + net.num_hidden_neurons) // 64))
-    VX, Z, k0 = _domain_polytope(prob, words)
-    V = np.ascontiguousarray(VX[:, :n])
+    w = max(1, -(-(2 * n + rows + net.num_hidden_neurons) // 64))
+    VX, Z, k0 = _domain_polytope(prob, w)
+    X = np.empty((VX.shape[0], n1 + w))
+    X[:, :n] = VX[:, :n]
+    X[:, n] = 1.0
+    X[:, n1:] = Z.reshape(len(Z), w).view(np.float64)
     W1, b1 = net.layers[0]
     A1, c1, M1, m1, Au, cu, ea, eb, const = layer_maps(W1, b1, np.ones(n), np.eye(n), np.zeros(n),
                                                        np.eye(n), np.zeros(n), noise, layer_rho(prob, 0))
-    stack = [(V, Z, k0, 0, const & (c1 > 0), np.flatnonzero(~const),
-              (A1, c1, M1, m1, Au, cu, _plain_thr(cu, ea, eb, geo, R, n)), ())]
+    rhos = [layer_rho(prob, l) for l in range(L)]
+    stack = [(X, k0, 0, const & (c1 > 0), np.flatnonzero(~const),
+              (A1, c1, M1, m1, _plain_rows(Au, cu, ea, eb, geo, R, n)), ())]
     nodes = 0
     layers = net.layers
+    vmax, vmin, vsum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
     while stack:
-        V, Z, k, l, on, und, maps, prefix = stack.pop()
+        X, k, l, on, und, maps, prefix = stack.pop()
         nodes += 1
         if (nodes & 15) == 0:
             stats["nodes"] = nodes
@@ -320,44 +347,60 @@ def _count_plain(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -> 
                 sink.tick()
         while True:
             if und.size:
-                thr = maps[6][und]
-                D = V @ maps[4][und].T + maps[5][und]
-                anyp = D.max(axis=0) > thr
-                anyn = D.min(axis=0) < -thr
+                H = maps[4][und]
+                thr = H[:, n1]
+                D = X[:, :n1] @ H[:, :n1].T
+                anyp = vmax(D, axis=0) > thr
+                anyn = vmin(D, axis=0) < -thr
                 cut = anyp & anyn
                 ncut = int(np.count_nonzero(cut))
                 if ncut < und.size:
+                    # the settled neurons' sides (a cut neuron's entry is set when it settles or is cut)
                     on = on.copy()
-                    settled = ~cut
-                    sgn = anyp[settled]
-                    thin = ~(anyp | anyn)[settled]
+                    on[und] = anyp
+                    thin = ~(anyp | anyn)
                     if thin.any():  # a cell thinner than the threshold across the plane: its centre's side
-                        sgn = sgn | (thin & (D[:, settled].mean(axis=0) > 0))
-                    on[und[settled]] = sgn
+                        on[und[thin]] = vsum(D[:, thin], axis=0) > 0
                 if ncut:
-                    col = int(np.argmax(cut))
+                    col = int(cut.argmax())
                     jj = und[col]
+                    cut[col] = False
                     rest = und[cut]
-                    rest = rest[rest != jj]
-                    (Vp, Zp), (Vm, Zm) = _split_plain(V, Z, D[:, col], float(thr[col]), n, k)
                     onp = on.copy()
                     onp[jj] = True
-                    onm = on.copy()
-                    onm[jj] = False
-                    stack.append((Vm, Zm, k + 1, l, onm, rest, maps, prefix))
-                    stack.append((Vp, Zp, k + 1, l, onp, rest, maps, prefix))
+                    on[jj] = False
+                    if l == L - 1 and rest.size == 0:
+                        # both sides are regions and nothing cuts them: a witness each, without the cells
+                        # (points of the open segment from the vertex mean to the farthest vertex of
+                        # each side, where the plane's distance is half that vertex's)
+                        d = D[:, col]
+                        cen = vsum(X[:, :n1], axis=0) * (1.0 / X.shape[0])
+                        dc = float(cen @ H[col, :n1])
+                        for side, i, pat in ((1.0, int(d.argmax()), onp), (-1.0, int(d.argmin()), on)):
+                            half = 0.5 * float(d[i])
+                            x = cen[:n]
+                            if side * dc < side * half:
+                                x = x + ((half - dc) / (float(d[i]) - dc)) * (X[i, :n] - x)
+                            sink.add(x, np.concatenate(prefix + (pat,)))
+                            if sink.full:
+                                stats["nodes"] = nodes
+                                return "max_regions" if (stack or side > 0) else "complete"
+                        break
+                    Xp, Xm = _split_plain(X, D[:, col], float(thr[col]), n, w, k)
+                    stack.append((Xm, k + 1, l, on, rest, maps, prefix))
+                    stack.append((Xp, k + 1, l, onp, rest, maps, prefix))
                     break
             prefix = prefix + (on,)
             if l == L - 1:
-                sink.add(V.mean(axis=0), np.concatenate(prefix))
+                sink.add(vsum(X[:, :n], axis=0) * (1.0 / X.shape[0]), np.concatenate(prefix))
                 if sink.full:
                     stats["nodes"] = nodes
                     return "max_regions" if stack else "complete"
                 break
             W, b = layers[l + 1]
             A, c, M, m = maps[:4]
-            A2, c2, M2, m2, Au, cu, ea, eb, const = layer_maps(W, b, on, A, c, M, m, noise, layer_rho(prob, l + 1))
-            maps = (A2, c2, M2, m2, Au, cu, _plain_thr(cu, ea, eb, geo, R, n))
+            A2, c2, M2, m2, Au, cu, ea, eb, const = layer_maps(W, b, on, A, c, M, m, noise, rhos[l + 1])
+            maps = (A2, c2, M2, m2, _plain_rows(Au, cu, ea, eb, geo, R, n))
             on = const & (c2 > 0)
             und = np.flatnonzero(~const)
             l += 1
