@@ -97,16 +97,30 @@ def local_cluster(n: int, *, threads_per_worker: int = 1, memory_limit="auto", s
         raise InvalidArgumentError(f"the number of workers must be an integer >= 1, got {n!r}")
     distributed = _require_dask()
     kw = {"silence_logs": logging.ERROR} if silence else {}
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                                       dashboard_address=None, memory_limit=memory_limit, **kw)
-    try:
-        client = distributed.Client(cluster)
+    with _quiet("distributed", silence):
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                                           dashboard_address=":0", memory_limit=memory_limit, **kw)
         try:
-            yield client
+            client = distributed.Client(cluster)
+            try:
+                yield client
+            finally:
+                client.close()
         finally:
-            client.close()
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet(name: str, on: bool = True):
+    """Keep a library's INFO messages (cluster start and stop) off stderr."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    if on:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
     finally:
-        cluster.close()
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -116,7 +130,8 @@ def connect(address: str, *, timeout: float = 10.0):
         raise InvalidArgumentError(f"the scheduler address must be a non-empty string, got {address!r}")
     distributed = _require_dask()
     try:
-        client = distributed.Client(address, timeout=timeout)
+        with _quiet("distributed"):
+            client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError) as e:
         raise MipnetError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({e}); "
                           "start one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
