@@ -160,10 +160,10 @@ def count_regions(
     if executor is not None:
         from .parallel import count_regions_parallel
 
-        return count_regions_parallel(net, domain, executor=executor, method=method, time_limit=time_limit,
-                                      max_regions=max_regions, return_regions=return_regions,
-                                      merge_linear=merge_linear, progress=progress, tol=tol,
-                                      milp_margin=milp_margin, tolerances=tolerances)
+        return count_regions_parallel(net, domain, counter=count_regions, executor=executor, method=method,
+                                      time_limit=time_limit, max_regions=max_regions,
+                                      return_regions=return_regions, merge_linear=merge_linear,
+                                      progress=progress, tol=tol, milp_margin=milp_margin, tolerances=tolerances)
     prob = prepare(net, domain, tolerances if tolerances is not None else DEFAULT, geo=float(tol))
     if method == "vertex" and prob.n > 16:
         raise InvalidArgumentError(

@@ -35,7 +35,6 @@ from mipnet.core.numerics import DEFAULT, Tolerances
 from mipnet.parallel import run_units
 
 from .common import RegionStatus, is_int, readonly
-from .count import VERTEX_MAX_DIM, count_regions
 from .merge import merge_linear as merge_linear_regions
 from .merge import output_maps
 from .problem import prepare
@@ -106,7 +105,8 @@ def split_prefix(net: Network, domain: Domain, prefix) -> list:
 def region_unit(task, deadline: Optional[float]):
     """Count the regions of one sign prefix: ``(finished, value)`` for :func:`mipnet.parallel.run_units`.
 
-    ``task = (net, domain, prefix, options)``; ``finished`` is False when the unit's region
+    ``task = (net, domain, prefix, options)``; ``options["counter"]`` is :func:`count_regions`
+    (passed in, so that this module does not import the one that calls it); ``finished`` is False when the unit's region
     budget or the deadline stopped it. ``value`` holds the packed patterns, the witnesses and
     the counters of the unit's :class:`RegionCount`.
     """
@@ -121,7 +121,7 @@ def region_unit(task, deadline: Optional[float]):
         if time_limit <= 0:
             return False, {**empty, "status": RegionStatus.TIME_LIMIT.value}
     try:
-        r = count_regions(net, prefix_domain(net, domain, prefix), method=opts["method"], time_limit=time_limit,
+        r = opts["counter"](net, prefix_domain(net, domain, prefix), method=opts["method"], time_limit=time_limit,
                           max_regions=opts["unit_regions"], return_regions=True, tol=opts["tol"],
                           milp_margin=opts["milp_margin"], tolerances=opts["tolerances"])
     except InvalidDomainError as e:
@@ -166,6 +166,7 @@ def count_regions_parallel(
     net: Network,
     domain,
     *,
+    counter,
     executor=None,
     method: str = "fast",
     time_limit: Optional[float] = None,
@@ -184,6 +185,9 @@ def count_regions_parallel(
     Parameters are those of :func:`count_regions` (``bounds`` is not supported: each unit
     computes the MILP's bounds on its own sub-domain), plus
 
+    counter : callable
+        :func:`mipnet.analyses.regions.count_regions` (``count_regions(..., executor=...)``
+        passes itself), the serial count each unit runs on its sub-domain.
     executor : None, concurrent.futures.Executor or dask.distributed.Client
         Where the units run (``None``: in this process, the same units in turn).
     unit_regions : int
@@ -205,12 +209,11 @@ def count_regions_parallel(
     tols = tolerances if tolerances is not None else DEFAULT
     prob = prepare(net, domain, tols, geo=float(tol))  # validates the network and the domain
     net, dom = prob.net, as_domain(domain, prob.net.input_dim)
-    algorithm = method if method != "fast" else ("vertex" if prob.n <= VERTEX_MAX_DIM else "lp")
     if net.num_hidden_layers == 0:
-        return count_regions(net, dom, method=method, time_limit=time_limit, max_regions=max_regions,
+        return counter(net, dom, method=method, time_limit=time_limit, max_regions=max_regions,
                              return_regions=return_regions, merge_linear=merge_linear, progress=progress, tol=tol,
                              milp_margin=milp_margin, tolerances=tolerances)
-    opts = {"method": method, "unit_regions": int(unit_regions), "tol": float(tol), "milp_margin": float(milp_margin),
+    opts = {"counter": counter, "method": method, "unit_regions": int(unit_regions), "tol": float(tol), "milp_margin": float(milp_margin),
             "tolerances": tolerances}
     tasks = [(net, dom, p, opts) for p in _initial_prefixes(net, dom, int(split_depth))]
 
@@ -229,6 +232,7 @@ def count_regions_parallel(
         _, first = np.unique(P, axis=0, return_index=True)
         first = np.sort(first)
         P, X = P[first], X[first]
+    algorithm = next((r.value["algorithm"] for r in runs if r.value["algorithm"]), method)
     statuses = {RegionStatus(r.value["status"]) for r in runs}
     status = next(s for s in _SEVERITY if s in statuses) if statuses else RegionStatus.COMPLETE
     if rep.status == "interrupted":
