@@ -62,6 +62,12 @@ def dying_unit(task, deadline):
     return True, value
 
 
+def interrupting_unit(task, deadline):
+    if task == 2:
+        raise KeyboardInterrupt
+    return True, task
+
+
 def slow_unit(task, deadline):
     """Works in steps of 20 ms until the deadline or 50 steps."""
     for i in range(50):
@@ -107,6 +113,30 @@ def test_global_time_limit(client):
     rep = run_units(slow_unit, [None] * 6, client, time_limit=0.3)
     assert rep.status == "time_limit" and time.perf_counter() - t0 < 5
     assert all(not r.finished for r in rep.runs)
+
+
+def test_ctrl_c_returns_what_finished():
+    rep = run_units(interrupting_unit, range(5), None)
+    assert rep.status == "interrupted" and rep.values == [0, 1]
+
+
+def test_ctrl_c_during_a_region_count_gives_a_certified_lower_bound():
+    import signal
+    import threading
+
+    from mipnet.analyses.regions import count_regions
+
+    net, dom = Network.random((5, 16, 16, 1), seed=0), Box(-1, 1, dim=5)
+    timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        res = count_regions(net, dom, executor=InProcess(), return_regions=True)
+    finally:
+        timer.cancel()
+    assert res.status == "interrupted" and not res.exact
+    if res.regions:
+        X = np.stack([r.interior_point for r in res.region_list])
+        assert check_witnesses(net, dom, X, res.patterns()).all()
 
 
 # ---------------------------------------------------------------------------- region counts

@@ -92,11 +92,13 @@ def lp_bounds_parallel(
     time_limit_per_lp: Optional[float] = None,
     progress: bool = False,
     group_size: int = GROUP_SIZE,
+    report: Optional[list] = None,
 ) -> Bounds:
     """:func:`mipnet.bounds.lp.lp_bounds` with each layer's LPs run as groups on ``executor``.
 
     ``executor``: None (in-process), a ``concurrent.futures.Executor`` or a
-    ``dask.distributed.Client``; ``group_size`` neurons per unit. On Ctrl-C raises
+    ``dask.distributed.Client``; ``group_size`` neurons per unit; ``report``, a list, receives
+    each layer's :class:`mipnet.parallel.RunReport`. On Ctrl-C raises
     :class:`Interrupted` with the sound bounds reached so far in ``partial``.
     """
     if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
@@ -104,7 +106,7 @@ def lp_bounds_parallel(
     t0 = time.perf_counter()
     domain = as_domain(domain, net.input_dim)
     layers = list(initial.layers) if initial is not None else symbolic_layers(net, domain)
-    solves, notes, units = 0, [], 0
+    solves, notes = 0, []
     n_layers = len(net.layers)
     for l in range(n_layers):
         is_output = l == n_layers - 1
@@ -119,7 +121,8 @@ def lp_bounds_parallel(
         tasks = [(net.layers[:l + 1], domain, tuple(layers[:l]), l, g,
                   {**base, "lo": lo[g], "hi": hi[g]}) for g in groups]
         rep = run_units(lp_group_unit, tasks, executor, progress=progress, desc=f"LP bounds layer {l + 1}")
-        units += len(tasks)
+        if report is not None:
+            report.append(rep)
         for r in rep.runs:  # sound whatever finished: every group keeps or tightens its bounds
             g = r.unit[4]
             glo, ghi, s, nts = r.value

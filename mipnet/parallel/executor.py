@@ -280,6 +280,8 @@ def run_units(
             for f in sorted(ready, key=lambda f: pending[f][0]):
                 key, unit, tries, ts = pending.pop(f)
                 exc = f.exception()
+                if isinstance(exc, KeyboardInterrupt):  # Ctrl-C reached the unit (in-process, or its worker)
+                    raise KeyboardInterrupt
                 if exc is not None:
                     if _lost(exc) and tries < retries:
                         log.warning("unit %s lost (%s): resubmitted", key, type(exc).__name__)

@@ -128,6 +128,8 @@ def region_unit(task, deadline: Optional[float]):
         if "no interior" in str(e) or "empty" in str(e):
             return True, {**empty, "seconds": time.perf_counter() - t0}
         raise
+    if r.status is RegionStatus.INTERRUPTED:  # Ctrl-C: stop the whole run (run_units returns what finished)
+        raise KeyboardInterrupt
     P = r.patterns() if r.regions else np.zeros((0, net.num_hidden_neurons), dtype=bool)
     X = np.stack([g.interior_point for g in r.region_list]) if r.regions else empty["X"]
     value = {"P": np.packbits(P, axis=1), "X": X, "status": RegionStatus(r.status).value,
@@ -179,6 +181,7 @@ def count_regions_parallel(
     tolerances: Optional[Tolerances] = None,
     unit_regions: int = UNIT_REGIONS,
     split_depth: int = SPLIT_DEPTH,
+    report: Optional[list] = None,
 ) -> RegionCount:
     """:func:`count_regions` on an executor, split into sign-prefix units (module docstring).
 
@@ -194,6 +197,8 @@ def count_regions_parallel(
         A unit that finds this many regions is split in two (default 5000).
     split_depth : int
         The run starts from every sign prefix of this many neurons (default 6: at most 64 units).
+    report : list, optional
+        The run's :class:`mipnet.parallel.RunReport` (units, splits, unit seconds) is appended.
 
     The count, the patterns and the witnesses do not depend on the executor nor on its
     number of workers. ``seconds`` is the wall-clock time; ``nodes`` and the solve counters
@@ -223,6 +228,8 @@ def count_regions_parallel(
     stop = None if max_regions is None else (lambda runs: found(runs) >= max_regions)
     rep = run_units(region_unit, tasks, executor, split=_Splitter(net, dom), time_limit=time_limit, stop=stop,
                     progress=progress, desc="regions", describe=lambda runs: f"{found(runs):,} regions")
+    if report is not None:
+        report.append(rep)
 
     # ---- deterministic merge: units in key order, each pattern once (its first witness)
     runs = rep.runs
