@@ -163,7 +163,7 @@ def executor_from(workers: Optional[int] = None, scheduler: Optional[str] = None
 # ---------------------------------------------------------------------------- the run
 @dataclass(frozen=True)
 class UnitRun:
-    """One finished (or, at the end of an early stop, unfinished) unit: its key, unit and value."""
+    """One finished (or, at the end of an early stop, unfinished) unit: its key, unit, value and run time."""
 
     key: tuple
     unit: Any
@@ -189,6 +189,7 @@ class RunReport:
     retries: int = 0
     seconds: float = 0.0
     workers: int = 1
+    #: the run time of every unit that came back (split ones included), measured on its worker
     unit_seconds: list = field(default_factory=list)
 
     @property
@@ -198,6 +199,13 @@ class RunReport:
     @property
     def values(self) -> list:
         return [r.value for r in self.runs]
+
+
+def _timed(fn, unit, deadline):
+    """``fn(unit, deadline)`` with the seconds it ran (measured where it ran, not queue time)."""
+    t0 = time.perf_counter()
+    finished, value = fn(unit, deadline)
+    return finished, value, time.perf_counter() - t0
 
 
 def _lost(exc: BaseException) -> bool:
@@ -260,7 +268,7 @@ def run_units(
         if bar is not None:
             bar.total += 1
             bar.refresh()
-        fut = ex.submit(fn, unit, deadline)
+        fut = ex.submit(_timed, fn, unit, deadline)
         pending[fut] = (key, unit, tries, time.perf_counter())
 
     def cancel_all():
@@ -278,7 +286,7 @@ def run_units(
                 status = "time_limit"
                 break
             for f in sorted(ready, key=lambda f: pending[f][0]):
-                key, unit, tries, ts = pending.pop(f)
+                key, unit, tries, _ = pending.pop(f)
                 exc = f.exception()
                 if isinstance(exc, KeyboardInterrupt):  # Ctrl-C reached the unit (in-process, or its worker)
                     raise KeyboardInterrupt
@@ -289,8 +297,7 @@ def run_units(
                         submit(key, unit, tries + 1)
                         continue
                     raise exc
-                finished, value = f.result()
-                dt = time.perf_counter() - ts
+                finished, value, dt = f.result()
                 report.unit_seconds.append(dt)
                 expired = deadline is not None and time.time() >= deadline
                 if not finished and not expired and split is not None:
@@ -321,10 +328,10 @@ def run_units(
         cancel_all()
         if bar is not None:
             bar.close()
-    for f, (key, unit, _, ts) in pending.items():  # results that came in after the end: keep them
+    for f, (key, unit, _, _) in pending.items():  # results that came in after the end: keep them
         if f.done() and not f.cancelled() and f.exception() is None:
-            finished, value = f.result()
-            done.append(UnitRun(key, unit, value, bool(finished), time.perf_counter() - ts))
+            finished, value, dt = f.result()
+            done.append(UnitRun(key, unit, value, bool(finished), dt))
     report.runs = sorted(done, key=lambda r: r.key)
     report.status = status
     report.seconds = time.perf_counter() - t0

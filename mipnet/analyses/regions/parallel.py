@@ -120,10 +120,16 @@ def region_unit(task, deadline: Optional[float]):
         time_limit = deadline - time.time()
         if time_limit <= 0:
             return False, {**empty, "status": RegionStatus.TIME_LIMIT.value}
+    sub = prefix_domain(net, domain, prefix)
     try:
-        r = opts["counter"](net, prefix_domain(net, domain, prefix), method=opts["method"], time_limit=time_limit,
-                          max_regions=opts["unit_regions"], return_regions=True, tol=opts["tol"],
-                          milp_margin=opts["milp_margin"], tolerances=opts["tolerances"])
+        r = opts["counter"](net, sub, method=opts["method"], time_limit=time_limit,
+                            max_regions=opts["unit_regions"], return_regions=True, tol=opts["tol"],
+                            milp_margin=opts["milp_margin"], tolerances=opts["tolerances"])
+        if r.regions == 0 and r.status is RegionStatus.UNVERIFIED:
+            # the MILP finds nothing in a sub-domain without interior; decide that with the certified
+            # interior test of a network without hidden layer (one region, or "no interior")
+            opts["counter"](Network([np.zeros((1, net.input_dim))], [np.zeros(1)]), sub, tol=opts["tol"],
+                            tolerances=opts["tolerances"])
     except InvalidDomainError as e:
         if "no interior" in str(e) or "empty" in str(e):
             return True, {**empty, "seconds": time.perf_counter() - t0}
