@@ -3,8 +3,8 @@
 The LPs of one layer are independent given the bounds of the layers before it (the
 relaxation they optimise over), so :func:`lp_bounds_parallel` tightens the network layer by
 layer as :func:`mipnet.bounds.lp.lp_bounds` does, with each layer's neurons cut into groups
-of ``group_size``; a group builds the triangle relaxation (Ehlers 2017) of the earlier layers
-once and solves its neurons' LPs in turn, with the same rules (hidden neurons: only unstable
+of at most ``group_size`` (and at least ``MIN_GROUPS`` groups); a group builds the triangle
+relaxation (Ehlers 2017) of the earlier layers once and solves its neurons' LPs in turn, with the same rules (hidden neurons: only unstable
 ones, stopping at the direction that settles the sign; outputs: both directions) and the same
 widening (:func:`mipnet.bounds.lp.lp_slack`). The groups depend only on the layer, never on
 the number of workers, so the bounds are identical for any executor; they agree with the
@@ -32,6 +32,9 @@ __all__ = ["lp_bounds_parallel", "lp_group_unit", "GROUP_SIZE"]
 
 #: neurons per work unit (one model build per group)
 GROUP_SIZE = 10
+#: a layer is cut into at least this many groups (when it has that many neurons to tighten), so that
+#: a narrow output layer (two LPs per output) does not run on one worker
+MIN_GROUPS = 8
 
 
 def lp_group_unit(task, deadline: Optional[float]):
@@ -116,7 +119,8 @@ def lp_bounds_parallel(
             continue
         lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
         todo = np.arange(lo.size) if is_output else np.flatnonzero((lo < 0) & (hi > 0))
-        groups = [todo[i:i + int(group_size)] for i in range(0, todo.size, int(group_size))]
+        n_groups = min(todo.size, max(-(-todo.size // int(group_size)), MIN_GROUPS))
+        groups = [g for g in np.array_split(todo, n_groups) if g.size] if todo.size else []
         base = {"is_output": is_output, "tol": float(tol), "time_limit_per_lp": time_limit_per_lp}
         tasks = [(net.layers[:l + 1], domain, tuple(layers[:l]), l, g,
                   {**base, "lo": lo[g], "hi": hi[g]}) for g in groups]
