@@ -3,7 +3,9 @@
     nice -n 5 python benchmarks/bench_parallel.py            # all cases (about 5 minutes)
     nice -n 5 python benchmarks/bench_parallel.py regions lp # some of them
 
-Cases: an exact region count (5-16-16-1, ~37k regions), LP bound tightening of
+Cases: a calibration (pure-Python CPU units: the speed-up the machine allows at that
+moment; with Linux autogroup scheduling a session's processes share one slice of a busy
+machine), an exact region count (5-16-16-1, ~37k regions), LP bound tightening of
 784-100-100-10, a pruning-gap sweep (10 cells), an equivalence proof that needs splitting
 (only once ``verify_equivalence`` takes an ``executor``), and the per-task overhead. Each
 case runs serially (the baseline, in this process), then on a LocalCluster of 1 and of 2
@@ -34,6 +36,14 @@ def noop(task, deadline):
     return True, task
 
 
+def spin(task, deadline):
+    """Pure-Python CPU work (no I/O, no BLAS threads): the speed-up the machine allows right now."""
+    x = 0
+    for i in range(task):
+        x = (x * 31 + i) % 1000003
+    return True, x
+
+
 def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -54,6 +64,31 @@ class Case:
 
     def units(self, res):
         return None  # list of unit seconds, when the result knows them
+
+
+class Calibrate(Case):
+    name = "calibration: 8 pure-Python CPU units"
+
+    def serial(self):
+        return [spin(3_000_000, None)[1] for _ in range(8)]
+
+    def parallel(self, client):
+        self.reports = []
+        rep = run_units(spin, [3_000_000] * 8, client)
+        self.reports.append(rep)
+        return rep.values
+
+    def warm(self, client):
+        pass
+
+    def check(self, a, b):
+        return a == b
+
+    def describe(self, r):
+        return "8 x 3e6 loop steps"
+
+    def units(self, r):
+        return [x for rep in self.reports for x in rep.unit_seconds]
 
 
 class Regions(Case):
@@ -196,7 +231,7 @@ class Equivalence(Case):
         return f"verdict {r.verdict}"
 
 
-CASES = {"regions": Regions, "lp": LPBounds, "gap": GapSweep, "equivalence": Equivalence}
+CASES = {"calibrate": Calibrate, "regions": Regions, "lp": LPBounds, "gap": GapSweep, "equivalence": Equivalence}
 
 
 def overhead(client, n: int = 400) -> float:
@@ -271,4 +306,4 @@ def main(names) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["regions", "lp", "gap", "equivalence"])
+    main(sys.argv[1:] or ["calibrate", "regions", "lp", "gap", "equivalence"])

@@ -429,22 +429,19 @@ def gap_sweep(
 
         bar = tqdm(total=len(jobs), desc=f"gap sweep {dataset.name}", unit="mask", file=sys.stderr)
     rows = []
-    if executor is not None:
-        kw = dict(finetune_epochs=stages, epsilon=epsilon, time_limit=time_limit,
-                  time_limit_per_milp=time_limit_per_milp, lr=lr, batch_size=batch_size, num_threads=num_threads,
-                  gap_kw=gap_kw, original=f, accuracy_dense=dense_acc)
+    kw = dict(finetune_epochs=stages, epsilon=epsilon, time_limit=time_limit, time_limit_per_milp=time_limit_per_milp,
+              lr=lr, batch_size=batch_size, num_threads=num_threads, gap_kw=gap_kw, original=f,
+              accuracy_dense=dense_acc)
+    if executor is not None:  # the cells as units; rows in the order of the jobs
         tasks = [(model, dataset, dom, {**kw, "method": m, "density": d, "seed": s}) for m, d, s in jobs]
-        jobs = []
         for rs in _run_cells(tasks, executor, progress=progress, desc=f"gap sweep {dataset.name}"):
             rows.extend(rs)
             for r in rs if on_row is not None else ():
                 on_row(r)
+        jobs = []
     try:
         for m, d, s in jobs:
-            rs = gap_run(model, dataset, dom, method=m, density=d, seed=s, finetune_epochs=stages, epsilon=epsilon,
-                         time_limit=time_limit, time_limit_per_milp=time_limit_per_milp, lr=lr,
-                         batch_size=batch_size, num_threads=num_threads, gap_kw=gap_kw, original=f,
-                         accuracy_dense=dense_acc)
+            rs = gap_run(model, dataset, dom, method=m, density=d, seed=s, **kw)
             rows.extend(rs)
             if on_row is not None:
                 for r in rs:
