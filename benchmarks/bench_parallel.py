@@ -275,7 +275,7 @@ def main(names) -> None:
         ts, rs, ls = results[c.name]["serial"]
         t1, r1, l1, ok1 = results[c.name][1]
         t2, r2, l2, ok2 = results[c.name][2]
-        rows.append([c.name, c.describe(rs), ts, t1, t2, t1 / t2, ts / t2, ok1 and ok2, f"{ls} | {l1} | {l2}"])
+        rows.append([c.name, c.describe(rs), ts, t1, t2, t1 / t2, ts / t2, ok1 and ok2, f"{ls}; {l1}; {l2}"])
         us = c.units(r2)
         if us:
             work, big, n = sum(us), max(us), len(us)
@@ -285,7 +285,7 @@ def main(names) -> None:
             estimates.append(f"- {c.name}: {n} units, {work:.1f} s of work, largest {big:.2f} s -> "
                              f"T64 ~ {t64:.2f} s (x{ts / t64:.1f} over serial)")
     header = ["case", "result", "serial s", "1 worker s", "2 workers s", "speed-up 1->2", "serial / 2 workers",
-              "same result", "load (1/5/15 min) serial | 1 | 2"]
+              "same result", "load (1/5/15 min): serial; 1; 2"]
     table = markdown_table(header, rows)
     print(table)
     print("\n".join(estimates + skipped))
@@ -295,7 +295,10 @@ def main(names) -> None:
         "`os.getloadavg()` at the start of each measurement): ratios are noisy, rerun the script on an idle "
         "machine for clean numbers. Serial = the in-process analysis (the baseline); 1 and 2 workers = a "
         "LocalCluster of worker processes (threads_per_worker=1), warm (start-up and first imports excluded). "
-        "Target: speed-up 1 -> 2 workers >= 1.7x on each case. "
+        "Target: speed-up 1 -> 2 workers >= 1.7x on each case. The calibration row (pure-Python CPU units, "
+        "no solver) is the speed-up the machine allowed at that moment: with Linux autogroup scheduling "
+        "(`/proc/sys/kernel/sched_autogroup_enabled`) all processes of one session share one slice of a busy "
+        "machine, so extra worker processes add no CPU when other sessions keep the cores busy. "
         f"Per-task overhead of run_units (no-op units): {per_task[1] * 1e3:.2f} ms on 1 worker, "
         f"{per_task[2] * 1e3:.2f} ms on 2.\n\n" + table + "\n\n"
         "64-worker estimate, from the measured unit sizes (`T64 ~ max(work / 64 + units x overhead / 64, "
