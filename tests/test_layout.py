@@ -5,6 +5,7 @@ never from a later one; DESIGN.md, "Data flows down this list and never back")::
 
     core      mipnet.core                      errors, network, domains, bounds types, numerics, results
     io        mipnet.io                        files, ONNX, torch conversion at the edge
+    parallel  mipnet.parallel                  work units run on executors (in-process, Dask)
     solver    mipnet.solver                    every HiGHS call
     milp      mipnet.milp                      the MILP encodings (arrays into HiGHS; a Pyomo block)
     bounds    mipnet.bounds, mipnet.theory     sound pre-activation bounds; closed-form region bounds
@@ -54,6 +55,7 @@ PKG = ROOT / "mipnet"
 LAYERS = [
     ("core", ("mipnet.core",)),
     ("io", ("mipnet.io",)),
+    ("parallel", ("mipnet.parallel",)),
     ("solver", ("mipnet.solver",)),
     ("milp", ("mipnet.milp",)),
     ("bounds", ("mipnet.bounds", "mipnet.theory")),

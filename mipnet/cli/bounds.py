@@ -9,6 +9,7 @@ from mipnet.cli.common import (
     add_command,
     add_domain_args,
     add_json_arg,
+    add_parallel_args,
     add_progress_arg,
     call,
     domain_from_args,
@@ -31,6 +32,7 @@ def register(sub) -> None:
     add_domain_args(p)
     p.add_argument("--method", choices=["ia", "symbolic", "lp"], default="lp", help="bounding method")
     p.add_argument("--arrays", action="store_true", help="with --json: include every neuron's bounds")
+    add_parallel_args(p)
     add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=run)
@@ -46,7 +48,15 @@ def run(args) -> int:
         reject_unused(args, "with --json", "--arrays")
     net = load_network(args.model)
     dom = domain_from_args(args, net.input_dim)
-    if args.method == "lp":
+    if args.method != "lp":
+        reject_unused(args, "with --method lp", "--workers", "--scheduler")
+    if args.method == "lp" and ((args.workers or 0) > 1 or args.scheduler is not None):
+        from mipnet.bounds.lp_parallel import lp_bounds_parallel
+        from mipnet.cli.common import parallel_executor
+
+        with parallel_executor(args) as executor:
+            b = call(lp_bounds_parallel, net, dom, executor=executor, progress=progress_enabled(args))
+    elif args.method == "lp":
         b = call(lp_bounds, net, dom, progress=progress_enabled(args))
     else:
         b = call(compute_bounds, net, dom, method=args.method)

@@ -231,6 +231,39 @@ def progress_enabled(args) -> bool:
         return False
 
 
+def add_parallel_args(p: argparse.ArgumentParser) -> None:
+    """``--workers N`` (a local Dask cluster) or ``--scheduler ADDRESS`` (an existing one)."""
+    g = p.add_argument_group("parallel (dask.distributed)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--workers", type=int, metavar="N",
+                   help="run the work units on a local Dask cluster of N worker processes (default 1: in this process)")
+    x.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the work units on an existing Dask cluster, e.g. tcp://10.0.0.1:8786")
+
+
+def parallel_executor(args):
+    """Context manager: the executor of ``--workers``/``--scheduler`` (None in-process), closed on exit and Ctrl-C."""
+    from mipnet.parallel import executor_from
+
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise UsageError(f"argument --workers: must be >= 1, got {workers}")
+    return executor_from(workers, getattr(args, "scheduler", None))
+
+
+def executor_kwargs(fn, executor, args=None) -> dict:
+    """``{"executor": executor}`` if ``fn`` takes one; an error if the user asked for workers it cannot use."""
+    if executor is None:
+        return {}
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "executor" in params:
+        return {"executor": executor}
+    raise UsageError(f"{getattr(fn, '__name__', fn)} runs in one process in this version: drop --workers/--scheduler")
+
+
 def add_domain_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
     """``--box LO HI`` or ``--center FILE --radius R`` (clipped by ``--clip LO HI``)."""
     g = p.add_argument_group("input domain (give --box, or --center with --radius)")

@@ -20,6 +20,7 @@ from mipnet.cli.common import (
     add_domain_args,
     add_json_arg,
     add_list_arg,
+    add_parallel_args,
     add_progress_arg,
     add_subcommands,
     call,
@@ -51,7 +52,9 @@ def register(subparsers) -> None:
         "baseline. With a time limit or region budget the count is a lower bound (exact: false).",
         examples=["mipnet regions count net.onnx --box -1 1 --json",
                   "mipnet regions count net.onnx --center x.npy --radius 1 --clip 0 16 --time-limit 60 "
-                  "--linear-regions --save-regions regions.npz"],
+                  "--linear-regions --save-regions regions.npz",
+                  "mipnet regions count net.onnx --box -1 1 --workers 4",
+                  "mipnet regions count net.onnx --box -1 1 --scheduler tcp://10.0.0.1:8786"],
     )
     c.add_argument("model", metavar="MODEL", help="network file (.onnx, .pt/.pth, .npz)")
     add_domain_args(c)
@@ -68,6 +71,7 @@ def register(subparsers) -> None:
                         "hyperplane offsets) of the normalised domain")
     c.add_argument("--save-regions", metavar="NPZ",
                    help="save every region (patterns, interior points, affine maps A, c) to this .npz file")
+    add_parallel_args(c)
     add_progress_arg(c)
     add_json_arg(c)
     c.set_defaults(func=handle_count)
@@ -188,9 +192,13 @@ def handle_count(args: argparse.Namespace) -> int:
         check_output_path(args.save_regions, inputs=[args.model, args.center], flag="--save-regions", kind="npz")
     net = _load(args.model)
     dom = domain_from_args(args, net.input_dim)
-    res = call(count_regions, net, dom, method=args.method, time_limit=args.time_limit,
-               max_regions=args.max_regions, merge_linear=args.linear_regions,
-               return_regions=bool(args.save_regions), progress=progress_enabled(args), tol=args.tol)
+    from mipnet.cli.common import parallel_executor
+
+    with parallel_executor(args) as executor:
+        res = call(count_regions, net, dom, method=args.method, time_limit=args.time_limit,
+                   max_regions=args.max_regions, merge_linear=args.linear_regions,
+                   return_regions=bool(args.save_regions), progress=progress_enabled(args), tol=args.tol,
+                   executor=executor)
     if args.save_regions:
         regs = list(res.region_list or [])
         P = res.patterns()

@@ -12,6 +12,7 @@ from mipnet.cli.common import (
     add_deprecated_alias,
     add_domain_args,
     add_json_arg,
+    add_parallel_args,
     add_progress_arg,
     call,
     domain_from_args,
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
                    help="seconds in all; past it the verdict is unknown (default: no limit)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance")
     p.add_argument("--samples", type=int, default=1000, help="random inputs tried first")
+    add_parallel_args(p)
     add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=handle)
@@ -69,8 +71,14 @@ def handle(args: argparse.Namespace) -> int:
     if a.input_dim != b.input_dim:
         raise InvalidNetworkError(f"{args.model_a} takes {a.input_dim} inputs but {args.model_b} takes {b.input_dim}")
     dom = domain_from_args(args, a.input_dim)
-    res = call(verify_equivalence, a, b, dom, mode=args.mode, epsilon=args.eps, norm=args.norm or "linf",
-               time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args))
+    from mipnet.cli.common import executor_kwargs, parallel_executor
+
+    if (args.workers or 0) > 1 or args.scheduler is not None:
+        executor_kwargs(verify_equivalence, True)  # before starting a cluster: can the analysis use one?
+    with parallel_executor(args) as executor:
+        res = call(verify_equivalence, a, b, dom, mode=args.mode, epsilon=args.eps, norm=args.norm or "linf",
+                   time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args),
+                   **executor_kwargs(verify_equivalence, executor))
     if args.json:
         emit_json({"model_a": args.model_a, "model_b": args.model_b, **res.to_dict()})
     else:

@@ -24,8 +24,9 @@ from mipnet.io.torch import from_torch
 from mipnet.nn.pruning import PRUNING_METHODS
 from mipnet.nn.training import evaluate
 from mipnet.nn.workflow import allocation_for, prune_and_finetune, torch_threads, train_dense
+from mipnet.parallel import run_units
 
-__all__ = ["GapSweep", "gap_run", "gap_sweep", "LayerSensitivity", "layer_sensitivity", "GAP_METHODS"]
+__all__ = ["GapSweep", "gap_run", "gap_cell", "gap_sweep", "LayerSensitivity", "layer_sensitivity", "GAP_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,23 @@ def gap_run(
     return rows
 
 
+def gap_cell(task, deadline=None):
+    """One cell of a sweep as a work unit (:func:`mipnet.parallel.run_units`): ``(True, rows)``.
+
+    ``task = (model, dataset, domain, kwargs)``; ``rows = gap_run(model, dataset, domain, **kwargs)``.
+    """
+    model, dataset, domain, kw = task
+    return True, gap_run(model, dataset, domain, **kw)
+
+
+def _run_cells(tasks: list, executor, *, progress: bool, desc: str) -> list:
+    """The rows of every cell, in the order of ``tasks`` (Ctrl-C: KeyboardInterrupt, as in-process)."""
+    rep = run_units(gap_cell, tasks, executor, progress=progress, desc=desc)
+    if rep.status == "interrupted":
+        raise KeyboardInterrupt
+    return [r.value for r in rep.runs]
+
+
 # ---------------------------------------------------------------------------- the sweep
 def _agg(values):
     v = np.array([x for x in values if x is not None], dtype=float)
@@ -337,6 +355,7 @@ def gap_sweep(
     gap_kw: Optional[dict] = None,
     progress: bool = False,
     on_row=None,
+    executor=None,
 ) -> GapSweep:
     """Worst-case vs data gaps over pruning methods, rates, random masks and fine-tuning.
 
@@ -364,6 +383,9 @@ def gap_sweep(
         A tqdm bar on stderr.
     on_row : callable, optional
         Called with each finished row.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run the cells (method, density, mask seed: :func:`gap_run`) there; the rows are the
+        same and in the same order as in-process (``on_row`` is then called at the end).
 
     Returns
     -------
@@ -400,19 +422,26 @@ def gap_sweep(
         dense_acc = float(evaluate(model, dataset))
     jobs = [(m, d, seed + i) for m in ms for d in ds for i in range(1 if m == "magnitude" else int(masks_per_rate))]
     bar = None
-    if progress:
+    if progress and executor is None:
         import sys
 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), desc=f"gap sweep {dataset.name}", unit="mask", file=sys.stderr)
     rows = []
+    kw = dict(finetune_epochs=stages, epsilon=epsilon, time_limit=time_limit, time_limit_per_milp=time_limit_per_milp,
+              lr=lr, batch_size=batch_size, num_threads=num_threads, gap_kw=gap_kw, original=f,
+              accuracy_dense=dense_acc)
+    if executor is not None:  # the cells as units; rows in the order of the jobs
+        tasks = [(model, dataset, dom, {**kw, "method": m, "density": d, "seed": s}) for m, d, s in jobs]
+        for rs in _run_cells(tasks, executor, progress=progress, desc=f"gap sweep {dataset.name}"):
+            rows.extend(rs)
+            for r in rs if on_row is not None else ():
+                on_row(r)
+        jobs = []
     try:
         for m, d, s in jobs:
-            rs = gap_run(model, dataset, dom, method=m, density=d, seed=s, finetune_epochs=stages, epsilon=epsilon,
-                         time_limit=time_limit, time_limit_per_milp=time_limit_per_milp, lr=lr,
-                         batch_size=batch_size, num_threads=num_threads, gap_kw=gap_kw, original=f,
-                         accuracy_dense=dense_acc)
+            rs = gap_run(model, dataset, dom, method=m, density=d, seed=s, **kw)
             rows.extend(rs)
             if on_row is not None:
                 for r in rs:
@@ -500,6 +529,7 @@ def layer_sensitivity(
     time_limit_per_milp: Optional[float] = None,
     num_threads: Optional[int] = 1,
     gap_kw: Optional[dict] = None,
+    executor=None,
 ) -> LayerSensitivity:
     """Prune one weight matrix at a time to ``density`` and measure the worst-case gap.
 
@@ -519,6 +549,8 @@ def layer_sensitivity(
         :func:`mipnet.sparsity.allocate_sparsity` (same overall hidden density).
     seed, finetune_epochs, epsilon, time_limit, time_limit_per_milp, num_threads, gap_kw
         As in :func:`gap_run` (one stage: after ``finetune_epochs``).
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run the pruned copies (one :func:`gap_run` each) there.
 
     Returns
     -------
@@ -547,19 +579,23 @@ def layer_sensitivity(
     common = dict(seed=seed, finetune_epochs=(int(finetune_epochs),), epsilon=epsilon, time_limit=time_limit,
                   time_limit_per_milp=time_limit_per_milp, num_threads=num_threads, gap_kw=gap_kw, original=f,
                   accuracy_dense=dense_acc)
-    rows = []
+    specs = []
     for layer in ls:
         vec = [1.0] * n_lin
         vec[layer] = d
-        r = gap_run(model, dataset, dom, method=method, density=vec, **common)[-1]
-        r["layer"] = layer
-        rows.append(r)
-    uniform = allocated = alloc = None
+        specs.append(vec)
+    alloc = None
     if compare:
-        uniform = gap_run(model, dataset, dom, method=method, density=d, **common)[-1]
         alloc = tuple(allocation_for(f.widths, d))
-        allocated = gap_run(model, dataset, dom, method=method, density=[max(x, 1e-12) for x in alloc],
-                            **common)[-1]
+        specs += [d, [max(x, 1e-12) for x in alloc]]
+    tasks = [(model, dataset, dom, {**common, "method": method, "density": spec}) for spec in specs]
+    results = [rs[-1] for rs in _run_cells(tasks, executor, progress=False, desc="layer sensitivity")]
+    rows = results[:len(ls)]
+    for layer, r in zip(ls, rows):
+        r["layer"] = layer
+    uniform = allocated = None
+    if compare:
+        uniform, allocated = results[len(ls):]
     return LayerSensitivity(widths=tuple(f.widths), density=float(d), method=method, rows=tuple(rows),
                             uniform=uniform, allocated=allocated, allocation=alloc, dense_accuracy=dense_acc,
                             seconds=time.perf_counter() - t0)

@@ -58,6 +58,8 @@ __all__ = [
     "METHOD_ALIASES",
     "DenseRun",
     "PruneRun",
+    "train_cell",
+    "prune_cell",
     "SweepResult",
     "train_dense",
     "prune_and_finetune",
@@ -624,6 +626,54 @@ def _check_sweep(dataset, widths, densities, methods, seeds, epochs, finetune_ep
     return w, ds, ms, ss
 
 
+def train_cell(task, deadline=None):
+    """One training run of a sweep as a work unit (:func:`mipnet.parallel.run_units`).
+
+    ``task = (dataset, widths, seed, train_kw)``; returns ``(True, (DenseRun, TrainingResult))``.
+    """
+    dataset, w, seed, kw = task
+    dense = train_dense(dataset, w, seed=seed, **kw)
+    drun = DenseRun(seed=int(seed), test_accuracy=dense.test_accuracy, train_accuracy=dense.train_accuracy,
+                    epochs=int(kw["epochs"]), seconds_per_epoch=dense.seconds_per_epoch, seconds=dense.seconds,
+                    device=dense.device)
+    log.info("%s", drun)
+    return True, (drun, dense)
+
+
+def prune_cell(task, deadline=None):
+    """One cell (method, density, seed) of a sweep as a work unit: ``(True, PruneRun)``.
+
+    ``task = (model, dataset, kwargs)`` for :func:`prune_and_finetune` (the model is copied).
+    """
+    model, dataset, kw = task
+    return True, prune_and_finetune(model, dataset, **kw)
+
+
+def _sweep_on(executor, dataset, w, ds, ms, ss, *, epochs, finetune_epochs, lr, batch_size, device, num_threads,
+              keep_models, progress, on_run):
+    """:func:`sparsity_sweep` on an executor: the training runs, then the cells (same order as in-process)."""
+    from mipnet.parallel import run_units
+
+    train_kw = dict(epochs=epochs, lr=lr, batch_size=batch_size, device=device, num_threads=num_threads)
+    rep = run_units(train_cell, [(dataset, w, s, train_kw) for s in ss], executor, progress=progress,
+                    desc=f"sweep {dataset.name}: training")
+    if rep.status == "interrupted":
+        raise KeyboardInterrupt
+    trained = [r.value for r in rep.runs]
+    tasks = [(dense.model, dataset, dict(method=m, density=d, finetune_epochs=finetune_epochs, seed=s, lr=lr,
+                                         batch_size=batch_size, device=device, num_threads=num_threads,
+                                         keep_model=keep_models, accuracy_dense=dense.test_accuracy))
+             for s, (_, dense) in zip(ss, trained) for m in ms for d in ds]
+    rep = run_units(prune_cell, tasks, executor, progress=progress, desc=f"sweep {dataset.name}: pruning")
+    if rep.status == "interrupted":
+        raise KeyboardInterrupt
+    runs = [r.value for r in rep.runs]
+    if on_run is not None:
+        for r in runs:
+            on_run(r)
+    return [d for d, _ in trained], runs
+
+
 def sweep_seed(dataset, widths: Sequence[int], *, seed: int, densities: Sequence[float], methods: Sequence[str],
                epochs: int = 15, finetune_epochs: int = 15, lr: float = 1e-2, batch_size: int = 128, device=None,
                num_threads: int | None = None, keep_models: bool = False,
@@ -635,12 +685,8 @@ def sweep_seed(dataset, widths: Sequence[int], *, seed: int, densities: Sequence
     ``on_run`` is called after each run (e.g. to print progress).
     """
     w, ds, ms, _ = _check_sweep(dataset, widths, densities, methods, (seed,), epochs, finetune_epochs)
-    dense = train_dense(dataset, w, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, device=device,
-                        num_threads=num_threads)
-    drun = DenseRun(seed=int(seed), test_accuracy=dense.test_accuracy, train_accuracy=dense.train_accuracy,
-                    epochs=int(epochs), seconds_per_epoch=dense.seconds_per_epoch, seconds=dense.seconds,
-                    device=dense.device)
-    log.info("%s", drun)
+    _, (drun, dense) = train_cell((dataset, w, int(seed), dict(epochs=epochs, lr=lr, batch_size=batch_size,
+                                                               device=device, num_threads=num_threads)))
     runs = []
     for m in ms:
         for d in ds:
@@ -658,7 +704,7 @@ def sparsity_sweep(dataset, widths: Sequence[int], *, densities: Sequence[float]
                    seeds: Sequence[int] = (0, 1, 2, 3, 4), epochs: int = 15, finetune_epochs: int = 15,
                    lr: float = 1e-2, batch_size: int = 128, device=None, num_threads: int | None = None,
                    keep_models: bool = False, progress: bool = False,
-                   on_run: Callable[[PruneRun], None] | None = None) -> SweepResult:
+                   on_run: Callable[[PruneRun], None] | None = None, executor=None) -> SweepResult:
     """Cai et al.'s experiment: accuracy of pruned-and-fine-tuned MLPs per method and density.
 
     For every seed (see :func:`sweep_seed`): train ``make_mlp(widths, seed=seed)`` for
@@ -685,6 +731,9 @@ def sparsity_sweep(dataset, widths: Sequence[int], *, densities: Sequence[float]
         A tqdm bar over the runs on stderr.
     on_run : callable, optional
         Called with each finished :class:`PruneRun`.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run the training runs (one per seed), then the cells (seed, method, density) there;
+        the result is the one in-process (give ``num_threads``: float sums depend on it).
 
     Returns
     -------
@@ -699,7 +748,7 @@ def sparsity_sweep(dataset, widths: Sequence[int], *, densities: Sequence[float]
     w, ds, ms, ss = _check_sweep(dataset, widths, densities, methods, seeds, epochs, finetune_epochs)
     t0 = time.perf_counter()
     bar = None
-    if progress:
+    if progress and executor is None:
         import sys
 
         from tqdm.auto import tqdm
@@ -714,8 +763,12 @@ def sparsity_sweep(dataset, widths: Sequence[int], *, densities: Sequence[float]
             on_run(r)
 
     dense, runs = [], []
+    if executor is not None:
+        dense, runs = _sweep_on(executor, dataset, w, ds, ms, ss, epochs=epochs, finetune_epochs=finetune_epochs,
+                                lr=lr, batch_size=batch_size, device=device, num_threads=num_threads,
+                                keep_models=keep_models, progress=progress, on_run=on_run)
     try:
-        for s in ss:
+        for s in ss if executor is None else ():
             drun, rs = sweep_seed(dataset, w, seed=s, densities=ds, methods=ms, epochs=epochs,
                                   finetune_epochs=finetune_epochs, lr=lr, batch_size=batch_size, device=device,
                                   num_threads=num_threads, keep_models=keep_models, on_run=hook)

@@ -96,6 +96,7 @@ def count_regions(
     milp_margin: float = 1e-8,
     bounds=None,
     tolerances: Optional[Tolerances] = None,
+    executor=None,
 ) -> RegionCount:
     """Count the activation regions of ``net`` with non-empty interior inside ``domain``.
 
@@ -131,6 +132,9 @@ def count_regions(
         Pre-activation bounds of ``net`` on ``domain`` for the MILP (default: LP bounds).
     tolerances : mipnet.core.numerics.Tolerances, optional
         The witness check's tolerances (default :data:`mipnet.core.numerics.DEFAULT`).
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Split the count into sign-prefix work units run there
+        (:func:`mipnet.analyses.regions.parallel.count_regions_parallel`; ``bounds`` unused).
 
     Returns
     -------
@@ -153,6 +157,13 @@ def count_regions(
     4
     """
     _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances)
+    if executor is not None:
+        from .parallel import count_regions_parallel
+
+        return count_regions_parallel(net, domain, counter=count_regions, executor=executor, method=method,
+                                      time_limit=time_limit, max_regions=max_regions,
+                                      return_regions=return_regions, merge_linear=merge_linear,
+                                      progress=progress, tol=tol, milp_margin=milp_margin, tolerances=tolerances)
     prob = prepare(net, domain, tolerances if tolerances is not None else DEFAULT, geo=float(tol))
     if method == "vertex" and prob.n > 16:
         raise InvalidArgumentError(

@@ -1,0 +1,312 @@
+"""Speed-up of the parallel engine (mipnet.parallel) on 1 and 2 Dask workers, in one run.
+
+    nice -n 5 python benchmarks/bench_parallel.py            # all cases (about 5 minutes)
+    nice -n 5 python benchmarks/bench_parallel.py regions lp # some of them
+
+Cases: a calibration (pure-Python CPU units: the speed-up the machine allows at that
+moment; with Linux autogroup scheduling a session's processes share one slice of a busy
+machine), an exact region count (5-16-16-1, ~37k regions), LP bound tightening of
+784-100-100-10, a pruning-gap sweep (10 cells), an equivalence proof that needs splitting
+(only once ``verify_equivalence`` takes an ``executor``), and the per-task overhead. Each
+case runs serially (the baseline, in this process), then on a LocalCluster of 1 and of 2
+worker processes (threads_per_worker=1; cluster start-up and the workers' first imports are
+excluded: a warm-up run comes first). The load average (``os.getloadavg``) is recorded with
+each row: on a shared machine the ratios are noisy. A 64-worker estimate is derived from the
+measured unit sizes: ``T64 ~ max(work / 64 + units * overhead / 64, largest unit)``.
+Prints a table and writes the section "Parallel" of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, markdown_table, write_section  # noqa: E402
+
+from mipnet import Box, Network  # noqa: E402
+from mipnet.parallel import local_cluster, run_units  # noqa: E402
+
+
+def noop(task, deadline):
+    return True, task
+
+
+def spin(task, deadline):
+    """Pure-Python CPU work (no I/O, no BLAS threads): the speed-up the machine allows right now."""
+    x = 0
+    for i in range(task):
+        x = (x * 31 + i) % 1000003
+    return True, x
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+class Case:
+    """A case: ``serial()`` and ``parallel(client)`` (each returns a comparable result), plus ``units(res)``."""
+
+    name = ""
+
+    def check(self, a, b) -> bool:
+        return True
+
+    def units(self, res):
+        return None  # list of unit seconds, when the result knows them
+
+
+class Calibrate(Case):
+    name = "calibration: 8 pure-Python CPU units"
+
+    def serial(self):
+        return [spin(3_000_000, None)[1] for _ in range(8)]
+
+    def parallel(self, client):
+        self.reports = []
+        rep = run_units(spin, [3_000_000] * 8, client)
+        self.reports.append(rep)
+        return rep.values
+
+    def warm(self, client):
+        pass
+
+    def check(self, a, b):
+        return a == b
+
+    def describe(self, r):
+        return "8 x 3e6 loop steps"
+
+    def units(self, r):
+        return [x for rep in self.reports for x in rep.unit_seconds]
+
+
+class Regions(Case):
+    name = "region count 5-16-16-1 on [-1,1]^5"
+
+    def __init__(self):
+        self.net, self.dom = Network.random([5, 16, 16, 1], seed=0), Box(-1, 1, dim=5)
+
+    def serial(self):
+        from mipnet.analyses.regions import count_regions
+
+        return count_regions(self.net, self.dom)
+
+    def parallel(self, client):
+        from mipnet.analyses.regions import count_regions
+        from mipnet.analyses.regions.parallel import count_regions_parallel
+
+        self.reports = []
+        return count_regions_parallel(self.net, self.dom, counter=count_regions, executor=client,
+                                      report=self.reports)
+
+    def units(self, r):
+        return [x for rep in self.reports for x in rep.unit_seconds]
+
+    def warm(self, client):
+        from mipnet.analyses.regions import count_regions
+
+        count_regions(Network.random([3, 6, 1], seed=0), Box(-1, 1, dim=3), executor=client)
+
+    def check(self, a, b):
+        return a.regions == b.regions and a.exact and b.exact
+
+    def describe(self, r):
+        return f"{r.regions:,} regions, {r.message.split(':')[0]}"
+
+
+class LPBounds(Case):
+    name = "LP bounds 784-100-100-10 on [0,1]^784"
+
+    def __init__(self):
+        self.net, self.dom = Network.random([784, 100, 100, 10], seed=0), Box(0, 1, dim=784)
+
+    def serial(self):
+        from mipnet.bounds import lp_bounds
+
+        return lp_bounds(self.net, self.dom)
+
+    def parallel(self, client):
+        from mipnet.bounds.lp_parallel import lp_bounds_parallel
+
+        self.reports = []
+        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports)
+
+    def units(self, r):
+        return [x for rep in self.reports for x in rep.unit_seconds]
+
+    def warm(self, client):
+        from mipnet.bounds.lp_parallel import lp_bounds_parallel
+
+        lp_bounds_parallel(Network.random([4, 6, 2], seed=0), Box(0, 1, dim=4), executor=client)
+
+    def check(self, a, b):
+        return all(np.allclose(x.lower, y.lower, atol=1e-6) and np.allclose(x.upper, y.upper, atol=1e-6)
+                   for x, y in zip(a.layers, b.layers))
+
+    def describe(self, r):
+        return f"{r.lp_solves} LPs, {r.num_unstable} unstable"
+
+
+class GapSweep(Case):
+    name = "gap sweep digits 64-8-10, 10 cells"
+
+    def __init__(self):
+        from mipnet.nn.data import load_dataset
+        from mipnet.nn.workflow import train_dense
+
+        self.ds = load_dataset("digits", limit=500)
+        self.model = train_dense(self.ds, (64, 8, 10), epochs=5, seed=0, num_threads=1, optimizer="adam").model
+        self.kw = dict(methods=("random", "magnitude", "sipp"), densities=(0.5, 0.3), masks_per_rate=2,
+                       finetune_epochs=(0,), time_limit_per_milp=60.0)
+
+    def serial(self):
+        from mipnet.nn.sweeps import gap_sweep
+
+        return gap_sweep(self.model, self.ds, **self.kw)
+
+    def parallel(self, client):
+        from mipnet.nn.sweeps import gap_sweep
+
+        return gap_sweep(self.model, self.ds, executor=client, **self.kw)
+
+    def warm(self, client):
+        from mipnet.nn.sweeps import gap_sweep
+
+        gap_sweep(self.model, self.ds, executor=client, methods=("magnitude",), densities=(0.9,),
+                  finetune_epochs=(0,))
+
+    def check(self, a, b):
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+        return strip(a.rows) == strip(b.rows)
+
+    def describe(self, r):
+        return f"{len(r.rows)} cells, {sum(x['num_milps'] for x in r.rows)} MILPs"
+
+    def units(self, r):
+        return [x["seconds"] for x in r.rows]  # the certificates' time (pruning and fine-tuning excluded)
+
+
+class Equivalence(Case):
+    name = "equivalence proof (branch and bound)"
+
+    def __init__(self):
+        from mipnet.analyses.equivalence import verify_equivalence
+
+        import inspect
+
+        if "executor" not in inspect.signature(verify_equivalence).parameters:
+            raise NotImplementedError("verify_equivalence takes no executor yet (another session's branch and "
+                                      "bound); rerun this script once it is merged")
+        self.fn = verify_equivalence
+        self.a = Network.random([8, 32, 32, 4], seed=0)
+        W = [w.copy() for w, _ in self.a.layers]
+        W[1][np.abs(W[1]) < 0.02] = 0.0
+        self.b = Network(W, [b for _, b in self.a.layers])
+        self.dom = Box(-1, 1, dim=8)
+
+    def serial(self):
+        return self.fn(self.a, self.b, self.dom, mode="epsilon", epsilon=0.5)
+
+    def parallel(self, client):
+        return self.fn(self.a, self.b, self.dom, mode="epsilon", epsilon=0.5, executor=client)
+
+    def warm(self, client):
+        pass
+
+    def check(self, a, b):
+        return a.verdict == b.verdict
+
+    def describe(self, r):
+        return f"verdict {r.verdict}"
+
+
+CASES = {"calibrate": Calibrate, "regions": Regions, "lp": LPBounds, "gap": GapSweep, "equivalence": Equivalence}
+
+
+def overhead(client, n: int = 400) -> float:
+    """Seconds per task of run_units on ``client``: n no-op units, minus nothing (all overhead)."""
+    run_units(noop, range(20), client)
+    t, _ = timed(lambda: run_units(noop, range(n), client))
+    return t / n
+
+
+def main(names) -> None:
+    cases, skipped = [], []
+    for n in names:
+        try:
+            cases.append(CASES[n]())
+        except NotImplementedError as e:
+            skipped.append(f"- {n}: skipped: {e}")
+    results = {c.name: {} for c in cases}
+    for c in cases:
+        l0 = load()
+        t, r = timed(c.serial)
+        results[c.name]["serial"] = (t, r, l0)
+        print(f"{c.name}: serial {t:.2f} s ({c.describe(r)}), load {l0}", flush=True)
+    per_task = {}
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        with local_cluster(workers) as client:
+            t_start = time.perf_counter() - t0
+            per_task[workers] = overhead(client)
+            print(f"{workers} workers: cluster start {t_start:.1f} s, {per_task[workers] * 1e3:.2f} ms per task",
+                  flush=True)
+            for c in cases:
+                c.warm(client)
+                l0 = load()
+                t, r = timed(lambda: c.parallel(client))
+                ok = c.check(results[c.name]["serial"][1], r)
+                results[c.name][workers] = (t, r, l0, ok)
+                print(f"{c.name}: {workers} workers {t:.2f} s ({c.describe(r)}), same result: {ok}, load {l0}",
+                      flush=True)
+    rows, estimates = [], []
+    for c in cases:
+        ts, rs, ls = results[c.name]["serial"]
+        t1, r1, l1, ok1 = results[c.name][1]
+        t2, r2, l2, ok2 = results[c.name][2]
+        rows.append([c.name, c.describe(rs), ts, t1, t2, t1 / t2, ts / t2, ok1 and ok2, f"{ls}; {l1}; {l2}"])
+        us = c.units(r2)
+        if us:
+            work, big, n = sum(us), max(us), len(us)
+            t64 = max(work / 64 + n * per_task[2] / 64, big)
+            if isinstance(c, LPBounds):  # layer after layer: the largest group of each layer adds up
+                t64 = max(t64, sum(max(rep.unit_seconds, default=0.0) for rep in c.reports))
+            estimates.append(f"- {c.name}: {n} units, {work:.1f} s of work, largest {big:.2f} s -> "
+                             f"T64 ~ {t64:.2f} s (x{ts / t64:.1f} over serial)")
+    header = ["case", "result", "serial s", "1 worker s", "2 workers s", "speed-up 1->2", "serial / 2 workers",
+              "same result", "load (1/5/15 min): serial; 1; 2"]
+    table = markdown_table(header, rows)
+    print(table)
+    print("\n".join(estimates + skipped))
+    body = (
+        f"`nice -n 5 python benchmarks/bench_parallel.py {' '.join(names)}` on {machine()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')} UTC; the machine was shared with other jobs (load column, "
+        "`os.getloadavg()` at the start of each measurement): ratios are noisy, rerun the script on an idle "
+        "machine for clean numbers. Serial = the in-process analysis (the baseline); 1 and 2 workers = a "
+        "LocalCluster of worker processes (threads_per_worker=1), warm (start-up and first imports excluded). "
+        "Target: speed-up 1 -> 2 workers >= 1.7x on each case. The calibration row (pure-Python CPU units, "
+        "no solver) is the speed-up the machine allowed at that moment: with Linux autogroup scheduling "
+        "(`/proc/sys/kernel/sched_autogroup_enabled`) all processes of one session share one slice of a busy "
+        "machine, so extra worker processes add no CPU when other sessions keep the cores busy. "
+        f"Per-task overhead of run_units (no-op units): {per_task[1] * 1e3:.2f} ms on 1 worker, "
+        f"{per_task[2] * 1e3:.2f} ms on 2.\n\n" + table + "\n\n"
+        "64-worker estimate, from the measured unit sizes (`T64 ~ max(work / 64 + units x overhead / 64, "
+        "largest unit)`):\n\n" + ("\n".join(estimates) or "- (no case reported unit sizes)")
+        + ("\n" + "\n".join(skipped) if skipped else "")
+    )
+    write_section("Parallel", body)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["calibrate", "regions", "lp", "gap", "equivalence"])

@@ -1,0 +1,338 @@
+"""Run work units on an executor: in-process, a ``concurrent.futures.Executor``, or Dask.
+
+A *work unit* is a picklable value ``unit``; the work is a module-level (picklable) function
+``fn(unit, deadline)`` returning ``(finished, value)``, where ``deadline`` is a wall-clock
+time (:func:`time.time`, comparable across the machines of a cluster) or ``None``. A unit
+that stops early (its own budget, e.g. a region budget, or the deadline) returns
+``finished=False``; :func:`run_units` then asks ``split(unit)`` for sub-units covering the
+same work and runs those instead (work stealing by re-splitting: long units are split while
+the others run, not chunked in advance). Values are merged in the order of the units' keys
+(the path of splits from the root), so the merged result does not depend on the number of
+workers nor on the order in which units finish.
+
+Failures: Dask re-runs the tasks of a worker that dies (``distributed.scheduler.allowed-failures``);
+a unit whose task is lost anyway (``KilledWorker``, a cancelled future) is resubmitted up to
+``retries`` times. An error raised by ``fn`` itself is a bug or bad input: it is raised.
+A global ``time_limit``, a ``stop`` predicate (e.g. a region budget) or Ctrl-C end the run
+early; the result then holds the units finished so far (``status`` says why).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+from mipnet.core.errors import InvalidArgumentError, MipnetError
+
+__all__ = ["as_executor", "local_cluster", "connect", "executor_from", "run_units", "workers_of", "UnitRun",
+           "RunReport", "InProcess"]
+
+log = logging.getLogger(__name__)
+
+
+class InProcess(cf.Executor):
+    """A ``concurrent.futures.Executor`` that runs each call at ``submit`` (the serial path)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        f: cf.Future = cf.Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 -- KeyboardInterrupt is re-raised below
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            f.set_exception(e)
+        return f
+
+
+def _is_dask_client(obj) -> bool:
+    return type(obj).__name__ == "Client" and type(obj).__module__.startswith("distributed")
+
+
+def as_executor(executor) -> cf.Executor:
+    """A ``concurrent.futures.Executor`` for ``executor``.
+
+    ``None`` runs in-process (:class:`InProcess`); an ``Executor`` is returned as is; a
+    ``dask.distributed.Client`` becomes ``client.get_executor(pure=False)`` (its futures are
+    ``concurrent.futures.Future``; cancelling one cancels the Dask task).
+    """
+    if executor is None:
+        return InProcess()
+    if isinstance(executor, cf.Executor):
+        return executor
+    if _is_dask_client(executor):
+        return executor.get_executor(pure=False)
+    raise InvalidArgumentError(
+        f"executor must be None, a concurrent.futures.Executor or a dask.distributed.Client, got {executor!r}")
+
+
+def workers_of(executor) -> int:
+    """How many units can run at once on ``executor`` (1 in-process)."""
+    if executor is None or isinstance(executor, InProcess):
+        return 1
+    client = getattr(executor, "_client", executor)
+    if _is_dask_client(client):
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # noqa: BLE001 -- a client that cannot answer: assume one
+            return 1
+    return max(1, int(getattr(executor, "_max_workers", 1) or 1))
+
+
+def _require_dask():
+    try:
+        import distributed  # noqa: F401
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise MipnetError("--workers/--scheduler need dask.distributed: pip install 'dask[distributed]'") from e
+    return distributed
+
+
+@contextlib.contextmanager
+def local_cluster(n: int, *, threads_per_worker: int = 1, memory_limit="auto", silence: bool = True):
+    """A local Dask cluster of ``n`` worker processes and its client (closed on exit, Ctrl-C included)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InvalidArgumentError(f"the number of workers must be an integer >= 1, got {n!r}")
+    distributed = _require_dask()
+    kw = {"silence_logs": logging.ERROR} if silence else {}
+    with _quiet("distributed", silence):
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                                           dashboard_address=":0", memory_limit=memory_limit, **kw)
+        try:
+            client = distributed.Client(cluster)
+            try:
+                yield client
+            finally:
+                client.close()
+        finally:
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet(name: str, on: bool = True):
+    """Keep a library's INFO messages (cluster start and stop) off stderr."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    if on:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def connect(address: str, *, timeout: float = 10.0):
+    """A client of the Dask scheduler at ``address`` (``tcp://host:8786``); clear error if unreachable."""
+    if not isinstance(address, str) or not address.strip():
+        raise InvalidArgumentError(f"the scheduler address must be a non-empty string, got {address!r}")
+    distributed = _require_dask()
+    try:
+        with _quiet("distributed"):
+            client = distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise MipnetError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({e}); "
+                          "start one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+    except ValueError as e:
+        raise InvalidArgumentError(f"bad scheduler address {address!r}: {e}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def executor_from(workers: Optional[int] = None, scheduler: Optional[str] = None) -> Iterator[Optional[Any]]:
+    """The executor of the CLI flags: ``None`` (in-process), a local cluster of ``workers``, or ``scheduler``."""
+    if workers is not None and scheduler is not None:
+        raise InvalidArgumentError("give --workers or --scheduler, not both")
+    if scheduler is not None:
+        with connect(scheduler) as client:
+            yield client
+    elif workers is not None and workers > 1:
+        with local_cluster(workers) as client:
+            yield client
+    else:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise InvalidArgumentError(f"--workers must be an integer >= 1, got {workers!r}")
+        yield None
+
+
+# ---------------------------------------------------------------------------- the run
+@dataclass(frozen=True)
+class UnitRun:
+    """One finished (or, at the end of an early stop, unfinished) unit: its key, unit, value and run time."""
+
+    key: tuple
+    unit: Any
+    value: Any
+    finished: bool
+    seconds: float
+
+
+@dataclass
+class RunReport:
+    """What :func:`run_units` did. ``runs`` are sorted by key: the deterministic merge order.
+
+    ``status``: ``complete``, ``time_limit``, ``stopped`` (the ``stop`` predicate),
+    ``unfinished`` (a unit stopped on its own budget and could not be split) or
+    ``interrupted`` (Ctrl-C). Only ``complete`` means every unit finished; otherwise the
+    units not in ``runs`` (or with ``finished=False``) were not done.
+    """
+
+    runs: list
+    status: str = "complete"
+    submitted: int = 0
+    splits: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    #: the run time of every unit that came back (split ones included), measured on its worker
+    unit_seconds: list = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def values(self) -> list:
+        return [r.value for r in self.runs]
+
+
+def _timed(fn, unit, deadline):
+    """``fn(unit, deadline)`` with the seconds it ran (measured where it ran, not queue time)."""
+    t0 = time.perf_counter()
+    finished, value = fn(unit, deadline)
+    return finished, value, time.perf_counter() - t0
+
+
+def _lost(exc: BaseException) -> bool:
+    """A task lost with its worker (retry), not an error of the unit (raise)."""
+    return isinstance(exc, cf.CancelledError) or type(exc).__name__ in ("KilledWorker", "FutureCancelledError",
+                                                                       "CommClosedError")
+
+
+def run_units(
+    fn: Callable,
+    units: Iterable,
+    executor=None,
+    *,
+    split: Optional[Callable[[Any], Sequence]] = None,
+    time_limit: Optional[float] = None,
+    stop: Optional[Callable[[list], bool]] = None,
+    retries: int = 3,
+    progress: bool = False,
+    desc: str = "units",
+    describe: Optional[Callable[[list], str]] = None,
+) -> RunReport:
+    """Run ``fn(unit, deadline)`` for every unit on ``executor``; re-split unfinished units.
+
+    Parameters
+    ----------
+    fn : callable ``(unit, deadline) -> (finished, value)``
+        Module level (picklable), pure.
+    units : iterable
+        The initial units (keys ``(0,), (1,), ...``; sub-units of key ``k`` get ``k + (j,)``).
+    executor : None, concurrent.futures.Executor or dask.distributed.Client
+    split : callable ``unit -> sequence of units``, optional
+        Sub-units that together do the work of an unfinished unit. Without ``split``, or
+        when it returns no sub-unit, the unfinished value is kept (status ``unfinished``).
+    time_limit : float, optional
+        Seconds for the whole run; units see the deadline and stop there (unfinished).
+    stop : callable ``list of UnitRun -> bool``, optional
+        Called after each finished unit with the runs so far; True ends the run (``stopped``).
+    retries : int
+        Resubmissions of a unit whose task was lost (worker died).
+    progress : bool
+        A tqdm bar of finished units on stderr (the total grows as units are split);
+        ``describe(runs)`` sets its postfix (e.g. regions found so far).
+    """
+    t0 = time.perf_counter()
+    ex = as_executor(executor)
+    deadline = time.time() + time_limit if time_limit is not None else None
+    report = RunReport(runs=[], workers=workers_of(ex if executor is not None else None))
+    pending: dict = {}  # future -> (key, unit, tries, t_submit)
+    done: list = []
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=0, desc=desc, unit="unit", file=sys.stderr)
+
+    def submit(key, unit, tries=0):
+        report.submitted += 1
+        if bar is not None:
+            bar.total += 1
+            bar.refresh()
+        fut = ex.submit(_timed, fn, unit, deadline)
+        pending[fut] = (key, unit, tries, time.perf_counter())
+
+    def cancel_all():
+        for f in list(pending):
+            f.cancel()
+
+    status = "complete"
+    try:
+        for i, u in enumerate(units):
+            submit((i,), u)
+        while pending:
+            timeout = None if deadline is None else max(0.0, deadline - time.time()) + 5.0
+            ready, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            if not ready:  # units overran the deadline by far: give up on them
+                status = "time_limit"
+                break
+            for f in sorted(ready, key=lambda f: pending[f][0]):
+                key, unit, tries, _ = pending.pop(f)
+                exc = f.exception()
+                if isinstance(exc, KeyboardInterrupt):  # Ctrl-C reached the unit (in-process, or its worker)
+                    raise KeyboardInterrupt
+                if exc is not None:
+                    if _lost(exc) and tries < retries:
+                        log.warning("unit %s lost (%s): resubmitted", key, type(exc).__name__)
+                        report.retries += 1
+                        submit(key, unit, tries + 1)
+                        continue
+                    raise exc
+                finished, value, dt = f.result()
+                report.unit_seconds.append(dt)
+                expired = deadline is not None and time.time() >= deadline
+                if not finished and not expired and split is not None:
+                    kids = list(split(unit))
+                    if kids:
+                        report.splits += 1
+                        for j, k in enumerate(kids):
+                            submit(key + (j,), k)
+                        if bar is not None:
+                            bar.update(1)
+                        continue
+                done.append(UnitRun(key, unit, value, bool(finished), dt))
+                if bar is not None:
+                    bar.update(1)
+                    if describe is not None:
+                        bar.set_postfix_str(describe(done), refresh=False)
+                if not finished and status == "complete":
+                    status = "time_limit" if expired else "unfinished"
+            if stop is not None and stop(sorted(done, key=lambda r: r.key)):
+                status = "stopped"
+                break
+            if deadline is not None and time.time() >= deadline + 5.0:
+                status = "time_limit"
+                break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        cancel_all()
+        if bar is not None:
+            bar.close()
+    for f, (key, unit, _, _) in pending.items():  # results that came in after the end: keep them
+        if f.done() and not f.cancelled() and f.exception() is None:
+            finished, value, dt = f.result()
+            done.append(UnitRun(key, unit, value, bool(finished), dt))
+    report.runs = sorted(done, key=lambda r: r.key)
+    report.status = status
+    report.seconds = time.perf_counter() - t0
+    return report
