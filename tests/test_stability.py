@@ -224,3 +224,22 @@ def test_errors():
     empty = Polytope(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([-0.5, -0.5]), [-1, -1], [1, 1])
     with pytest.raises(Exception, match="empty"):
         find_stable_neurons(net, empty)
+
+
+@pytest.mark.parametrize("bounds", ["ia", "symbolic", "alpha", "lp", "auto"])
+def test_bounds_by_method_name_settle_the_same_neurons(bounds):
+    """Any bounds method gives the same (exact) stable sets; only the work before the MILPs differs."""
+    net = Network.random([4, 12, 12, 2], seed=3, bias_scale=1.5)
+    dom = Box(-1.0, 1.0, dim=4)
+    ref = find_stable_neurons(net, dom)
+    assert ref.bounds_method == "auto"
+    res = find_stable_neurons(net, dom, bounds=bounds)
+    assert res.bounds_method == bounds
+    assert all(np.array_equal(a.states, b.states) for a, b in zip(ref.layers, res.layers))
+    res.check(net, dom.sample(5000, seed=0, include_vertices=True), dom)
+
+
+def test_bounds_name_is_checked():
+    net = Network.random([3, 6, 2], seed=0)
+    with pytest.raises(ValueError, match="one of"):
+        find_stable_neurons(net, Box(-1, 1, dim=3), bounds="crown")

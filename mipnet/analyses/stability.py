@@ -71,7 +71,8 @@ from mipnet.analyses.common import (
     solve_or_partial,
     witness_from_solution,
 )
-from mipnet.bounds import Bounds, LayerBounds, NeuronState, interval_bounds, interval_layer, lp_bounds
+from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import Bounds, LayerBounds, NeuronState, compute_bounds, interval_bounds, interval_layer
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
@@ -734,10 +735,13 @@ def _validate(net, domain, method, data, time_limit, bounds, tol, samples, searc
         raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
     if int(search_steps) != search_steps or search_steps < 0:
         raise ValueError(f"search_steps must be a non-negative integer, got {search_steps!r}")
-    if bounds is not None:
+    if isinstance(bounds, str):
+        if bounds not in BOUNDS_METHODS:
+            raise ValueError(f"bounds must be a Bounds or one of {BOUNDS_METHODS}, got {bounds!r}")
+    elif bounds is not None:
         if not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers):
             raise ValueError("bounds must be a mipnet.bounds.Bounds computed for this network "
-                             "(one LayerBounds per affine layer)")
+                             "(one LayerBounds per affine layer), or a method name of compute_bounds")
     if data is not None:
         data = np.asarray(data, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != net.input_dim:
@@ -752,7 +756,7 @@ def find_stable_neurons(
     method: str = "per_neuron",
     data=None,
     time_limit: Optional[float] = None,
-    bounds: Optional[Bounds] = None,
+    bounds=None,
     tol: float = 1e-6,
     samples: int = 1000,
     seed: int = 0,
@@ -778,8 +782,12 @@ def find_stable_neurons(
     time_limit : float, optional
         Seconds for the whole search. Neurons not settled in time are reported as
         unknown (never as stable).
-    bounds : Bounds, optional
-        Pre-activation bounds of ``net`` on ``domain`` (default: :func:`~mipnet.bounds.lp_bounds`).
+    bounds : Bounds or str, optional
+        Pre-activation bounds of ``net`` on ``domain``, or the name of a
+        :func:`~mipnet.bounds.compute_bounds` method to compute them with (``"ia"``,
+        ``"symbolic"``, ``"alpha"``, ``"lp"``, ``"auto"``). Default ``"auto"``: symbolic, then
+        alpha-CROWN, then sign-only LPs only for the neurons those leave open (the output
+        layer's bounds are not needed here).
     tol : float
         Numerical tolerance of a proof: stably inactive means proven ``max y <= tol``,
         stably active proven ``min y >= -tol``.
@@ -815,8 +823,8 @@ def find_stable_neurons(
     X = candidate_points(domain, data, samples, seed)  # raises if the domain is empty
     s = None
     try:
-        if bounds is None:
-            bounds = lp_bounds(net, domain)
+        if bounds is None or isinstance(bounds, str):
+            bounds = compute_bounds(net, domain, method=bounds or "auto")
         s = _Search(net, domain, bounds, float(tol), deadline, options)
         s.harvest(X)
         if search_steps:
