@@ -360,3 +360,44 @@ def test_cli_bounds_methods(tmp_path, capsys):
     assert [l["unstable"] for l in exact["layers"][:-1]] == [l["unstable"] for l in out["lp"]["layers"][:-1]]
     assert main(["bounds", str(path), "--box", "-1", "1", "--method", "alpha", "--exact-lp"]) == 3
     assert "only used with --method lp" in capsys.readouterr().err
+
+
+def test_tighten_neurons_is_a_pure_group_function():
+    """Groups of a layer tightened separately (pickled in and out, as a worker process would get
+    them) give the bounds of the serial LP pass over the same starting bounds."""
+    import pickle
+
+    from mipnet.bounds import tighten_neurons
+
+    net = Network.random([6, 20, 16, 3], seed=7)
+    dom = Box(-1, 1, dim=6)
+    sym = symbolic_bounds(net, dom)
+    serial = lp_bounds(net, dom, initial=sym, output=False, sign_only=False)
+    open1 = np.flatnonzero((sym.layers[1].lower < 0) & (sym.layers[1].upper > 0))
+    assert open1.size >= 4
+    lo, hi = sym.layers[1].lower.copy(), sym.layers[1].upper.copy()
+    solves = 0
+    for group in np.array_split(np.arange(16), 3):
+        args = pickle.loads(pickle.dumps((net, dom, sym, 1, group)))
+        g = pickle.loads(pickle.dumps(tighten_neurons(*args)))
+        assert g.layer == 1 and np.array_equal(g.neurons, group)
+        lo[g.neurons], hi[g.neurons] = np.maximum(lo[g.neurons], g.lower), np.minimum(hi[g.neurons], g.upper)
+        solves += g.lp_solves
+    # the serial pass also intersects layer 1 with intervals from layer 0 (exact there on a box): same LPs
+    tol = 1e-6 * (1 + np.abs(serial.layers[1].lower) + np.abs(serial.layers[1].upper))
+    assert np.all(np.abs(lo - serial.layers[1].lower) <= tol) and np.all(np.abs(hi - serial.layers[1].upper) <= tol)
+    assert open1.size <= solves <= 2 * open1.size
+    # sign-only groups settle the same signs; the output layer gets both LPs per output
+    sg = tighten_neurons(net, dom, sym, 1, open1, sign_only=True)
+    states = classify_neurons(sg.lower, sg.upper)
+    assert np.array_equal(states, classify_neurons(serial.layers[1].lower[open1], serial.layers[1].upper[open1]))
+    out = tighten_neurons(net, dom, serial, 2, range(3))
+    assert out.lp_solves == 6
+    X = dom.sample(20_000, seed=1, include_vertices=True)
+    y = net.preactivations(X)
+    assert np.all(y[1][:, open1] >= sg.lower) and np.all(y[1][:, open1] <= sg.upper)
+    assert np.all(y[2] >= out.lower) and np.all(y[2] <= out.upper)
+    with pytest.raises(ValueError):
+        tighten_neurons(net, dom, sym, 1, [16])
+    with pytest.raises(ValueError):
+        tighten_neurons(net, dom, sym.layers[:2], 1, [0])

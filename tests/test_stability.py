@@ -243,3 +243,20 @@ def test_bounds_name_is_checked():
     net = Network.random([3, 6, 2], seed=0)
     with pytest.raises(ValueError, match="one of"):
         find_stable_neurons(net, Box(-1, 1, dim=3), bounds="crown")
+
+
+def test_cli_stable_bounds_flag(tmp_path, capsys):
+    import json
+
+    from mipnet.cli import main
+    from mipnet.io import save_network
+
+    path = tmp_path / "n.npz"
+    save_network(Network.random([4, 12, 12, 2], seed=3, bias_scale=1.5), path)
+    states = {}
+    for m in ("ia", "alpha"):
+        assert main(["stable", str(path), "--box", "-1", "1", "--bounds", m, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["bounds_method"] == m
+        states[m] = [(l["inactive"], l["active"], l["unstable"]) for l in out["layers"]]
+    assert states["ia"] == states["alpha"]

@@ -47,7 +47,7 @@ import numpy as np
 from mipnet.bounds.alpha import AlphaOptions, alpha_bounds, alpha_difference_bounds, alpha_output_bounds
 from mipnet.bounds.alpha import difference_network
 from mipnet.bounds.interval import gamma, interval_bounds, interval_layer, interval_layers, rounding_error
-from mipnet.bounds.lp import LP_OPTIONS, lp_bounds, lp_slack
+from mipnet.bounds.lp import LP_OPTIONS, GroupBounds, lp_bounds, lp_slack, tighten_neurons
 from mipnet.bounds.symbolic import symbolic_bounds, symbolic_layers
 from mipnet.core.bounds import Bounds, LayerBounds, NeuronState, classify_neurons
 from mipnet.core.errors import InvalidArgumentError
@@ -66,6 +66,8 @@ __all__ = [
     "lp_bounds",
     "lp_slack",
     "LP_OPTIONS",
+    "tighten_neurons",
+    "GroupBounds",
     "AlphaOptions",
     "alpha_bounds",
     "alpha_output_bounds",

@@ -422,24 +422,36 @@ def alpha_bounds(net: Network, domain, *, initial: Optional[Bounds] = None, outp
     return Bounds(tuple(layers), "alpha", time.perf_counter() - t0)
 
 
-def alpha_output_bounds(net: Network, domain, C=None, *, bounds: Optional[Bounds] = None,
+def alpha_output_bounds(net: Network, domain, spec=None, *, bounds: Optional[Bounds] = None,
                         options: Optional[AlphaOptions] = None, **kw) -> LayerBounds:
-    """Bounds on ``C f(x)`` over the domain (``C`` of shape (m, outputs); default: the identity).
+    """Sound bounds on ``spec @ f(x)`` over the domain (``spec`` of shape (m, outputs); default: the
+    identity), alpha-CROWN with the spec folded into the last layer (Xu et al. 2021, Sec. 3.1).
 
-    Each row of C gets its own optimised slopes, for its lower and its upper bound. ``bounds``
-    are the hidden layers' bounds to use (default: :func:`alpha_bounds` without the output layer).
+    Each row of ``spec`` gets its own optimised slopes, for its lower and its upper bound, so a
+    row such as ``e_i - e_j`` (a margin) is bounded far tighter than by subtracting output
+    bounds. ``bounds`` are the hidden layers' bounds to use (default: :func:`alpha_bounds`
+    without the output layer); the result is also intersected with the interval bound of
+    ``spec`` over ``bounds.output``.
+
+    Examples
+    --------
+    >>> from mipnet.core.domain import Box
+    >>> net = Network.random([4, 16, 16, 3], seed=0)
+    >>> m = alpha_output_bounds(net, Box(-1, 1, dim=4), spec=[[1.0, -1.0, 0.0]])  # y_0 - y_1
+    >>> m.lower.shape
+    (1,)
     """
     opts = _options(options, kw)
     domain = as_domain(domain, net.input_dim)
-    C = np.eye(net.output_dim) if C is None else np.atleast_2d(np.asarray(C, dtype=np.float64))
-    if C.shape[1] != net.output_dim:
-        raise InvalidArgumentError(f"C has {C.shape[1]} columns, the network {net.output_dim} outputs")
+    C = np.eye(net.output_dim) if spec is None else np.atleast_2d(np.asarray(spec, dtype=np.float64))
+    if C.ndim != 2 or C.shape[1] != net.output_dim:
+        raise InvalidArgumentError(f"spec has shape {C.shape}; it needs {net.output_dim} columns (the outputs)")
     if not np.all(np.isfinite(C)):
-        raise InvalidArgumentError("C must be finite")
+        raise InvalidArgumentError("spec must be finite")
     if bounds is None:
         bounds = alpha_bounds(net, domain, output=False, options=opts)
-    elif len(bounds.layers) != len(net.layers):
-        raise InvalidArgumentError("bounds must be computed for this network")
+    elif not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers):
+        raise InvalidArgumentError("bounds must be a Bounds computed for this network")
     k = len(net.layers) - 1
     xl, xu = domain.lower, domain.upper
     relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
@@ -499,11 +511,12 @@ def difference_network(f: Network, g: Network) -> Network:
     return Network.from_layers(layers)
 
 
-def alpha_difference_bounds(f: Network, g: Network, domain, *, options: Optional[AlphaOptions] = None,
+def alpha_difference_bounds(f: Network, g: Network, domain, *, spec=None, options: Optional[AlphaOptions] = None,
                             **kw) -> LayerBounds:
-    """Sound bounds on ``f(x) - g(x)`` (per output) over the domain: alpha-CROWN on
-    :func:`difference_network`, so the shared input couples the two nets (tighter than
-    subtracting separate bounds).
+    """Sound bounds on ``spec @ (f(x) - g(x))`` (default: per output) over the domain: alpha-CROWN
+    on the joint network ``[f; g]`` with the spec ``spec @ [I, -I]`` (:func:`difference_network`
+    folds ``[I, -I]`` into its last layer), so the shared input couples the two nets (tighter
+    than subtracting separate bounds).
 
     Each ReLU of f and of g is relaxed on its own, so the correlation between a neuron of f and
     its counterpart in a structurally similar g (a pruned copy) is lost: for such pairs the
@@ -514,4 +527,6 @@ def alpha_difference_bounds(f: Network, g: Network, domain, *, options: Optional
     """
     opts = _options(options, kw)
     d = difference_network(f, g)
-    return alpha_bounds(d, domain, options=opts).output
+    if spec is None:
+        return alpha_bounds(d, domain, options=opts).output
+    return alpha_output_bounds(d, domain, spec=spec, options=opts)

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -62,7 +63,8 @@ from mipnet.core.network import Network
 from mipnet.milp.encoding import HighsModel
 from mipnet.solver.highs import INF, SolveStatus
 
-__all__ = ["LP_FEASIBILITY", "LP_OPTIONS", "ALPHA_MIN_OPEN", "lp_slack", "lp_bounds", "alpha_pays", "Witnesses"]
+__all__ = ["LP_FEASIBILITY", "LP_OPTIONS", "ALPHA_MIN_OPEN", "lp_slack", "lp_bounds", "tighten_neurons", "GroupBounds",
+           "chain_order", "alpha_pays", "Witnesses"]
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +216,85 @@ def lp_bounds(
     return Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
 
 
+@dataclass(frozen=True, eq=False)
+class GroupBounds:
+    """Result of :func:`tighten_neurons`: the bounds of ``neurons`` of affine layer ``layer``
+    (0-based), the LPs solved, and notes (LPs that did not finish). Picklable."""
+
+    layer: int
+    neurons: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    lp_solves: int
+    notes: tuple
+
+
+def tighten_neurons(
+    net: Network,
+    domain,
+    bounds,
+    layer: int,
+    neurons,
+    *,
+    sign_only: bool = False,
+    tol: float = LP_FEASIBILITY,
+    time_limit_per_lp: Optional[float] = None,
+    solver_options: Optional[dict] = None,
+) -> GroupBounds:
+    """LP tightening of one group of neurons, as a pure function of picklable inputs.
+
+    ``bounds`` (a :class:`Bounds` or one :class:`LayerBounds` per affine layer) are the sound
+    bounds so far; the LPs run over the triangle relaxation of the layers before ``layer``
+    built from them, one model for the group (warm starts along :func:`chain_order`). With
+    ``sign_only`` only the signs of the group's unstable hidden neurons are settled (stopped
+    LPs, the LP optima as witnesses), else each unstable neuron's min and max (every output's)
+    to optimality. Nothing is shared between calls, so groups of a layer can run in separate
+    processes; :func:`lp_bounds` does the same work layer by layer on one reused model.
+    Merge the results with ``max``/``min`` into the bounds so far (each is sound on its own).
+
+    Examples
+    --------
+    >>> from mipnet.core.domain import Box
+    >>> from mipnet.bounds import symbolic_bounds
+    >>> net = Network.random([4, 16, 16, 2], seed=0)
+    >>> dom = Box(-1, 1, dim=4)
+    >>> g = tighten_neurons(net, dom, symbolic_bounds(net, dom), 1, range(8))
+    >>> g.layer, bool(g.lower.size == g.upper.size == 8)
+    (1, True)
+    """
+    domain = as_domain(domain, net.input_dim)
+    layers = list(bounds.layers if isinstance(bounds, Bounds) else bounds)
+    if len(layers) != len(net.layers) or not all(isinstance(lb, LayerBounds) for lb in layers):
+        raise InvalidArgumentError("bounds must be a Bounds (or one LayerBounds per affine layer) of this network")
+    if not (isinstance(layer, (int, np.integer)) and 0 <= layer < len(net.layers)):
+        raise InvalidArgumentError(f"layer must be an affine layer index in [0, {len(net.layers)}), got {layer!r}")
+    neurons = np.unique(np.asarray(list(neurons), dtype=np.int64))
+    width = net.layers[layer][0].shape[0]
+    if neurons.size and (neurons[0] < 0 or neurons[-1] >= width):
+        raise InvalidArgumentError(f"neurons must be indices in [0, {width}) of layer {layer}")
+    model = HighsModel(domain, options=dict(LP_OPTIONS if solver_options is None else solver_options),
+                       time_limit=time_limit_per_lp)
+    cols = model.input_cols
+    hmag = np.maximum(np.abs(domain.lower), np.abs(domain.upper))
+    for j in range(layer):
+        W, b = net.layers[j]
+        cols = model.add_layer(cols, W, b, layers[j], relax=True).h_cols
+        hmag = np.maximum(layers[j].upper, 0.0)
+    W, b = net.layers[layer]
+    is_output = layer == len(net.layers) - 1
+    notes: list = []
+    solves = 0
+    if neurons.size:
+        if sign_only and not is_output:
+            stats = {"lp": 0, "stopped": 0, "skipped": 0}
+            solves = _sign_layer(model, cols, W, b, layers, layer, hmag, tol, Witnesses(net, domain, layers),
+                                 False, notes, stats, neurons=neurons)
+        else:
+            solves = _tighten_layer(model, cols, W, b, layers, layer, hmag, tol, is_output, notes, neurons=neurons)
+    lb = layers[layer]
+    return GroupBounds(int(layer), neurons, lb.lower[neurons].copy(), lb.upper[neurons].copy(), solves, tuple(notes))
+
+
 def alpha_pays(layers) -> bool:
     """True if bounds ``layers`` (hidden layers, then the output) leave at least
     :data:`ALPHA_MIN_OPEN` hidden neurons open beyond the first layer: then alpha-CROWN's cost
@@ -323,10 +404,14 @@ def _sign_lp(model, cols, w, b, sense: float, hmag, tol):
     return None, None
 
 
-def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, search: bool, notes, stats) -> int:
-    """Settle the signs of layer l's open neurons: witnesses first, then one stopped LP per open sign."""
+def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, search: bool, notes, stats,
+                neurons=None) -> int:
+    """Settle the signs of layer l's open neurons (of ``neurons``, default all): witnesses first,
+    then one stopped LP per open sign, in :func:`chain_order`."""
     lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
     open_ = (lo < 0) & (hi > 0)
+    if neurons is not None:
+        open_ &= np.isin(np.arange(lo.size), neurons)
     if search and np.any(open_ & ~wit.unstable(l)):
         need_pos = np.flatnonzero(open_ & ~wit.pos[l])
         need_neg = np.flatnonzero(open_ & ~wit.neg[l])
@@ -336,8 +421,10 @@ def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, se
     stats["skipped"] += int(np.sum(open_ & wit.unstable(l)))
     solves = 0
     inputs = model.input_cols
+    order = np.flatnonzero(open_)
+    order = order[chain_order(W[order])]
     for sense in (-1.0, 1.0):  # -1: prove inactive (max y <= 0); +1: prove active (min y >= 0)
-        for i in np.flatnonzero(open_):
+        for i in order:
             seen = wit.pos[l][i] if sense < 0 else wit.neg[l][i]
             if seen or lo[i] >= 0 or hi[i] <= 0:
                 continue
@@ -364,38 +451,81 @@ def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, se
     return solves
 
 
-def _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes) -> int:
-    """Min and max of the neurons of layer l that matter over the model (the layers before l).
+def _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes, neurons=None) -> int:
+    """Min and max of the neurons of layer l that matter (of ``neurons``, default all) over the
+    model (the layers before l).
 
-    Hidden neurons: only those not yet stable (their sign decides a binary), stopping at the
-    first direction that settles the sign; outputs: all. ``layers[l]`` is updated neuron by
-    neuron, so an interrupt leaves it sound. Returns the number of LPs solved.
+    Hidden neurons: only those not yet stable (their sign decides a binary), every min first,
+    then the max of those the min left unstable (one direction at a time, so each LP starts
+    from a nearby basis); outputs: every max, then every min. The raw LP values are widened by
+    :func:`lp_slack` in one call per direction; ``layers[l]`` is updated after each direction,
+    and also when an interrupt stops the layer, so it stays sound. Returns the number of LPs.
     """
     lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
     solves = 0
-    todo = np.arange(W.shape[0]) if is_output else np.flatnonzero((lo < 0) & (hi > 0))
-    for i in todo:
-        for sense in (1, -1) if is_output else (-1, 1):
-            if not is_output and ((sense == 1 and lo[i] >= 0) or (sense == -1 and hi[i] <= 0)):
-                continue  # sign already settled by the other direction
-            val = model.optimize_affine(prev_cols, W[i], b[i], maximize=(sense == 1))
-            solves += 1
-            if val is None:
-                what = "max" if sense == 1 else "min"
-                notes.append(f"layer {l + 1} neuron {i}: {what} LP not solved (time limit), kept the previous bound")
-                continue
-            slack = lp_slack(val, W[i], b[i], hmag, tol=tol)
-            if sense == 1:
-                hi[i] = min(hi[i], val + slack)
-            else:
-                lo[i] = max(lo[i], val - slack)
-        if lo[i] > hi[i] + 1e-6 * (1 + abs(hi[i])):
-            raise SolverError(
-                f"layer {l + 1}: LP bound contradicts interval bounds (lower > upper); "
-                "the domain may be empty or the solver wrong"
-            )
-        layers[l] = LayerBounds(lo, np.maximum(hi, lo))
+    cols = np.asarray(prev_cols)
+    senses = (1, -1) if is_output else (-1, 1)
+    for sense in senses:
+        if is_output:
+            todo = np.arange(W.shape[0])
+        else:
+            todo = np.flatnonzero((lo < 0) & (hi > 0))
+        if neurons is not None:
+            todo = np.intersect1d(todo, neurons)
+        todo = todo[chain_order(W[todo])]
+        vals = np.full(todo.size, np.nan)
+        try:
+            for k, i in enumerate(todo):
+                w = W[i]
+                nz = np.flatnonzero(w)
+                model.set_objective(cols[nz], w[nz], offset=float(b[i]), maximize=(sense == 1))
+                res = model.solve()
+                solves += 1
+                if res.status == SolveStatus.OPTIMAL:
+                    vals[k] = res.dual_bound
+                else:
+                    what = "max" if sense == 1 else "min"
+                    notes.append(f"layer {l + 1} neuron {i}: {what} LP not solved (time limit), "
+                                 "kept the previous bound")
+        finally:  # also on an interrupt: the values found so far, widened
+            done = np.isfinite(vals)
+            if np.any(done):
+                idx, v = todo[done], vals[done]
+                slack = lp_slack(v, W[idx], b[idx], hmag, tol=tol)
+                if sense == 1:
+                    hi[idx] = np.minimum(hi[idx], v + slack)
+                else:
+                    lo[idx] = np.maximum(lo[idx], v - slack)
+                bad = lo > hi + 1e-6 * (1 + np.abs(hi))
+                if np.any(bad):
+                    raise SolverError(
+                        f"layer {l + 1}: LP bound contradicts interval bounds (lower > upper); "
+                        "the domain may be empty or the solver wrong"
+                    )
+                layers[l] = LayerBounds(lo.copy(), np.maximum(hi, lo))
     return solves
+
+
+def chain_order(rows: np.ndarray) -> np.ndarray:
+    """An order of the objective vectors ``rows`` in which each is the most similar (cosine) to
+    the one before it, greedily from the first: consecutive LPs then differ little, and each
+    warm start begins near its optimum."""
+    n = rows.shape[0]
+    if n <= 2:
+        return np.arange(n)
+    norms = np.linalg.norm(rows, axis=1)
+    U = rows / np.where(norms > 0, norms, 1.0)[:, None]
+    G = U @ U.T
+    order = np.empty(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=bool)
+    cur = 0
+    for k in range(n):
+        order[k] = cur
+        seen[cur] = True
+        if k + 1 < n:
+            g = np.where(seen, -np.inf, G[cur])
+            cur = int(np.argmax(g))
+    return order
 
 
 def _propagate(net: Network, layers: list, l: int) -> None:
