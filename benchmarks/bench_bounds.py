@@ -7,9 +7,10 @@
 1. Per net (random and trained, 64 and 784 inputs, 2 to 5 hidden layers): seconds, unstable
    neurons left and mean width of the hidden layers' bounds for every method; alpha's unstable
    count and time against the exact LP bounds (``lp_bounds(sign_only=False)``).
-2. LP tightening of the random 784-100-100-10 on [0,1]^784: the previous path (symbolic start,
-   every unstable neuron's LP to optimality, HiGHS's default scaling) against the new default
-   (alpha start, witnesses, sign-only LPs with HiGHS's objective bound), same run.
+2. LP tightening of the random 784-100-100-10 on [0,1]^784: the previous lp.py (git 5231862,
+   loaded into a temporary module: symbolic start, every unstable neuron's LP to optimality,
+   HiGHS's defaults) against the new default (alpha start, witnesses, sign-only LPs with
+   HiGHS's objective bound), same run.
 3. Stable neurons of Fashion-MNIST 784-100-100-10 nets trained with L1 in 1e-5 .. 2e-4 (Serra
    et al. NeurIPS 2021) over [0,1]^784: find_stable_neurons per-neuron and one-MILP on these
    bounds, next to the published Gurobi times.
@@ -37,6 +38,8 @@ from mipnet.core.domain import Box, LinfBall  # noqa: E402
 from mipnet.core.network import Network  # noqa: E402
 
 METHODS = ("ia", "symbolic", "alpha", "lp", "auto")
+#: The revision whose mipnet/bounds/lp.py is the baseline of part 2 (before issue 12).
+BASELINE_REV = "5231862"
 
 
 # ---------------------------------------------------------------------------- nets
@@ -170,12 +173,32 @@ def part1(quick: bool):
     return header, rows, summary, fm, n_samples
 
 
+def old_lp_bounds(rev: str = BASELINE_REV):
+    """``lp_bounds`` of mipnet/bounds/lp.py at git revision ``rev`` (the code before this issue),
+    loaded as a temporary module next to this tree's other modules."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(["git", "show", f"{rev}:mipnet/bounds/lp.py"], cwd=root, check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench_bounds_")) / f"lp_{rev}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(f"lp_{rev}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.lp_bounds
+
+
 def part2(quick: bool):
     net = Network.random([784, 100, 100, 10], seed=0)
     dom = Box(0, 1, dim=784)
-    lp_bounds(Network.random([4, 8, 8, 2], seed=0), Box(-1, 1, dim=4))  # warm-up
+    old_lp = old_lp_bounds()
+    for f in (lp_bounds, old_lp):  # warm-up
+        f(Network.random([4, 8, 8, 2], seed=0), Box(-1, 1, dim=4))
     t0 = time.perf_counter()
-    old = lp_bounds(net, dom, sign_only=False, start="symbolic", solver_options={})
+    old = old_lp(net, dom)
     t_old = time.perf_counter() - t0
     t0 = time.perf_counter()
     new = lp_bounds(net, dom)
@@ -184,19 +207,21 @@ def part2(quick: bool):
     new_h = lp_bounds(net, dom, output=False)
     t_new_h = time.perf_counter() - t0
     t0 = time.perf_counter()
-    old_h = lp_bounds(net, dom, sign_only=False, start="symbolic", solver_options={}, output=False)
+    old_h = old_lp(net, dom, output=False)
     t_old_h = time.perf_counter() - t0
     X = _sample_points(dom, 10_000 if quick else 100_000)
     for b in (old, new, new_h, old_h):
         assert contains(net, b, X)
     assert new.num_unstable == old.num_unstable, (new.num_unstable, old.num_unstable)
     rows = [
-        ["previous path (symbolic start, full LPs)", "yes", f"{t_old:.2f}", old.lp_solves, old.num_unstable,
+        [f"previous lp.py (git {BASELINE_REV}): symbolic start, full LPs", "yes", f"{t_old:.2f}", old.lp_solves,
+         old.num_unstable,
          f"{mean_width(old):.4g}", f"{float(np.mean(old.output.upper - old.output.lower)):.4g}", "1.0"],
         ["new default (alpha, witnesses, sign-only)", "yes", f"{t_new:.2f}", new.lp_solves, new.num_unstable,
          f"{mean_width(new):.4g}", f"{float(np.mean(new.output.upper - new.output.lower)):.4g}",
          f"{t_old / t_new:.1f}"],
-        ["previous path", "no", f"{t_old_h:.2f}", old_h.lp_solves, old_h.num_unstable, f"{mean_width(old_h):.4g}",
+        [f"previous lp.py (git {BASELINE_REV})", "no", f"{t_old_h:.2f}", old_h.lp_solves, old_h.num_unstable,
+         f"{mean_width(old_h):.4g}",
          "-", "1.0"],
         ["new default", "no", f"{t_new_h:.2f}", new_h.lp_solves, new_h.num_unstable, f"{mean_width(new_h):.4g}",
          "-", f"{t_old_h / t_new_h:.1f}"],
@@ -279,12 +304,15 @@ def main() -> None:
           f"(target: alpha >= 10x faster): {min(big):.1f}x to {max(big):.1f}x where the exact LP takes a second or "
           f"more; {min(small):.1f}x to {max(small):.1f}x where it takes less (few open neurons or small nets: "
           "there `lp` and `auto` skip alpha, see `alpha_pays`).\n\n"
-        "### 2. LP tightening of 784-100-100-10, previous path vs new\n\n"
-        "Random net (seed 0) on [0,1]^784, both paths in this run. The new path starts from the alpha bounds, "
+        "### 2. LP tightening of 784-100-100-10, previous lp.py vs new\n\n"
+        f"Random net (seed 0) on [0,1]^784, both in this run; the baseline is mipnet/bounds/lp.py of git "
+        f"{BASELINE_REV} "
+        "loaded into a temporary module. The new path starts from the alpha bounds, "
         "shows most neurons unstable with real inputs (samples and a signed-gradient search; an LP's optimal "
         "input is another), solves an LP only for a sign that no input has shown, minimising with HiGHS's "
         "`objective_bound` (the dual simplex stops once the exact dual objective proves the sign), groups the "
-        "LPs by direction for warm starts and uses power-of-two scaling (`simplex_scale_strategy=4`).\n\n"
+        "LPs by direction in a warm-start chain (each objective the nearest in angle to the one before) and "
+        "uses power-of-two scaling (`simplex_scale_strategy=4`).\n\n"
         + markdown_table(h2, r2)
         + f"\n\nSpeed-up with output LPs: {speedup:.1f}x (target >= 5x). Same unstable count (asserted); "
           "the hidden widths of the new path are alpha's for neurons that stay unstable.\n"

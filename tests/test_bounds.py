@@ -401,3 +401,18 @@ def test_tighten_neurons_is_a_pure_group_function():
         tighten_neurons(net, dom, sym, 1, [16])
     with pytest.raises(ValueError):
         tighten_neurons(net, dom, sym.layers[:2], 1, [0])
+
+
+def test_chain_order_is_a_permutation_of_nearest_neighbours():
+    from mipnet.bounds.lp import chain_order
+
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(30, 7))
+    R[5] = 0.0  # a zero objective is still ordered
+    order = chain_order(R)
+    assert sorted(order) == list(range(30)) and order[0] == 0
+    U = R / np.maximum(np.linalg.norm(R, axis=1), 1e-300)[:, None]
+    for k in range(len(order) - 1):  # each next one is the most similar among those left
+        left = order[k + 1:]
+        assert np.isclose(U[order[k]] @ U[order[k + 1]], max(U[order[k]] @ U[j] for j in left))
+    assert list(chain_order(R[:2])) == [0, 1] and chain_order(R[:0]).size == 0

@@ -260,3 +260,15 @@ def test_cli_stable_bounds_flag(tmp_path, capsys):
         assert out["bounds_method"] == m
         states[m] = [(l["inactive"], l["active"], l["unstable"]) for l in out["layers"]]
     assert states["ia"] == states["alpha"]
+
+
+def test_per_neuron_time_slices_give_the_exact_answer():
+    """Under a time limit the per-neuron MILPs run in rounds of time slices (one hard neuron
+    cannot starve the others); with time enough the answer is the unlimited one."""
+    net = Network.random([4, 10, 10, 8, 2], seed=4, bias_scale=1.0)
+    dom = Box(-1.0, 1.0, dim=4)
+    free = find_stable_neurons(net, dom, bounds="symbolic", samples=20, search_steps=0)
+    sliced = find_stable_neurons(net, dom, bounds="symbolic", samples=20, search_steps=0, time_limit=120.0)
+    assert free.complete and sliced.complete and sliced.num_milps >= 1
+    assert all(np.array_equal(a.states, b.states) for a, b in zip(free.layers, sliced.layers))
+    sliced.check(net, dom.sample(5000, seed=0, include_vertices=True), dom)

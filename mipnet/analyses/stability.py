@@ -504,10 +504,17 @@ class _Search:
         return self.timed_out or self.interrupted
 
     # -------------------------------------------------------------- one sign question
-    def settle(self, model, y_col: int, l: int, i: int, sign: int, proof: str) -> None:
-        """Max ``sign * y_i`` with cutoff/target at ``tol``: a witness, a proof, or nothing (time, Ctrl-C)."""
+    def settle(self, model, y_col: int, l: int, i: int, sign: int, proof: str,
+               time_limit: Optional[float] = None) -> None:
+        """Max ``sign * y_i`` with cutoff/target at ``tol``: a witness, a proof, or nothing (time, Ctrl-C).
+
+        ``time_limit`` caps this solve below the time left (a slice of the search's budget);
+        a solve stopped by its slice leaves the neuron open, and only the deadline ends the search.
+        """
         model.set_objective([y_col], [float(sign)], maximize=True)
-        res, stopped = solve_or_partial(model, cutoff=self.tol, target=self.tol, time_limit=remaining(self.deadline))
+        left = remaining(self.deadline)
+        limit = left if time_limit is None else (time_limit if left is None else min(left, time_limit))
+        res, stopped = solve_or_partial(model, cutoff=self.tol, target=self.tol, time_limit=limit)
         self.interrupted |= stopped
         self.num_milps += 1
         self.milp_seconds += res.seconds
@@ -522,7 +529,7 @@ class _Search:
             bound = max(res.dual_bound, self.tol) if model.is_mip else res.dual_bound
             self._prove(l, i, sign, bound, proof)  # a valid bound, maybe not decisive
         if res.status == "time_limit":
-            self.timed_out = True
+            self.timed_up()  # the deadline, or only this solve's slice
         elif not res.proven and res.status not in ("objective_target", "interrupted"):
             self.notes.append(f"layer {l + 1} neuron {i}: solver status {res.highs_status}")
 
@@ -571,8 +578,22 @@ class _Search:
 
 
 # ---------------------------------------------------------------------------- the two methods
+#: Under a time limit, the first round of per-neuron MILPs gives each question at most this
+#: share of the layer's time (and at least MIN_SLICE seconds): one hard neuron no longer takes
+#: the whole budget from the easy ones; later rounds split what is left among the open questions.
+SLICE_SHARE = 0.5
+MIN_SLICE = 0.5
+
+
 def _per_neuron(s: _Search) -> None:
-    """Serra, Kumar, Ramalingam (CPAIOR 2020): one early-stopped MILP per neuron and sign."""
+    """Serra, Kumar, Ramalingam (CPAIOR 2020): one early-stopped MILP per neuron and sign.
+
+    Without a time limit each MILP runs to its answer. With one, each layer gets an equal share
+    of the time left for the layers left, and its questions are asked in rounds: first with a
+    slice of that share each (:data:`SLICE_SHARE`), then again for those still open with the
+    rest of the layer's share split among them, and last with all the time left (so a neuron
+    is reported unknown only when the time limit is reached).
+    """
     from mipnet.milp.encoding import HighsModel
 
     net = s.net
@@ -586,14 +607,34 @@ def _per_neuron(s: _Search) -> None:
             W, b = net.layers[l]
             y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
             # neurons with the larger negative part are likelier inactive: ask max y first
+            questions = []
             for i in todo:
                 first = 1 if -s.lower[l][i] >= s.upper[l][i] else -1
-                for sign in (first, -first):
-                    if s.stable(l)[i] or s.timed_up():
+                questions += [(int(i), first), (int(i), -first)]
+
+            def open_(q) -> bool:
+                i, sign = q
+                return not s.stable(l)[i] and bool(s.needs_pos(l)[i] if sign > 0 else s.needs_neg(l)[i])
+
+            left = remaining(s.deadline)
+            layer_end = None if left is None else time.perf_counter() + left / (s.L - l)
+            for rnd in range(3):
+                pending = [q for q in questions if open_(q)]
+                if not pending or s.timed_up():
+                    break
+                for q in pending:
+                    if s.timed_up():
                         break
-                    need = s.needs_pos(l)[i] if sign > 0 else s.needs_neg(l)[i]
-                    if need:
-                        s.settle(model, int(y[i]), l, int(i), sign, "milp")
+                    if not open_(q):
+                        continue
+                    if s.deadline is None or rnd == 2:
+                        cap = None  # to its answer, or to the deadline
+                    else:
+                        share = max(layer_end - time.perf_counter(), 0.0) * (SLICE_SHARE if rnd == 0 else 1.0)
+                        cap = max(MIN_SLICE, share / max(sum(open_(p) for p in pending), 1))
+                    s.settle(model, int(y[q[0]]), l, q[0], q[1], "milp", time_limit=cap)
+                if s.deadline is None:
+                    break
         if np.any(s.stable(l)):
             s.propagate(l)
 
