@@ -285,10 +285,14 @@ def main() -> None:
     if args.quick or args.no_write:
         return
     worst_u = max(s[2] for s in summary)
+    import os
+
+    # small matrix products with OpenBLAS's threads on a shared 2-core machine ran up to 50x slower
+    blas = "".join(f"{k}={os.environ[k]} " for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ)
     big = [s[3] for s in summary if s[4] >= 1.0] or [float("nan")]
     small = [s[3] for s in summary if s[4] < 1.0] or [float("nan")]
     body = (
-        f"`python benchmarks/bench_bounds.py{' --no-big' if args.no_big else ''}` on {machine()}, "
+        f"`{blas}python benchmarks/bench_bounds.py{' --no-big' if args.no_big else ''}` on {machine()}, "
         f"{time.strftime('%Y-%m-%d')}, total {total / 60:.1f} min.\n\n"
         "### 1. Methods per net\n\n"
         "Each cell: seconds / unstable hidden neurons left / mean width of the hidden layers' bounds. "

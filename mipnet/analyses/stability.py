@@ -378,26 +378,33 @@ class _Search:
             gained += int(new_pos.sum() + new_neg.sum())
         return gained
 
-    def gradient_search(self, X: np.ndarray, *, steps: int, starts: int = 8, seed=0) -> int:
+    def gradient_search(self, X: np.ndarray, *, steps: int, starts: int = 8, seed=0,
+                        until: Optional[float] = None) -> int:
         """Look for witnesses of the open neurons by projected sign-gradient ascent on ``+-y_i``.
 
         A falsification heuristic (it never proves anything): from the ``starts``
         inputs with the largest ``sign * y_i`` seen so far, step along the sign of
         the local gradient of ``sign * y_i`` (exact on the current linear region),
         with steps shrinking from a quarter of the box width; points leaving a
-        polytope domain are dropped. Every iterate is harvested.
+        polytope domain are dropped. Every iterate is harvested. It stops at ``until``
+        (a ``time.perf_counter()`` value) or the search's deadline, leaving the rest to the MILPs.
         """
         if len(X) == 0:
             return 0
         width = self.domain.upper - self.domain.lower
         found = 0
+        ys = None
         for l in range(self.L):
             for sign, needs in ((1.0, self.needs_pos(l)), (-1.0, self.needs_neg(l))):
                 idx = np.flatnonzero(needs)
                 if idx.size == 0:
                     continue
-                yl = self.net.preactivations(X)[l]
+                if ys is None:
+                    ys = self.net.preactivations(X)
+                yl = ys[l]
                 for i in idx:
+                    if self.timed_up() or (until is not None and time.perf_counter() >= until):
+                        return found
                     if not (self.needs_pos(l)[i] if sign > 0 else self.needs_neg(l)[i]):
                         continue  # settled by an earlier neuron's iterates
                     P = X[np.argsort(-sign * yl[:, i])[:starts]].copy()
@@ -578,6 +585,8 @@ class _Search:
 
 
 # ---------------------------------------------------------------------------- the two methods
+#: Under a time limit, the witness search before the MILPs takes at most this share of the time left.
+SEARCH_SHARE = 0.2
 #: Under a time limit, the first round of per-neuron MILPs gives each question at most this
 #: share of the layer's time (and at least MIN_SLICE seconds): one hard neuron no longer takes
 #: the whole budget from the easy ones; later rounds split what is left among the open questions.
@@ -868,8 +877,10 @@ def find_stable_neurons(
             bounds = compute_bounds(net, domain, method=bounds or "auto")
         s = _Search(net, domain, bounds, float(tol), deadline, options)
         s.harvest(X)
-        if search_steps:
-            s.gradient_search(X, steps=int(search_steps), seed=seed)
+        if search_steps:  # a heuristic: at most SEARCH_SHARE of the time left, the rest for the proofs
+            left = remaining(deadline)
+            until = None if left is None else time.perf_counter() + SEARCH_SHARE * left
+            s.gradient_search(X, steps=int(search_steps), seed=seed, until=until)
         log.info("after %d inputs: %d neurons still open", len(X),
                  sum(int(np.sum(s.needs_pos(l) | s.needs_neg(l))) for l in range(s.L)))
         (_per_neuron if method == "per_neuron" else _one_milp)(s)
