@@ -10,6 +10,8 @@ from mipnet.bounds import (
     classify_neurons,
     compute_bounds,
     interval_bounds,
+    LP_OPTIONS,
+    METHODS,
     lp_bounds,
     symbolic_bounds,
 )
@@ -34,7 +36,7 @@ def test_classify_neurons():
 
 
 @pytest.mark.parametrize("widths,seed", random_nets())
-@pytest.mark.parametrize("method", ["ia", "symbolic", "lp"])
+@pytest.mark.parametrize("method", ["ia", "symbolic", "alpha", "lp", "auto"])
 def test_bounds_contain_random_and_vertex_inputs(widths, seed, method):
     net = Network.random(widths, seed=seed)
     dom = Box(-1, 1, dim=widths[0])
@@ -93,7 +95,7 @@ def test_property_bounds_are_sound(seed, depth, width, n0, radius):
     center = np.random.default_rng(seed).uniform(-1, 1, n0)
     dom = LinfBall(center, radius)
     X = _adversarial_points(net, dom, n=500, seed=seed)
-    for b in (symbolic_bounds(net, dom), lp_bounds(net, dom)):
+    for b in (symbolic_bounds(net, dom), lp_bounds(net, dom), compute_bounds(net, dom, method="auto")):
         assert b.contains(net, X, tol=0)
 
 
@@ -133,12 +135,15 @@ def _scaled(widths, seed, scale):
         ([12, 16, 16, 4], 4, 1e3, (-1e6, 1e6)),
     ],
 )
-@pytest.mark.parametrize("method", ["ia", "symbolic", "lp"])
+@pytest.mark.parametrize("method", ["ia", "symbolic", "alpha", "lp", "auto", "lp-exact"])
 def test_bounds_contain_1e5_samples_at_any_magnitude(widths, seed, scale, box, method):
     net = _scaled(widths, seed, scale)
     dom = Box(box[0], box[1], dim=widths[0])
     X = _adversarial_points(net, dom, n=100_000, seed=seed)  # all 2^n0 vertices lead the sample
-    b = compute_bounds(net, dom, method=method)
+    if method == "lp-exact":
+        b = lp_bounds(net, dom, sign_only=False)
+    else:
+        b = compute_bounds(net, dom, method=method)
     for y, lb in zip(net.preactivations(X), b.layers):
         assert np.all(y >= lb.lower) and np.all(y <= lb.upper)
 
@@ -158,7 +163,8 @@ def test_interval_bounds_cover_the_rounding_of_long_dot_products():
         assert b.layers[0].lower[0] <= exact <= b.layers[0].upper[0]
 
 
-def test_lp_widening_covers_the_solver_tolerance():
+@pytest.mark.parametrize("options", [{}, LP_OPTIONS], ids=["highs-defaults", "lp-options"])
+def test_lp_widening_covers_the_solver_tolerance(options):
     # small weights: the LP optimum is ~1e-3 while HiGHS's absolute tolerances (1e-7) leave
     # errors of ~1.4e-7 (a widening of 1e-7 (1 + |v|) is not enough); a re-solve at
     # tolerance 1e-10 is the reference
@@ -169,7 +175,7 @@ def test_lp_widening_covers_the_solver_tolerance():
     dom = Box(-1.0, 1.0, dim=64)
     sym = symbolic_bounds(net, dom)
     tight = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
-    models = [HighsModel(dom), HighsModel(dom, options=tight)]
+    models = [HighsModel(dom, options=options), HighsModel(dom, options={**options, **tight})]
     cols = [m.input_cols for m in models]
     hmag = np.maximum(sym.layers[0].upper, 0.0)
     worst_old = worst_new = -np.inf
@@ -186,41 +192,227 @@ def test_lp_widening_covers_the_solver_tolerance():
                     worst_new = max(worst_new, err - lp_slack(v, W[i], b[i], hmag))
             hmag = np.maximum(sym.layers[l].upper, 0.0)
         cols = [m.add_layer(c, W, b, sym.layers[l], relax=True).h_cols for m, c in zip(models, cols)]
-    assert worst_old > 0  # the old absolute widening missed the solver error somewhere
+    if not options:
+        assert worst_old > 0  # the old absolute widening missed the solver error somewhere
     assert worst_new < 0  # the widening relative to tolerance and magnitudes covers it
 
 
-def test_lp_time_limit_per_lp_takes_effect():
+@pytest.mark.parametrize("sign_only", [False, True])
+def test_lp_time_limit_per_lp_takes_effect(sign_only):
     net = Network.random([784, 32, 32, 10], seed=0)
     dom = Box(0.0, 1.0, dim=784)
-    full = lp_bounds(net, dom)
+    full = lp_bounds(net, dom, sign_only=sign_only)
     assert not full.notes
-    rushed = lp_bounds(net, dom, time_limit_per_lp=1e-6)
+    rushed = lp_bounds(net, dom, time_limit_per_lp=1e-6, sign_only=sign_only)
     assert rushed.notes and all("LP not solved (time limit)" in n for n in rushed.notes)
     assert rushed.tighter_or_equal(symbolic_bounds(net, dom), tol=0)  # kept the previous bounds
     assert full.tighter_or_equal(rushed, tol=0) and not rushed.tighter_or_equal(full, tol=0)
     assert rushed.contains(net, dom.sample(20_000, seed=0, include_vertices=True), tol=0)
 
 
-def test_lp_bounds_interrupted_returns_sound_partial_bounds(monkeypatch):
+@pytest.mark.parametrize("sign_only,at", [(False, 7), (True, 2)])
+def test_lp_bounds_interrupted_returns_sound_partial_bounds(monkeypatch, sign_only, at):
     from mipnet.core.errors import Interrupted
     from mipnet.milp.encoding import HighsModel
 
     net = Network.random([4, 12, 12, 12, 2], seed=1)
     dom = Box(-1.0, 1.0, dim=4)
-    real = HighsModel.optimize_affine
+    real = HighsModel.solve
     calls = []
 
     def flaky(self, *a, **kw):
         calls.append(1)
-        if len(calls) == 7:
+        if len(calls) == at:
             raise KeyboardInterrupt
         return real(self, *a, **kw)
 
-    monkeypatch.setattr(HighsModel, "optimize_affine", flaky)
+    monkeypatch.setattr(HighsModel, "solve", flaky)
     with pytest.raises(Interrupted) as info:
-        lp_bounds(net, dom)
+        lp_bounds(net, dom, sign_only=sign_only)
     part = info.value.partial
     assert isinstance(part, Bounds) and len(part.layers) == len(net.layers)
     assert any("interrupted" in n for n in part.notes)
     assert part.contains(net, _adversarial_points(net, dom, n=20_000), tol=0)
+
+
+# ---------------------------------------------------------------------------- LP only where it pays
+def _exact(net, dom):
+    return lp_bounds(net, dom, sign_only=False)
+
+
+SIGN_NETS = [([3, 8, 6, 2], 1), ([4, 6, 6, 6, 3], 2), ([6, 12, 8, 4], 4), ([8, 20, 20, 20, 4], 5),
+             ([10, 32, 32, 5], 6)]
+
+
+def _domains(n0, seed):
+    c = np.random.default_rng(seed).uniform(-0.5, 0.5, n0)
+    return [Box(-1, 1, dim=n0), LinfBall(c, 0.2, -1, 1)]
+
+
+@pytest.mark.parametrize("widths,seed", SIGN_NETS)
+def test_sign_only_lp_settles_what_the_exact_lp_settles(widths, seed):
+    net = Network.random(widths, seed=seed)
+    for dom in _domains(widths[0], seed):
+        exact = _exact(net, dom)
+        fast = lp_bounds(net, dom, sign_only=True, start="alpha")
+        fast_sym = lp_bounds(net, dom, sign_only=True, start="symbolic")
+        auto = compute_bounds(net, dom, method="auto")
+        for b in (fast, fast_sym, auto):
+            assert np.array_equal(b.state_vector(), exact.state_vector())
+            assert b.lp_solves <= exact.lp_solves
+        X = _adversarial_points(net, dom, n=10_000, seed=seed)
+        for b in (exact, fast, fast_sym, auto):
+            assert b.contains(net, X, tol=0)
+        # wherever the exact path ran an LP (the sides it moved from its symbolic start), its value
+        # is inside every other bound, up to the LP's slack (stable neurons keep symbolic bounds)
+        sym = symbolic_bounds(net, dom)
+        for b in (fast, fast_sym, auto, sym):
+            for a, e, s0 in zip(b.layers, exact.layers, sym.layers):
+                tol = 1e-5 * (1 + np.abs(e.lower) + np.abs(e.upper))  # the LP values carry lp_slack
+                lo_lp, hi_lp = e.lower != s0.lower, e.upper != s0.upper
+                assert np.all(~lo_lp | (a.lower <= e.lower + tol)) and np.all(~hi_lp | (a.upper >= e.upper - tol))
+
+
+def test_sign_lp_stops_at_the_objective_bound():
+    """HiGHS's objective bound on an LP minimisation: stopped once the sign is proven, and the
+    bound returned never exceeds the true optimum."""
+    from mipnet.bounds.lp import _sign_lp  # noqa: PLC2701 - the unit under test
+    from mipnet.milp.encoding import HighsModel
+
+    net = Network.random([20, 30, 30, 2], seed=3)
+    dom = Box(-1, 1, dim=20)
+    sym = symbolic_bounds(net, dom)
+    m = HighsModel(dom, options=LP_OPTIONS)
+    cols = m.add_layer(m.input_cols, *net.layers[0], sym.layers[0], relax=True).h_cols
+    hmag = np.maximum(sym.layers[0].upper, 0.0)
+    W, b = net.layers[1]
+    opt = {(i, sense): m.optimize_affine(cols, sense * W[i], sense * b[i], maximize=False)
+           for i in range(W.shape[0]) for sense in (1.0, -1.0)}
+    stopped = 0
+    for i in range(W.shape[0]):
+        for sense in (1.0, -1.0):
+            # shift the bias so that the minimum of sense * y is +0.5: the sign is provable
+            shift = 0.5 - opt[i, sense]
+            m.optimize_affine(cols, W[i], b[i], maximize=sense > 0)  # start from the opposite optimum
+            val, x = _sign_lp(m, cols, W[i], b[i] + sense * shift, sense, hmag, 1e-7)
+            assert val is not None and 0 < val <= 0.5 + 1e-6
+            stopped += x is None
+            # and a sign that does not hold: solved to optimality, the optimum as the bound
+            val2, x2 = _sign_lp(m, cols, W[i], b[i] + sense * (shift - 1.0), sense, hmag, 1e-7)
+            assert x2 is not None and -0.5 - 1e-4 <= val2 <= -0.5 + 1e-6
+    assert stopped >= W.shape[0]  # most proofs stop early (the dual objective passes the margin)
+
+
+def test_witnesses_never_show_a_stable_neuron_unstable():
+    from mipnet.bounds.lp import Witnesses
+
+    W1 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    b1 = np.array([-5.0, 5.0, 0.0])  # on [-1, 1]^2: inactive, active, unstable
+    net = Network([W1, np.ones((1, 3))], [b1, np.zeros(1)])
+    dom = Box(-1, 1, dim=2)
+    w = Witnesses(net, dom, interval_bounds(net, dom).layers)
+    w.add(dom.sample(1000, seed=0, include_vertices=True))
+    w.search(0, np.array([0, 1]), np.array([1.0, -1.0]), dom.sample(10, seed=1))
+    assert list(w.pos[0]) == [False, True, True] and list(w.neg[0]) == [True, False, True]
+    assert list(w.unstable(0)) == [False, False, True]
+    w.add(np.array([[5.0, 5.0]]))  # clipped to the box first
+    assert not w.pos[0][0]
+
+
+def test_compute_bounds_names_and_auto_route():
+    net = Network.random([6, 12, 12, 3], seed=2)
+    dom = LinfBall(np.zeros(6), 0.05, -1, 1)
+    for m in METHODS:
+        assert compute_bounds(net, dom, method=m).method == m
+    with pytest.raises(ValueError, match="takes no options"):
+        compute_bounds(net, dom, method="ia", output=False)
+    tiny = compute_bounds(net, LinfBall(np.zeros(6), 1e-6, -1, 1), method="auto")
+    assert tiny.num_unstable == 0 and tiny.notes[0] == "route: symbolic"  # nothing left for alpha
+    small = compute_bounds(net, Box(-1, 1, dim=6), method="auto")  # a few open neurons: LPs are cheaper
+    assert small.notes[0] == "route: symbolic -> sign-only LPs"
+    big = Network.random([6, 80, 80, 3], seed=2)  # >= ALPHA_MIN_OPEN open beyond the first layer
+    wide = compute_bounds(big, Box(-1, 1, dim=6), method="auto")
+    assert wide.notes[0].startswith("route: symbolic -> alpha")
+    assert wide.tighter_or_equal(symbolic_bounds(big, Box(-1, 1, dim=6)), tol=0)
+    with pytest.raises(ValueError):
+        lp_bounds(net, dom, start="crown")
+    # both starts of the LP path settle the same neurons
+    a = lp_bounds(big, Box(-1, 1, dim=6), start="alpha")
+    s_ = lp_bounds(big, Box(-1, 1, dim=6), start="symbolic")
+    assert np.array_equal(a.state_vector(), s_.state_vector())
+
+
+def test_cli_bounds_methods(tmp_path, capsys):
+    import json
+
+    from mipnet.cli import main
+    from mipnet.io import save_network
+
+    path = tmp_path / "n.npz"
+    save_network(Network.random([3, 6, 6, 2], seed=0), path)
+    out = {}
+    for m in METHODS:
+        assert main(["bounds", str(path), "--box", "-1", "1", "--method", m, "--json"]) == 0
+        out[m] = json.loads(capsys.readouterr().out)
+        assert out[m]["method"] == m
+    assert main(["bounds", str(path), "--box", "-1", "1", "--exact-lp", "--json"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert [l["unstable"] for l in exact["layers"][:-1]] == [l["unstable"] for l in out["lp"]["layers"][:-1]]
+    assert main(["bounds", str(path), "--box", "-1", "1", "--method", "alpha", "--exact-lp"]) == 3
+    assert "only used with --method lp" in capsys.readouterr().err
+
+
+def test_tighten_neurons_is_a_pure_group_function():
+    """Groups of a layer tightened separately (pickled in and out, as a worker process would get
+    them) give the bounds of the serial LP pass over the same starting bounds."""
+    import pickle
+
+    from mipnet.bounds import tighten_neurons
+
+    net = Network.random([6, 20, 16, 3], seed=7)
+    dom = Box(-1, 1, dim=6)
+    sym = symbolic_bounds(net, dom)
+    serial = lp_bounds(net, dom, initial=sym, output=False, sign_only=False)
+    open1 = np.flatnonzero((sym.layers[1].lower < 0) & (sym.layers[1].upper > 0))
+    assert open1.size >= 4
+    lo, hi = sym.layers[1].lower.copy(), sym.layers[1].upper.copy()
+    solves = 0
+    for group in np.array_split(np.arange(16), 3):
+        args = pickle.loads(pickle.dumps((net, dom, sym, 1, group)))
+        g = pickle.loads(pickle.dumps(tighten_neurons(*args)))
+        assert g.layer == 1 and np.array_equal(g.neurons, group)
+        lo[g.neurons], hi[g.neurons] = np.maximum(lo[g.neurons], g.lower), np.minimum(hi[g.neurons], g.upper)
+        solves += g.lp_solves
+    # the serial pass also intersects layer 1 with intervals from layer 0 (exact there on a box): same LPs
+    tol = 1e-6 * (1 + np.abs(serial.layers[1].lower) + np.abs(serial.layers[1].upper))
+    assert np.all(np.abs(lo - serial.layers[1].lower) <= tol) and np.all(np.abs(hi - serial.layers[1].upper) <= tol)
+    assert open1.size <= solves <= 2 * open1.size
+    # sign-only groups settle the same signs; the output layer gets both LPs per output
+    sg = tighten_neurons(net, dom, sym, 1, open1, sign_only=True)
+    states = classify_neurons(sg.lower, sg.upper)
+    assert np.array_equal(states, classify_neurons(serial.layers[1].lower[open1], serial.layers[1].upper[open1]))
+    out = tighten_neurons(net, dom, serial, 2, range(3))
+    assert out.lp_solves == 6
+    X = dom.sample(20_000, seed=1, include_vertices=True)
+    y = net.preactivations(X)
+    assert np.all(y[1][:, open1] >= sg.lower) and np.all(y[1][:, open1] <= sg.upper)
+    assert np.all(y[2] >= out.lower) and np.all(y[2] <= out.upper)
+    with pytest.raises(ValueError):
+        tighten_neurons(net, dom, sym, 1, [16])
+    with pytest.raises(ValueError):
+        tighten_neurons(net, dom, sym.layers[:2], 1, [0])
+
+
+def test_chain_order_is_a_permutation_of_nearest_neighbours():
+    from mipnet.bounds.lp import chain_order
+
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(30, 7))
+    R[5] = 0.0  # a zero objective is still ordered
+    order = chain_order(R)
+    assert sorted(order) == list(range(30)) and order[0] == 0
+    U = R / np.maximum(np.linalg.norm(R, axis=1), 1e-300)[:, None]
+    for k in range(len(order) - 1):  # each next one is the most similar among those left
+        left = order[k + 1:]
+        assert np.isclose(U[order[k]] @ U[order[k + 1]], max(U[order[k]] @ U[j] for j in left))
+    assert list(chain_order(R[:2])) == [0, 1] and chain_order(R[:0]).size == 0

@@ -224,3 +224,51 @@ def test_errors():
     empty = Polytope(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([-0.5, -0.5]), [-1, -1], [1, 1])
     with pytest.raises(Exception, match="empty"):
         find_stable_neurons(net, empty)
+
+
+@pytest.mark.parametrize("bounds", ["ia", "symbolic", "alpha", "lp", "auto"])
+def test_bounds_by_method_name_settle_the_same_neurons(bounds):
+    """Any bounds method gives the same (exact) stable sets; only the work before the MILPs differs."""
+    net = Network.random([4, 12, 12, 2], seed=3, bias_scale=1.5)
+    dom = Box(-1.0, 1.0, dim=4)
+    ref = find_stable_neurons(net, dom)
+    assert ref.bounds_method == "auto"
+    res = find_stable_neurons(net, dom, bounds=bounds)
+    assert res.bounds_method == bounds
+    assert all(np.array_equal(a.states, b.states) for a, b in zip(ref.layers, res.layers))
+    res.check(net, dom.sample(5000, seed=0, include_vertices=True), dom)
+
+
+def test_bounds_name_is_checked():
+    net = Network.random([3, 6, 2], seed=0)
+    with pytest.raises(ValueError, match="one of"):
+        find_stable_neurons(net, Box(-1, 1, dim=3), bounds="crown")
+
+
+def test_cli_stable_bounds_flag(tmp_path, capsys):
+    import json
+
+    from mipnet.cli import main
+    from mipnet.io import save_network
+
+    path = tmp_path / "n.npz"
+    save_network(Network.random([4, 12, 12, 2], seed=3, bias_scale=1.5), path)
+    states = {}
+    for m in ("ia", "alpha"):
+        assert main(["stable", str(path), "--box", "-1", "1", "--bounds", m, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["bounds_method"] == m
+        states[m] = [(l["inactive"], l["active"], l["unstable"]) for l in out["layers"]]
+    assert states["ia"] == states["alpha"]
+
+
+def test_per_neuron_time_slices_give_the_exact_answer():
+    """Under a time limit the per-neuron MILPs run in rounds of time slices (one hard neuron
+    cannot starve the others); with time enough the answer is the unlimited one."""
+    net = Network.random([4, 10, 10, 8, 2], seed=4, bias_scale=1.0)
+    dom = Box(-1.0, 1.0, dim=4)
+    free = find_stable_neurons(net, dom, bounds="symbolic", samples=20, search_steps=0)
+    sliced = find_stable_neurons(net, dom, bounds="symbolic", samples=20, search_steps=0, time_limit=120.0)
+    assert free.complete and sliced.complete and sliced.num_milps >= 1
+    assert all(np.array_equal(a.states, b.states) for a, b in zip(free.layers, sliced.layers))
+    sliced.check(net, dom.sample(5000, seed=0, include_vertices=True), dom)

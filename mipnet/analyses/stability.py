@@ -71,7 +71,8 @@ from mipnet.analyses.common import (
     solve_or_partial,
     witness_from_solution,
 )
-from mipnet.bounds import Bounds, LayerBounds, NeuronState, interval_bounds, interval_layer, lp_bounds
+from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import Bounds, LayerBounds, NeuronState, compute_bounds, interval_bounds, interval_layer
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
@@ -377,26 +378,33 @@ class _Search:
             gained += int(new_pos.sum() + new_neg.sum())
         return gained
 
-    def gradient_search(self, X: np.ndarray, *, steps: int, starts: int = 8, seed=0) -> int:
+    def gradient_search(self, X: np.ndarray, *, steps: int, starts: int = 8, seed=0,
+                        until: Optional[float] = None) -> int:
         """Look for witnesses of the open neurons by projected sign-gradient ascent on ``+-y_i``.
 
         A falsification heuristic (it never proves anything): from the ``starts``
         inputs with the largest ``sign * y_i`` seen so far, step along the sign of
         the local gradient of ``sign * y_i`` (exact on the current linear region),
         with steps shrinking from a quarter of the box width; points leaving a
-        polytope domain are dropped. Every iterate is harvested.
+        polytope domain are dropped. Every iterate is harvested. It stops at ``until``
+        (a ``time.perf_counter()`` value) or the search's deadline, leaving the rest to the MILPs.
         """
         if len(X) == 0:
             return 0
         width = self.domain.upper - self.domain.lower
         found = 0
+        ys = None
         for l in range(self.L):
             for sign, needs in ((1.0, self.needs_pos(l)), (-1.0, self.needs_neg(l))):
                 idx = np.flatnonzero(needs)
                 if idx.size == 0:
                     continue
-                yl = self.net.preactivations(X)[l]
+                if ys is None:
+                    ys = self.net.preactivations(X)
+                yl = ys[l]
                 for i in idx:
+                    if self.timed_up() or (until is not None and time.perf_counter() >= until):
+                        return found
                     if not (self.needs_pos(l)[i] if sign > 0 else self.needs_neg(l)[i]):
                         continue  # settled by an earlier neuron's iterates
                     P = X[np.argsort(-sign * yl[:, i])[:starts]].copy()
@@ -503,10 +511,17 @@ class _Search:
         return self.timed_out or self.interrupted
 
     # -------------------------------------------------------------- one sign question
-    def settle(self, model, y_col: int, l: int, i: int, sign: int, proof: str) -> None:
-        """Max ``sign * y_i`` with cutoff/target at ``tol``: a witness, a proof, or nothing (time, Ctrl-C)."""
+    def settle(self, model, y_col: int, l: int, i: int, sign: int, proof: str,
+               time_limit: Optional[float] = None) -> None:
+        """Max ``sign * y_i`` with cutoff/target at ``tol``: a witness, a proof, or nothing (time, Ctrl-C).
+
+        ``time_limit`` caps this solve below the time left (a slice of the search's budget);
+        a solve stopped by its slice leaves the neuron open, and only the deadline ends the search.
+        """
         model.set_objective([y_col], [float(sign)], maximize=True)
-        res, stopped = solve_or_partial(model, cutoff=self.tol, target=self.tol, time_limit=remaining(self.deadline))
+        left = remaining(self.deadline)
+        limit = left if time_limit is None else (time_limit if left is None else min(left, time_limit))
+        res, stopped = solve_or_partial(model, cutoff=self.tol, target=self.tol, time_limit=limit)
         self.interrupted |= stopped
         self.num_milps += 1
         self.milp_seconds += res.seconds
@@ -521,7 +536,7 @@ class _Search:
             bound = max(res.dual_bound, self.tol) if model.is_mip else res.dual_bound
             self._prove(l, i, sign, bound, proof)  # a valid bound, maybe not decisive
         if res.status == "time_limit":
-            self.timed_out = True
+            self.timed_up()  # the deadline, or only this solve's slice
         elif not res.proven and res.status not in ("objective_target", "interrupted"):
             self.notes.append(f"layer {l + 1} neuron {i}: solver status {res.highs_status}")
 
@@ -570,8 +585,24 @@ class _Search:
 
 
 # ---------------------------------------------------------------------------- the two methods
+#: Under a time limit, the witness search before the MILPs takes at most this share of the time left.
+SEARCH_SHARE = 0.2
+#: Under a time limit, the first round of per-neuron MILPs gives each question at most this
+#: share of the layer's time (and at least MIN_SLICE seconds): one hard neuron no longer takes
+#: the whole budget from the easy ones; later rounds split what is left among the open questions.
+SLICE_SHARE = 0.5
+MIN_SLICE = 0.5
+
+
 def _per_neuron(s: _Search) -> None:
-    """Serra, Kumar, Ramalingam (CPAIOR 2020): one early-stopped MILP per neuron and sign."""
+    """Serra, Kumar, Ramalingam (CPAIOR 2020): one early-stopped MILP per neuron and sign.
+
+    Without a time limit each MILP runs to its answer. With one, each layer gets an equal share
+    of the time left for the layers left, and its questions are asked in rounds: first with a
+    slice of that share each (:data:`SLICE_SHARE`), then again for those still open with the
+    rest of the layer's share split among them, and last with all the time left (so a neuron
+    is reported unknown only when the time limit is reached).
+    """
     from mipnet.milp.encoding import HighsModel
 
     net = s.net
@@ -585,14 +616,34 @@ def _per_neuron(s: _Search) -> None:
             W, b = net.layers[l]
             y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
             # neurons with the larger negative part are likelier inactive: ask max y first
+            questions = []
             for i in todo:
                 first = 1 if -s.lower[l][i] >= s.upper[l][i] else -1
-                for sign in (first, -first):
-                    if s.stable(l)[i] or s.timed_up():
+                questions += [(int(i), first), (int(i), -first)]
+
+            def open_(q) -> bool:
+                i, sign = q
+                return not s.stable(l)[i] and bool(s.needs_pos(l)[i] if sign > 0 else s.needs_neg(l)[i])
+
+            left = remaining(s.deadline)
+            layer_end = None if left is None else time.perf_counter() + left / (s.L - l)
+            for rnd in range(3):
+                pending = [q for q in questions if open_(q)]
+                if not pending or s.timed_up():
+                    break
+                for q in pending:
+                    if s.timed_up():
                         break
-                    need = s.needs_pos(l)[i] if sign > 0 else s.needs_neg(l)[i]
-                    if need:
-                        s.settle(model, int(y[i]), l, int(i), sign, "milp")
+                    if not open_(q):
+                        continue
+                    if s.deadline is None or rnd == 2:
+                        cap = None  # to its answer, or to the deadline
+                    else:
+                        share = max(layer_end - time.perf_counter(), 0.0) * (SLICE_SHARE if rnd == 0 else 1.0)
+                        cap = max(MIN_SLICE, share / max(sum(open_(p) for p in pending), 1))
+                    s.settle(model, int(y[q[0]]), l, q[0], q[1], "milp", time_limit=cap)
+                if s.deadline is None:
+                    break
         if np.any(s.stable(l)):
             s.propagate(l)
 
@@ -734,10 +785,13 @@ def _validate(net, domain, method, data, time_limit, bounds, tol, samples, searc
         raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
     if int(search_steps) != search_steps or search_steps < 0:
         raise ValueError(f"search_steps must be a non-negative integer, got {search_steps!r}")
-    if bounds is not None:
+    if isinstance(bounds, str):
+        if bounds not in BOUNDS_METHODS:
+            raise ValueError(f"bounds must be a Bounds or one of {BOUNDS_METHODS}, got {bounds!r}")
+    elif bounds is not None:
         if not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers):
             raise ValueError("bounds must be a mipnet.bounds.Bounds computed for this network "
-                             "(one LayerBounds per affine layer)")
+                             "(one LayerBounds per affine layer), or a method name of compute_bounds")
     if data is not None:
         data = np.asarray(data, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != net.input_dim:
@@ -752,7 +806,7 @@ def find_stable_neurons(
     method: str = "per_neuron",
     data=None,
     time_limit: Optional[float] = None,
-    bounds: Optional[Bounds] = None,
+    bounds=None,
     tol: float = 1e-6,
     samples: int = 1000,
     seed: int = 0,
@@ -778,8 +832,12 @@ def find_stable_neurons(
     time_limit : float, optional
         Seconds for the whole search. Neurons not settled in time are reported as
         unknown (never as stable).
-    bounds : Bounds, optional
-        Pre-activation bounds of ``net`` on ``domain`` (default: :func:`~mipnet.bounds.lp_bounds`).
+    bounds : Bounds or str, optional
+        Pre-activation bounds of ``net`` on ``domain``, or the name of a
+        :func:`~mipnet.bounds.compute_bounds` method to compute them with (``"ia"``,
+        ``"symbolic"``, ``"alpha"``, ``"lp"``, ``"auto"``). Default ``"auto"``: symbolic, then
+        alpha-CROWN, then sign-only LPs only for the neurons those leave open (the output
+        layer's bounds are not needed here).
     tol : float
         Numerical tolerance of a proof: stably inactive means proven ``max y <= tol``,
         stably active proven ``min y >= -tol``.
@@ -815,12 +873,14 @@ def find_stable_neurons(
     X = candidate_points(domain, data, samples, seed)  # raises if the domain is empty
     s = None
     try:
-        if bounds is None:
-            bounds = lp_bounds(net, domain)
+        if bounds is None or isinstance(bounds, str):
+            bounds = compute_bounds(net, domain, method=bounds or "auto")
         s = _Search(net, domain, bounds, float(tol), deadline, options)
         s.harvest(X)
-        if search_steps:
-            s.gradient_search(X, steps=int(search_steps), seed=seed)
+        if search_steps:  # a heuristic: at most SEARCH_SHARE of the time left, the rest for the proofs
+            left = remaining(deadline)
+            until = None if left is None else time.perf_counter() + SEARCH_SHARE * left
+            s.gradient_search(X, steps=int(search_steps), seed=seed, until=until)
         log.info("after %d inputs: %d neurons still open", len(X),
                  sum(int(np.sum(s.needs_pos(l) | s.needs_neg(l))) for l in range(s.L)))
         (_per_neuron if method == "per_neuron" else _one_milp)(s)

@@ -23,14 +23,21 @@ def register(sub) -> None:
         sub, "bounds",
         help="pre-activation bounds and stable-neuron counts on an input domain",
         description="Bound every neuron's pre-activation over an input domain with interval arithmetic (ia), "
-                    "symbolic back-substitution (symbolic) or LP tightening (lp), and count stably "
+                    "symbolic back-substitution (symbolic), optimised back-substitution (alpha, alpha-CROWN), "
+                    "LP tightening (lp: from the alpha bounds, an LP only for the signs no input settles; "
+                    "--exact-lp: every unstable neuron's LP to optimality) or the cheapest route that settles "
+                    "the most neurons (auto: symbolic, then alpha, then sign-only LPs), and count stably "
                     "active/inactive neurons.",
         examples=["mipnet bounds net.onnx --box -1 1",
+                  "mipnet bounds net.onnx --box 0 1 --method auto",
                   "mipnet bounds net.onnx --center x.npy --radius 0.5 --clip 0 16 --method lp --json --arrays"],
     )
     p.add_argument("model", metavar="MODEL", help="network file (.onnx, .pt/.pth, .npz)")
     add_domain_args(p)
-    p.add_argument("--method", choices=["ia", "symbolic", "lp"], default="lp", help="bounding method")
+    p.add_argument("--method", choices=["ia", "symbolic", "alpha", "lp", "auto"], default="lp",
+                   help="bounding method")
+    p.add_argument("--exact-lp", action="store_true",
+                   help="with --method lp: solve every unstable neuron's min and max LP to optimality")
     p.add_argument("--arrays", action="store_true", help="with --json: include every neuron's bounds")
     add_parallel_args(p)
     add_progress_arg(p)
@@ -46,6 +53,8 @@ def run(args) -> int:
 
     if not args.json:
         reject_unused(args, "with --json", "--arrays")
+    if args.method != "lp":
+        reject_unused(args, "with --method lp", "--exact-lp")
     net = load_network(args.model)
     dom = domain_from_args(args, net.input_dim)
     if args.method != "lp":
@@ -57,7 +66,7 @@ def run(args) -> int:
         with parallel_executor(args) as executor:
             b = call(lp_bounds_parallel, net, dom, executor=executor, progress=progress_enabled(args))
     elif args.method == "lp":
-        b = call(lp_bounds, net, dom, progress=progress_enabled(args))
+        b = call(lp_bounds, net, dom, progress=progress_enabled(args), sign_only=False if args.exact_lp else None)
     else:
         b = call(compute_bounds, net, dom, method=args.method)
     if args.json:

@@ -34,6 +34,9 @@ def _add_stability_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance of a stability proof")
     p.add_argument("--samples", type=int, default=1000,
                    help="random inputs tried first as witnesses of instability")
+    p.add_argument("--bounds", choices=["ia", "symbolic", "alpha", "lp", "auto"], default="auto",
+                   help="neuron bounds the search starts from (see 'mipnet bounds --help'; default auto: "
+                        "symbolic, alpha-CROWN where it pays, sign-only LPs for what they leave open)")
     add_progress_arg(p)
     add_json_arg(p)
 
@@ -77,7 +80,7 @@ def _analyse(args):
     net = load_network(args.model)
     dom = domain_from_args(args, net.input_dim)
     res = call(find_stable_neurons, net, dom, method=args.method.replace("-", "_"), time_limit=args.time_limit,
-               tol=args.tol, samples=args.samples, progress=progress_enabled(args))
+               tol=args.tol, samples=args.samples, bounds=args.bounds, progress=progress_enabled(args))
     return net, dom, res
 
 

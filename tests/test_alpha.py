@@ -1,0 +1,249 @@
+"""alpha-CROWN bounds (mipnet.bounds.alpha): soundness on samples and box vertices, never looser
+than CROWN, never tighter than the LP with the same intermediate bounds, f - g, determinism."""
+
+import numpy as np
+import pytest
+
+from mipnet import Box, LinfBall, Network, Polytope
+from mipnet.bounds import LayerBounds, symbolic_bounds
+from mipnet.bounds.alpha import (
+    AlphaOptions,
+    alpha_bounds,
+    alpha_difference_bounds,
+    alpha_output_bounds,
+    crown_lower,
+    difference_network,
+)
+from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError
+from mipnet.milp.encoding import HighsModel
+
+from conftest import random_nets
+
+NETS = random_nets() + [([8, 20, 20, 20, 4], 5), ([10, 32, 32, 5], 6)]
+
+
+def _points(net, dom, n=20_000, seed=0):
+    """Random points, box vertices (all, or n // 2 random ones) and first-layer extremisers."""
+    X = dom.sample(n, seed=seed, include_vertices=True)
+    W = net.weights[0]
+    ext = np.concatenate([np.where(W > 0, dom.upper, dom.lower), np.where(W > 0, dom.lower, dom.upper)])
+    return np.concatenate([X, ext[dom.contains(ext)]])
+
+
+def _width(b):
+    return sum(float(np.sum(lb.upper - lb.lower)) for lb in b.layers)
+
+
+@pytest.mark.parametrize("widths,seed", NETS)
+def test_alpha_bounds_contain_samples_and_vertices(widths, seed):
+    net = Network.random(widths, seed=seed)
+    dom = Box(-1, 1, dim=widths[0])
+    b = alpha_bounds(net, dom)
+    assert b.method == "alpha" and len(b.layers) == len(net.layers)
+    assert b.contains(net, _points(net, dom), tol=0)
+
+
+def test_alpha_bounds_on_ball_polytope_and_large_magnitudes():
+    net = Network.random([6, 16, 16, 3], seed=11)
+    ball = LinfBall(np.linspace(-0.5, 0.5, 6), 0.3, -1, 1)
+    poly = Polytope([[1.0] * 6, [-1.0, 1.0, 0, 0, 0, 0]], [0.5, 0.2], -1, 1)
+    for dom in (ball, poly):
+        assert alpha_bounds(net, dom).contains(net, _points(net, dom), tol=0)
+    # weights x 1e3 on a box of +-1e4: the widening is relative to the magnitudes
+    big = Network([W * 1e3 for W in net.weights], [b * 1e3 for b in net.biases])
+    dom = Box(-1e4, 1e4, dim=6)
+    assert alpha_bounds(big, dom).contains(big, _points(big, dom), tol=0)
+
+
+@pytest.mark.parametrize("widths,seed", NETS)
+def test_alpha_never_looser_than_symbolic(widths, seed):
+    net = Network.random(widths, seed=seed)
+    dom = Box(-1, 1, dim=widths[0])
+    sym, alpha = symbolic_bounds(net, dom), alpha_bounds(net, dom)
+    assert alpha.tighter_or_equal(sym, tol=0)
+    assert alpha.num_unstable <= sym.num_unstable
+
+
+def test_alpha_is_strictly_tighter_on_a_typical_net():
+    net = Network.random([8, 20, 20, 20, 4], seed=5)
+    dom = Box(-1, 1, dim=8)
+    sym, alpha = symbolic_bounds(net, dom), alpha_bounds(net, dom)
+    gains = [np.max(np.concatenate([a.lower - s.lower, s.upper - a.upper])) for a, s in zip(alpha.layers, sym.layers)]
+    assert gains[0] == 0.0  # the first layer is exact for both
+    assert max(gains) > 1e-3 * max(np.max(s.upper - s.lower) for s in sym.layers)
+    assert _width(alpha) < 0.95 * _width(sym)  # and by a clear margin overall
+
+
+def test_zero_iterations_is_crown():
+    """With no optimisation step the slopes are CROWN's: the symbolic bounds, intersected with the
+    intervals from the layer before (which symbolic_bounds does not take), up to rounding."""
+    from mipnet.bounds import interval_layer
+
+    net = Network.random([5, 12, 12, 3], seed=3)
+    dom = Box(-1, 1, dim=5)
+    sym = symbolic_bounds(net, dom)
+    a0 = alpha_bounds(net, dom, iterations=0)
+    for k, (a, s) in enumerate(zip(a0.layers, sym.layers)):
+        lo, hi = s.lower, s.upper
+        if k:
+            ia_lo, ia_hi = interval_layer(*net.layers[k], *sym.layers[k - 1].post_activation())
+            lo, hi = np.maximum(lo, ia_lo), np.minimum(hi, ia_hi)
+        scale = 1e-9 * (1 + np.max(np.abs(hi)))
+        assert np.all(a.lower >= s.lower) and np.all(a.upper <= s.upper)
+        assert np.allclose(a.lower, lo, atol=scale) and np.allclose(a.upper, hi, atol=scale)
+
+
+def _lp_values(net, dom, layers, k):
+    """Exact LP min and max of every neuron of layer k over the triangle relaxation of the
+    layers before it, with the given intermediate bounds ``layers[:k]`` (values unwidened)."""
+    m = HighsModel(dom)
+    cols = m.input_cols
+    for j in range(k):
+        cols = m.add_layer(cols, *net.layers[j], layers[j], relax=True).h_cols
+    W, b = net.layers[k]
+    lo = np.array([m.optimize_affine(cols, W[i], b[i], maximize=False) for i in range(W.shape[0])])
+    hi = np.array([m.optimize_affine(cols, W[i], b[i], maximize=True) for i in range(W.shape[0])])
+    return lo, hi
+
+
+@pytest.mark.parametrize("widths,seed", [([3, 8, 6, 2], 1), ([4, 6, 6, 6, 3], 2), ([8, 20, 20, 20, 4], 5)])
+def test_alpha_never_tighter_than_the_lp_with_the_same_intermediate_bounds(widths, seed):
+    """A CROWN bound with any slopes is a feasible point of the LP's dual: it cannot beat the LP."""
+    net = Network.random(widths, seed=seed)
+    dom = Box(-1, 1, dim=widths[0])
+    alpha = alpha_bounds(net, dom, iterations=100, patience=100)
+    close = 0
+    for k in range(1, len(net.layers)):
+        lo, hi = _lp_values(net, dom, alpha.layers, k)
+        a = alpha.layers[k]
+        tol = 1e-6 * (1 + np.abs(lo) + np.abs(hi))
+        assert np.all(a.lower <= lo + tol) and np.all(a.upper >= hi - tol)
+        # and the optimisation gets close to the LP (Salman et al. 2019: at the optimum they meet)
+        close += np.sum(a.upper - a.lower <= (hi - lo) * 1.02 + tol)
+    assert close >= 0.9 * sum(net.widths[2:])
+
+
+def test_crown_lower_is_sound_for_any_slopes():
+    """The re-evaluation does not trust the optimiser: random slopes in [0, 1] give sound bounds."""
+    net = Network.random([6, 14, 14, 4], seed=8)
+    dom = Box(-1, 1, dim=6)
+    sym = symbolic_bounds(net, dom)
+    X = _points(net, dom)
+    ys = net.preactivations(X)
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        n = net.layers[k][0].shape[0]
+        C = np.concatenate([np.eye(n), -np.eye(n), rng.normal(size=(5, n))])
+        uns = [np.flatnonzero((lb.lower < 0) & (lb.upper > 0)) for lb in sym.layers[:k]]
+        for trial in range(3):
+            slopes = [rng.uniform(-3.0, 4.0, size=(C.shape[0], u.size)) for u in uns]  # clamped inside
+            v = crown_lower(net, sym.layers, k, C, slopes, dom)
+            assert np.all(ys[k] @ C.T >= v), (k, trial)
+            # a line alpha y with alpha outside [0, 1] is not below relu: such slopes are clamped
+            assert np.array_equal(v, crown_lower(net, sym.layers, k, C, [np.clip(S, 0, 1) for S in slopes], dom))
+        v_crown = crown_lower(net, sym.layers, k, C[:2 * n], None, dom)
+        assert np.all(v_crown[:n] <= sym.layers[k].lower + 1e-9) or np.allclose(
+            np.maximum(v_crown[:n], sym.layers[k].lower), sym.layers[k].lower)
+
+
+def test_output_bounds_of_linear_functions():
+    net = Network.random([5, 16, 16, 4], seed=9)
+    dom = Box(-1, 1, dim=5)
+    C = np.array([[1.0, -1.0, 0.0, 0.0], [0.5, 0.5, -2.0, 1.0]])
+    ob = alpha_output_bounds(net, dom, C)
+    vals = net.forward(_points(net, dom)) @ C.T
+    assert np.all(vals >= ob.lower) and np.all(vals <= ob.upper)
+    # tighter than the interval bound of C y from the output layer's alpha bounds
+    a = alpha_bounds(net, dom)
+    naive_lo = np.minimum(C, 0) @ a.output.upper + np.maximum(C, 0) @ a.output.lower
+    assert np.all(ob.lower >= naive_lo - 1e-9) and np.any(ob.lower > naive_lo + 1e-6)
+    default = alpha_output_bounds(net, dom)  # C = I: the output layer's bounds
+    assert np.allclose(default.lower, a.output.lower, rtol=1e-6, atol=1e-9)
+
+
+def test_difference_network_computes_f_minus_g():
+    f = Network.random([4, 10, 8, 3], seed=1)
+    g = Network.random([4, 6, 3], seed=2)  # shallower: carried forward by identity layers
+    h = Network.random([4, 3], seed=3)  # no hidden layer at all
+    X = Box(-2, 2, dim=4).sample(500, seed=0)
+    for a, b in ((f, g), (g, f), (f, h), (h, f), (f, f)):
+        d = difference_network(a, b)
+        assert np.allclose(d.forward(X), a.forward(X) - b.forward(X), atol=1e-12)
+    assert difference_network(f, g).hidden_widths == (16, 14)
+    with pytest.raises(InvalidNetworkError):
+        difference_network(f, Network.random([5, 6, 3], seed=0))
+
+
+def test_difference_bounds_contain_sampled_gaps_and_beat_subtraction():
+    f = Network.random([6, 20, 20, 3], seed=4)
+    # g: f with small weights pruned (a structurally similar net, as in equivalence checks)
+    g = Network([np.where(np.abs(W) < 0.1, 0.0, W) for W in f.weights], list(f.biases))
+    dom = Box(-1, 1, dim=6)
+    d = alpha_difference_bounds(f, g, dom)
+    X = _points(f, dom)
+    gap = f.forward(X) - g.forward(X)
+    assert np.all(gap >= d.lower) and np.all(gap <= d.upper)
+    bf, bg = alpha_bounds(f, dom).output, alpha_bounds(g, dom).output
+    assert np.all(d.upper - d.lower < (bf.upper - bg.lower) - (bf.lower - bg.upper))
+
+
+def test_deterministic():
+    net = Network.random([8, 20, 20, 20, 4], seed=5)
+    dom = Box(-1, 1, dim=8)
+    a, b = alpha_bounds(net, dom), alpha_bounds(net, dom)
+    for x, y in zip(a.layers, b.layers):
+        assert np.array_equal(x.lower, y.lower) and np.array_equal(x.upper, y.upper)
+
+
+def test_options_are_checked():
+    net = Network.random([3, 4, 2], seed=0)
+    dom = Box(-1, 1, dim=3)
+    for bad in (dict(iterations=-1), dict(lr=0.0), dict(lr_decay=1.5), dict(device="tpu"), dict(threads=0),
+                dict(max_batch=0)):
+        with pytest.raises(InvalidArgumentError):
+            alpha_bounds(net, dom, **bad)
+    with pytest.raises(InvalidArgumentError):
+        alpha_bounds(net, dom, options=AlphaOptions(), iterations=3)
+    with pytest.raises(InvalidArgumentError):
+        alpha_output_bounds(net, dom, np.ones((1, 3)))
+    # each quantity has its own slopes: chunked batches give the bounds of one batch (no early stop)
+    big = Network.random([5, 12, 12, 3], seed=1)
+    d5 = Box(-1, 1, dim=5)
+    one = alpha_bounds(big, d5, iterations=30, patience=30)
+    chunked = alpha_bounds(big, d5, iterations=30, patience=30, max_batch=5)
+    for x, y in zip(one.layers, chunked.layers):
+        assert np.allclose(x.lower, y.lower, atol=1e-9) and np.allclose(x.upper, y.upper, atol=1e-9)
+    assert isinstance(one.layers[0], LayerBounds)
+
+
+def test_cuda_request_without_a_gpu_is_an_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        net = Network.random([5, 12, 12, 3], seed=1)
+        dom = Box(-1, 1, dim=5)
+        a, b = alpha_bounds(net, dom, device="cuda"), alpha_bounds(net, dom)
+        assert a.contains(net, _points(net, dom), tol=0)
+        assert abs(_width(a) - _width(b)) <= 1e-6 * _width(b)
+    else:
+        from mipnet.core.errors import DeviceUnavailableError
+
+        with pytest.raises(DeviceUnavailableError):
+            alpha_bounds(Network.random([3, 4, 2], seed=0), Box(-1, 1, dim=3), device="cuda")
+
+
+def test_spec_bounds_on_a_difference_of_nets():
+    """spec= on f - g (the joint net [f; g] with spec @ [I, -I]): sound on samples, and a margin
+    row is tighter than the difference of its per-output bounds."""
+    f = Network.random([5, 16, 12, 3], seed=21)
+    g = Network.random([5, 10, 3], seed=22)
+    dom = Box(-1, 1, dim=5)
+    spec = np.array([[1.0, -1.0, 0.0], [0.0, 2.0, -1.0]])
+    s = alpha_difference_bounds(f, g, dom, spec=spec)
+    X = _points(f, dom)
+    vals = (f.forward(X) - g.forward(X)) @ spec.T
+    assert np.all(vals >= s.lower) and np.all(vals <= s.upper)
+    per_output = alpha_difference_bounds(f, g, dom)
+    naive = np.maximum(spec, 0) @ per_output.lower + np.minimum(spec, 0) @ per_output.upper
+    assert np.all(s.lower >= naive - 1e-9) and np.any(s.lower > naive + 1e-6)
+    same = alpha_output_bounds(difference_network(f, g), dom, spec=spec)
+    assert np.array_equal(same.lower, s.lower) and np.array_equal(same.upper, s.upper)
