@@ -64,7 +64,7 @@ from mipnet.milp.encoding import HighsModel
 from mipnet.solver.highs import INF, SolveStatus
 
 __all__ = ["LP_FEASIBILITY", "LP_OPTIONS", "ALPHA_MIN_OPEN", "lp_slack", "lp_bounds", "tighten_neurons", "GroupBounds",
-           "chain_order", "alpha_pays", "Witnesses"]
+           "chain_order", "alpha_pays", "Witnesses", "propagate_intervals"]
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def lp_bounds(
                 else:
                     solves += _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes)
             if not is_output:
-                _propagate(net, layers, l)
+                propagate_intervals(net, layers, l)
                 prev_cols = model.add_layer(prev_cols, W, b, layers[l], relax=True).h_cols
                 hmag = np.maximum(layers[l].upper, 0.0)
     except KeyboardInterrupt:
@@ -528,7 +528,7 @@ def chain_order(rows: np.ndarray) -> np.ndarray:
     return order
 
 
-def _propagate(net: Network, layers: list, l: int) -> None:
+def propagate_intervals(net: Network, layers: list, l: int) -> None:
     """Interval arithmetic from the tightened layer l to the later layers, keeping the tighter bound."""
     hl, hu = layers[l].post_activation()
     for k in range(l + 1, len(net.layers)):

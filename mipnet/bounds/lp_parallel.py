@@ -3,10 +3,10 @@
 The LPs of one layer are independent given the bounds of the layers before it (the
 relaxation they optimise over), so :func:`lp_bounds_parallel` tightens the network layer by
 layer as :func:`mipnet.bounds.lp.lp_bounds` does, with each layer's neurons cut into groups
-of at most ``group_size`` (and at least ``MIN_GROUPS`` groups); a group builds the triangle
-relaxation (Ehlers 2017) of the earlier layers once and solves its neurons' LPs in turn, with the same rules (hidden neurons: only unstable
-ones, stopping at the direction that settles the sign; outputs: both directions) and the same
-widening (:func:`mipnet.bounds.lp.lp_slack`). The groups depend only on the layer, never on
+of at most ``group_size`` (and at least ``MIN_GROUPS`` groups); a group is one call of
+:func:`mipnet.bounds.lp.tighten_neurons` (the triangle relaxation, Ehlers 2017, of the earlier
+layers built once, each unstable neuron's min and max LP to optimality, warm-started along a
+chain, widened by :func:`mipnet.bounds.lp.lp_slack`). The groups depend only on the layer, never on
 the number of workers, so the bounds are identical for any executor; they agree with the
 serial ``lp_bounds`` up to the LP solver's tolerance (both are sound).
 """
@@ -18,14 +18,12 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.bounds.interval import interval_layer
-from mipnet.bounds.lp import LP_FEASIBILITY, lp_slack
+from mipnet.bounds.lp import LP_FEASIBILITY, propagate_intervals, tighten_neurons
 from mipnet.bounds.symbolic import symbolic_layers
 from mipnet.core.bounds import Bounds, LayerBounds
 from mipnet.core.domain import as_domain
 from mipnet.core.errors import InvalidArgumentError, Interrupted, SolverError
 from mipnet.core.network import Network
-from mipnet.milp.encoding import HighsModel
 from mipnet.parallel import run_units
 
 __all__ = ["lp_bounds_parallel", "lp_group_unit", "GROUP_SIZE"]
@@ -40,48 +38,17 @@ MIN_GROUPS = 8
 def lp_group_unit(task, deadline: Optional[float]):
     """Tighten one group of neurons of layer ``l``: ``(True, (lo, hi, solves, notes))``.
 
-    ``task = (layers, domain, hidden_bounds, l, idx, options)``: ``layers`` the ``(W, b)`` of
-    layers ``0..l``, ``hidden_bounds`` the bounds of layers ``0..l-1``, ``idx`` the group's
-    neurons (with their current bounds in ``options``).
+    ``task = (net, domain, layers, l, idx, options)``: ``layers`` the bounds of every affine
+    layer so far (those before ``l`` define the relaxation), ``idx`` the group's neurons; the
+    work is :func:`mipnet.bounds.lp.tighten_neurons` (every LP to optimality), whose bounds are
+    intersected with the group's current ones.
     """
-    layers, domain, hidden, l, idx, opts = task
-    model = HighsModel(domain, time_limit=opts["time_limit_per_lp"])
-    cols = model.input_cols
-    hmag = np.maximum(np.abs(domain.lower), np.abs(domain.upper))
-    for k in range(l):
-        W, b = layers[k]
-        cols = model.add_layer(cols, W, b, hidden[k], relax=True).h_cols
-        hmag = np.maximum(hidden[k].upper, 0.0)
-    W, b = layers[l]
-    is_output, tol = opts["is_output"], opts["tol"]
-    lo, hi = opts["lo"].copy(), opts["hi"].copy()
-    solves, notes = 0, []
-    for j, i in enumerate(idx):
-        for sense in (1, -1) if is_output else (-1, 1):
-            if not is_output and ((sense == 1 and lo[j] >= 0) or (sense == -1 and hi[j] <= 0)):
-                continue  # sign already settled by the other direction
-            val = model.optimize_affine(cols, W[i], b[i], maximize=(sense == 1))
-            solves += 1
-            if val is None:
-                what = "max" if sense == 1 else "min"
-                notes.append(f"layer {l + 1} neuron {i}: {what} LP not solved (time limit), kept the previous bound")
-                continue
-            slack = lp_slack(val, W[i], b[i], hmag, tol=tol)
-            if sense == 1:
-                hi[j] = min(hi[j], val + slack)
-            else:
-                lo[j] = max(lo[j], val - slack)
-    return True, (lo, hi, solves, notes)
-
-
-def _propagate(net: Network, layers: list, l: int) -> None:
-    """Interval arithmetic from the tightened layer l to the later layers, keeping the tighter bound."""
-    hl, hu = layers[l].post_activation()
-    for k in range(l + 1, len(net.layers)):
-        ia_lo, ia_hi = interval_layer(*net.layers[k], hl, hu)
-        lo_k = np.maximum(layers[k].lower, ia_lo)
-        layers[k] = LayerBounds(lo_k, np.maximum(np.minimum(layers[k].upper, ia_hi), lo_k))
-        hl, hu = layers[k].post_activation()
+    net, domain, layers, l, idx, opts = task
+    g = tighten_neurons(net, domain, layers, l, idx, sign_only=False, tol=opts["tol"],
+                        time_limit_per_lp=opts["time_limit_per_lp"])
+    lo = np.maximum(layers[l].lower[idx], g.lower)
+    hi = np.minimum(layers[l].upper[idx], g.upper)
+    return True, (lo, hi, g.lp_solves, list(g.notes))
 
 
 def lp_bounds_parallel(
@@ -115,15 +82,14 @@ def lp_bounds_parallel(
         is_output = l == n_layers - 1
         if (l == 0 and not domain.has_constraints) or (is_output and not output):
             if not is_output:
-                _propagate(net, layers, l)
+                propagate_intervals(net, layers, l)
             continue
         lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
         todo = np.arange(lo.size) if is_output else np.flatnonzero((lo < 0) & (hi > 0))
         n_groups = min(todo.size, max(-(-todo.size // int(group_size)), MIN_GROUPS))
         groups = [g for g in np.array_split(todo, n_groups) if g.size] if todo.size else []
-        base = {"is_output": is_output, "tol": float(tol), "time_limit_per_lp": time_limit_per_lp}
-        tasks = [(net.layers[:l + 1], domain, tuple(layers[:l]), l, g,
-                  {**base, "lo": lo[g], "hi": hi[g]}) for g in groups]
+        opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp}
+        tasks = [(net, domain, tuple(layers), l, g, opts) for g in groups]
         rep = run_units(lp_group_unit, tasks, executor, progress=progress, desc=f"LP bounds layer {l + 1}")
         if report is not None:
             report.append(rep)
@@ -143,5 +109,5 @@ def lp_bounds_parallel(
             partial = Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
             raise Interrupted("LP bounds interrupted", partial=partial)
         if not is_output:
-            _propagate(net, layers, l)
+            propagate_intervals(net, layers, l)
     return Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
