@@ -109,7 +109,7 @@ def lp_bounds(
         for l in iterator:
             W, b = net.layers[l]
             is_output = l == n_layers - 1
-            first_on_box = l == 0 and not domain.has_constraints
+            first_on_box = l == 0 and domain.is_box
             if not first_on_box and (output or not is_output):
                 solves += _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes)
             if not is_output:
