@@ -344,6 +344,11 @@ class OutputDisjunction(Property):
             raise InvalidArgumentError("an output disjunction needs at least one conjunction")
         self.terms = tuple(clean)
 
+    @classmethod
+    def from_vnnlib(cls, spec) -> "OutputDisjunction":
+        """The unsafe set of a parsed VNN-LIB file (:class:`mipnet.io.vnnlib.VnnlibSpec`)."""
+        return cls(spec.terms, spec.m)
+
     def margin(self, fa, fb):
         y = np.hstack([np.atleast_2d(fa), np.atleast_2d(fb)]).astype(np.float64)
         per = [np.min(b[None, :] - y @ C.T, axis=1) if len(b) else np.full(len(y), np.inf) for C, b in self.terms]
