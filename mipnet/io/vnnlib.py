@@ -388,7 +388,7 @@ def load_vnnlib(path, **kw) -> VnnlibSpec:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
-        raise InvalidArgumentError(f"cannot read the VNN-LIB file {path}: {exc.strerror or exc}") from None
+        raise VnnlibError(f"cannot read the VNN-LIB file {path}: {exc.strerror or exc}") from None
     try:
         return parse_vnnlib(text, **kw)
     except VnnlibError as exc:
