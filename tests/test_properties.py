@@ -127,6 +127,7 @@ def test_topk_agrees_with_top1_mode_and_sampling(seed, radius):
     ours = verify_equivalence(f, g, dom, mode=TopK(1), samples=0)
     base = verify_equivalence(f, g, dom, mode="top1", samples=0)
     assert ours.verdict == base.verdict != "unknown"
+    assert verify_equivalence(f, g, dom, mode=TopK(1, split="pair"), samples=0).verdict == base.verdict
     X = dom.sample(5000, seed=seed, include_vertices=True)
     for k in (1, 2):
         r = verify_equivalence(f, g, dom, mode=TopK(k), samples=0)
