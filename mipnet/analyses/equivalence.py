@@ -1318,14 +1318,12 @@ def verify_equivalence(
     >>> print(verify_equivalence(f, f, Box(-1, 1, dim=1)).verdict)
     equivalent
     """
-    if not isinstance(mode, str):  # a Property object (top-k, delta-top-1, VNN-LIB): mipnet.analyses.properties
-        from mipnet.analyses.properties import verify_property
-
+    if hasattr(mode, "verify"):  # a Property (top-k, delta-top-1, VNN-LIB) of mipnet.analyses.properties
         if epsilon is not None or norm != "linf":
             raise ValueError("epsilon and norm are not used with a Property mode (the property carries its own)")
-        return verify_property(net_a, net_b, domain, mode, time_limit=time_limit, tol=tol, bounds_a=bounds_a,
-                               bounds_b=bounds_b, differential=differential, samples=samples, seed=seed,
-                               solver_options=solver_options)
+        return mode.verify(net_a, net_b, domain, time_limit=time_limit, tol=tol, bounds_a=bounds_a,
+                           bounds_b=bounds_b, differential=differential, samples=samples, seed=seed,
+                           solver_options=solver_options)
     t0 = time.perf_counter()
     domain, options = _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples,
                                        bounds_a, bounds_b, top1_strategy, solver_options)

@@ -155,6 +155,10 @@ class Property:
         """The same property on outputs divided by ``a`` (the margin divides by ``a``)."""
         raise NotImplementedError
 
+    def verify(self, net_a: Network, net_b: Network, domain, **kw):
+        """:func:`verify_property` of this property (what ``verify_equivalence(mode=prop)`` calls)."""
+        return verify_property(net_a, net_b, domain, self, **kw)
+
     def to_dict(self) -> dict:
         return {"name": self.name}
 
