@@ -174,6 +174,12 @@ def Box(lower, upper, dim: Optional[int] = None) -> Domain:
 
 def LinfBall(center, radius: float, lower=None, upper=None) -> Domain:
     """``{x : |x - center|_inf <= radius}``, clipped to the box [lower, upper] when given."""
+    x0, r, lo, hi = _ball_box(center, radius, lower, upper)
+    return Domain(lo, hi)
+
+
+def _ball_box(center, radius, lower, upper):
+    """``(center, radius, lo, hi)``: the box ``center +- radius`` clipped to [lower, upper] (validated)."""
     x0 = _vector("center", center, None)
     r = float(radius)
     if not np.isfinite(r) or r < 0:
@@ -185,7 +191,7 @@ def LinfBall(center, radius: float, lower=None, upper=None) -> Domain:
         hi = np.minimum(hi, _vector("upper", upper, x0.size))
     if np.any(lo > hi):
         raise InvalidDomainError("the ball does not meet the clipping box: the domain is empty")
-    return Domain(lo, hi)
+    return x0, r, lo, hi
 
 
 @dataclass(frozen=True, eq=False)
@@ -316,17 +322,7 @@ def L1Ball(center, radius: float, lower=None, upper=None) -> L1BallDomain:
     Example: ``L1Ball(c, 0.05 * d, 0, 16)`` is the Manhattan ball of the CP 2020 benchmarks
     (Kleine Büning, Kern and Sinz) around a cluster centre c of [0, 16]^64.
     """
-    x0 = _vector("center", center, None)
-    r = float(radius)
-    if not np.isfinite(r) or r < 0:
-        raise InvalidDomainError(f"radius must be finite and >= 0, got {radius}")
-    lo, hi = x0 - r, x0 + r
-    if lower is not None:
-        lo = np.maximum(lo, _vector("lower", lower, x0.size))
-    if upper is not None:
-        hi = np.minimum(hi, _vector("upper", upper, x0.size))
-    if np.any(lo > hi):
-        raise InvalidDomainError("the ball does not meet the clipping box: the domain is empty")
+    x0, r, lo, hi = _ball_box(center, radius, lower, upper)
     return L1BallDomain(lo, hi, None, None, x0, r)
 
 
