@@ -270,17 +270,22 @@ class L1BallDomain(Domain):
         From ``a`` = :attr:`anchor` (the cheapest point; every move inside the box goes away
         from the centre, at cost 1 per unit) the budget ``r - |a - center|_1`` is spent on the
         coordinates by decreasing ``|w_i|``, each up to its box end: a fractional knapsack,
-        solved greedily (Dantzig 1957), vectorised over the rows of W.
+        solved greedily (Dantzig 1957), vectorised over the rows of W. The budget is rounded
+        up by the rounding error of its sums (the value is never below the exact one by more
+        than the rounding of the final dot products, which callers widen).
         """
         W = np.atleast_2d(np.asarray(W, dtype=np.float64))
         a = self.anchor
-        budget = max(0.0, self.l1_radius - float(np.abs(a - self.l1_center).sum()))
+        cost = float(np.abs(a - self.l1_center).sum())
+        budget = max(0.0, self.l1_radius - cost)
         room = np.abs(np.where(W > 0, self.upper, self.lower) - a)
         gain = np.abs(W)
         order = np.argsort(-gain, axis=1, kind="stable")
         g = np.take_along_axis(gain, order, axis=1)
         pr = np.take_along_axis(room, order, axis=1)
-        take = np.clip(budget - (np.cumsum(pr, axis=1) - pr), 0.0, pr)
+        # the budget rounded up by the error of the sums it is compared with: never under the exact value
+        slack = 2 * (self.dim + 2) * np.finfo(np.float64).eps * (self.l1_radius + cost + pr.sum(axis=1))
+        take = np.clip(budget + slack[:, None] - (np.cumsum(pr, axis=1) - pr), 0.0, pr)
         return W @ a + (g * take).sum(axis=1)
 
     def sample(self, n: int, *, seed=None, include_vertices: bool = False) -> np.ndarray:
