@@ -198,29 +198,45 @@ def main(argv=None) -> int:
     ap.add_argument("--time-limit", type=float, default=20.0, help="seconds per row (default 20)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "equivalence_published.json"))
     ap.add_argument("--no-write", action="store_true", help="do not write the RESULTS.md section")
+    ap.add_argument("--summarise", nargs="+", metavar="JSON",
+                    help="run nothing: merge the per-row JSON files of earlier runs (later files win) and "
+                         "write the summary")
     args = ap.parse_args(argv)
     if args.rows is not None and ":" in args.rows:
         rows = list(range(390))[slice(*[int(v) if v else None for v in args.rows.split(":")])]
     else:
         rows = None if args.rows is None else [int(s) for s in args.rows.split(",") if s.strip()]
     t0 = time.perf_counter()
-    results = run(limit=args.limit, rows=rows, time_limit=args.time_limit)
-    wall = time.perf_counter() - t0
+    if args.summarise:
+        merged = {}
+        for f in args.summarise:
+            merged.update({r["row"]: r for r in json.loads(Path(f).read_text())})
+        results = [merged[i] for i in sorted(merged)]
+        rows = [r["row"] for r in results]
+        args.rows = f"{len(rows)} rows merged from {', '.join(Path(f).name for f in args.summarise)}"
+    else:
+        results = run(limit=args.limit, rows=rows, time_limit=args.time_limit)
+    wall = time.perf_counter() - t0 if not args.summarise else sum(r["seconds"] for r in results)
     summary, table = summarise(results, args.time_limit)
     print(summary)
     print(table)
     for r in results:
         if r["agreement"] == "DISAGREE" or r["check"].startswith("FAIL"):
             print("INVESTIGATE:", r)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    if not args.summarise:
+        Path(args.out).write_text(json.dumps(results, indent=1))
     if not args.no_write:
-        sel = ("all 390 rows" if rows is None and args.limit is None else
-               f"{len(results)} rows ({'--rows ' + args.rows if rows is not None else ''}"
+        sel = ("all 390 rows" if len(results) == 390 else
+               f"{len(results)} of the 390 rows ({args.rows if args.summarise else ('--rows ' + args.rows if rows is not None else '')}"
                f"{' --limit ' + str(args.limit) if args.limit is not None else ''})")
-        body = (f"`nice -n 5 python benchmarks/equivalence_published.py --time-limit {args.time_limit:g}"
-                f"{' --rows ' + args.rows if rows is not None else ''}"
-                f"{' --limit ' + str(args.limit) if args.limit is not None else ''}` on {machine()} "
-                f"(shared, busy machine), {time.strftime('%Y-%m-%d')}; {sel}, whole run {wall:.0f} s. "
+        cmd = (f"python benchmarks/equivalence_published.py --summarise {' '.join(args.summarise)}"
+               if args.summarise else
+               f"nice -n 5 python benchmarks/equivalence_published.py --time-limit {args.time_limit:g}"
+               f"{' --rows ' + args.rows if rows is not None else ''}"
+               f"{' --limit ' + str(args.limit) if args.limit is not None else ''}")
+        body = (f"`{cmd}` on {machine()} "
+                f"(shared, busy machine), {time.strftime('%Y-%m-%d')}; {sel}, "
+                f"{'sum of row times' if args.summarise else 'whole run'} {wall:.0f} s. "
                 "Rows: `shared/models/pruned8x8/published_milp_results_fixed_radius.json` (Kleine Büning, Kern "
                 "and Sinz, CP 2020: top-1 of net_1 among the top-k of net_2, k = 1..3, on L1 balls around 5 "
                 "cluster centres of [0,16]^64, radius 0.05/0.1/0.2 x the distance to the nearest other "
