@@ -14,6 +14,12 @@ Each property is a small object with three faces, all on the outputs ``f(x), g(x
     (:class:`OutputBounds`: boxes of f, g and of ``f - g``) over any set where they hold;
     ``<= tol`` settles the property there without a MILP.
 
+Per leaf of an input branch and bound (a sub-box or sub-domain D' of D): ``prop.margin(f(X),
+g(X)) > 0`` on any evaluated point is a counterexample (a); ``prop.upper_bound(OutputBounds(
+a_lo, a_hi, b_lo, b_hi, d_lo, d_hi)) <= tol`` with sound bounds of f, g and f - g on D' proves
+the leaf (c); a small leaf goes to ``search_property(GapProblem.build(net_a, net_b, D'), prop,
+tol=tol, deadline=...)`` (b), which returns ``upper <= tol`` (proven) or a verified witness.
+
 Properties (``c = argmax f``, first index on ties):
 
 ``LinfGap(eps)``   ``max_k |f_k - g_k| <= eps``;          margin ``max_k |f_k - g_k| - eps``.
@@ -53,6 +59,7 @@ from mipnet.core.domain import as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.numerics import in_domain
+from mipnet.core.results import json_float
 from mipnet.solver.highs import INF
 
 __all__ = [
@@ -733,7 +740,7 @@ def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, t
             status, msg = Status.TIME_LIMIT, f"time limit of {time_limit} s reached before a decision"
         else:
             status, msg = Status.INCOMPLETE, "not decided: some subproblems ended without proof (see notes)"
-    per = tuple(dict(e, label=e["label"]) for e in r["entries"])
+    per = tuple(dict(e, upper=json_float(e["upper"])) for e in r["entries"])
     eps = float(getattr(prop, "delta", getattr(prop, "eps", 0.0)))
     return EquivalenceResult(verdict, prop.name, eps, "linf", tol, float(gap) + 0.0, float(r["lower"]) + 0.0,
                              float(r["upper"]) + 0.0, x, fa, fb, per, time.perf_counter() - t0, int(r["num_milps"]),
