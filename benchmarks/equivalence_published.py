@@ -223,8 +223,7 @@ def main(argv=None) -> int:
     for r in results:
         if r["agreement"] == "DISAGREE" or r["check"].startswith("FAIL"):
             print("INVESTIGATE:", r)
-    if not args.summarise:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+    Path(args.out).write_text("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]\n")  # a row per line
     if not args.no_write:
         sel = ("all 390 rows" if len(results) == 390 else
                f"{len(results)} of the 390 rows ({args.rows if args.summarise else ('--rows ' + args.rows if rows is not None else '')}"

@@ -188,3 +188,15 @@ def test_search_property_on_a_built_problem_and_time_limit():
         assert str(res.status) == "time_limit"
     with pytest.raises(ValueError):
         verify_equivalence(f, g, dom, mode=TopK(1), epsilon=0.1)
+
+
+@pytest.mark.parametrize("prop", [TopK(1), TopK(2), DeltaTop1(0.2), LinfGap(0.0), L1Gap(0.0)])
+def test_attack_stays_inside_and_never_loses_margin(prop):
+    from mipnet.analyses.properties import attack
+
+    f, g = _pruned_pair(0)
+    for dom in (L1Ball(np.zeros(4), 1.5, -1, 1), Box(-1, 1, dim=4)):
+        X0 = dom.sample(10, seed=3)
+        X = attack(f, g, dom, prop, X0, starts=10, iterations=15)
+        assert len(X) and dom.contains(X).all()
+        assert prop.margin(f.forward(X), g.forward(X)).max() >= prop.margin(f.forward(X0), g.forward(X0)).max()
