@@ -47,6 +47,7 @@ API = {
     "Domain": "mipnet.core.domain",
     "Box": "mipnet.core.domain",
     "LinfBall": "mipnet.core.domain",
+    "L1Ball": "mipnet.core.domain",
     "Polytope": "mipnet.core.domain",
     "as_domain": "mipnet.core.domain",
     "Bounds": "mipnet.core.bounds",
@@ -125,7 +126,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real imports
     from mipnet.analyses.stability import find_stable_neurons
     from mipnet.bounds import compute_bounds, interval_bounds, lp_bounds, symbolic_bounds
     from mipnet.core.bounds import Bounds
-    from mipnet.core.domain import Box, Domain, LinfBall, Polytope, as_domain
+    from mipnet.core.domain import Box, Domain, L1Ball, LinfBall, Polytope, as_domain
     from mipnet.core.network import Network
     from mipnet.io import load_network, save_network
     from mipnet.io.torch import from_torch, to_torch

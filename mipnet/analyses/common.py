@@ -145,14 +145,14 @@ def witness_from_solution(values: np.ndarray, cols, domain: Domain, *,
     The solver may leave its box by its feasibility tolerance; clipping puts the point back,
     and a polytope's rows are then checked by :func:`~mipnet.core.numerics.in_domain`.
     """
-    x = np.clip(np.asarray(values)[np.asarray(cols)], domain.lower, domain.upper)
+    x = domain.clip(np.asarray(values)[np.asarray(cols)])
     return x if in_domain(domain, x, tol)[0] else None
 
 
 def project_to_domain(domain: Domain, X: np.ndarray, *, tol: Tolerances = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """``(X clipped to the box, mask of the rows in D)``: the projection step of a gradient search."""
-    X = np.clip(X, domain.lower, domain.upper)
-    if not domain.has_constraints:
+    X = domain.clip(X)
+    if domain.is_box:
         return X, np.ones(len(X), dtype=bool)
     return X, in_domain(domain, X, tol)
 
@@ -236,10 +236,7 @@ class Scaling:
     def domain(self, domain: Domain) -> Domain:
         if self.input_scale == 1.0:
             return domain
-        s = self.input_scale
-        if domain.has_constraints:
-            return Domain(domain.lower / s, domain.upper / s, domain.A, domain.c / s)
-        return Domain(domain.lower / s, domain.upper / s)
+        return domain.rescaled(self.input_scale)
 
     def to_input(self, u: Optional[np.ndarray]) -> Optional[np.ndarray]:
         """A point in the scaled input units back in the original ones."""

@@ -865,7 +865,7 @@ class EquivalenceResult:
 
     def __str__(self) -> str:
         what = {"exact": f"exact (tol {self.tol:g})", "epsilon": f"epsilon {self.epsilon:g} ({self.norm})",
-                "top1": "top-1"}[self.mode]
+                "top1": "top-1"}.get(self.mode, self.mode)
         lines = [f"{self.verdict.upper()}: {what}; gap found {self.gap_lower_bound:.6g}, "
                  f"proven <= {self.gap_upper_bound:.6g} ({self.seconds:.2f} s, {self.num_milps} MILPs)"]
         if self.counterexample is not None:
@@ -1278,9 +1278,11 @@ def verify_equivalence(
     net_a, net_b : Network
         Same input and output sizes; any hidden widths.
     domain : Domain or (lower, upper)
-    mode : {"exact", "epsilon", "top1"}
+    mode : {"exact", "epsilon", "top1"} or Property
         ``exact``: ``|f - g|_inf <= tol`` everywhere; ``epsilon``:
-        ``|f - g| <= epsilon`` in ``norm``; ``top1``: same argmax everywhere.
+        ``|f - g| <= epsilon`` in ``norm``; ``top1``: same argmax everywhere. A
+        :class:`~mipnet.analyses.properties.Property` (``TopK(k)``, ``DeltaTop1(d)``, a
+        VNN-LIB property) is decided by :func:`~mipnet.analyses.properties.verify_property`.
     epsilon : float
         Required by (and only allowed with) ``mode="epsilon"``.
     norm : {"linf", "l1"}
@@ -1316,6 +1318,12 @@ def verify_equivalence(
     >>> print(verify_equivalence(f, f, Box(-1, 1, dim=1)).verdict)
     equivalent
     """
+    if hasattr(mode, "verify"):  # a Property (top-k, delta-top-1, VNN-LIB) of mipnet.analyses.properties
+        if epsilon is not None or norm != "linf":
+            raise ValueError("epsilon and norm are not used with a Property mode (the property carries its own)")
+        return mode.verify(net_a, net_b, domain, time_limit=time_limit, tol=tol, bounds_a=bounds_a,
+                           bounds_b=bounds_b, differential=differential, samples=samples, seed=seed,
+                           solver_options=solver_options)
     t0 = time.perf_counter()
     domain, options = _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples,
                                        bounds_a, bounds_b, top1_strategy, solver_options)

@@ -193,7 +193,7 @@ def lp_bounds(
         for l in iterator:
             W, b = net.layers[l]
             is_output = l == n_layers - 1
-            first_on_box = l == 0 and not domain.has_constraints
+            first_on_box = l == 0 and domain.is_box
             if not first_on_box and (output or not is_output):
                 # on a polytope the first layer's LPs (over the input rows alone) are cheap and the
                 # starting bounds ignore the rows: those are solved to optimality

@@ -105,6 +105,12 @@ def symbolic_layers(net: Network, domain: Domain) -> list[LayerBounds]:
         lo = np.maximum(Ll, 0) @ xl + np.minimum(Ll, 0) @ xu + cl
         eu += g0 * (np.abs(Lu) @ xmag + np.abs(cu))
         el += g0 * (np.abs(Ll) @ xmag + np.abs(cl))
+        if not domain.is_box:  # hook: the exact support of an L1 ball (Domain.support), rounding widened
+            hi = np.minimum(hi, domain.support(Lu) + cu)
+            lo = np.maximum(lo, -domain.support(-Ll) + cl)
+            g1 = gamma(2 * xl.size + 4)
+            eu += 3 * g1 * (np.abs(Lu) @ xmag + np.abs(cu))
+            el += 3 * g1 * (np.abs(Ll) @ xmag + np.abs(cl))
         # doubled: the error sums are rounded too
         lo = np.maximum(lo - 2.0 * el - np.where(el > 0, _TINY, 0.0), ia[k].lower)
         hi = np.minimum(hi + 2.0 * eu + np.where(eu > 0, _TINY, 0.0), ia[k].upper)

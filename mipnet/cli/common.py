@@ -264,15 +264,23 @@ def executor_kwargs(fn, executor, args=None) -> dict:
     raise UsageError(f"{getattr(fn, '__name__', fn)} runs in one process in this version: drop --workers/--scheduler")
 
 
-def add_domain_args(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """``--box LO HI`` or ``--center FILE --radius R`` (clipped by ``--clip LO HI``)."""
+def add_domain_args(p: argparse.ArgumentParser, *, required: bool = False, l1: bool = False) -> None:
+    """``--box LO HI`` or ``--center FILE --radius R`` (clipped by ``--clip LO HI``).
+
+    ``l1=True`` adds ``--norm-in {linf,l1}``: the ball's norm (commands whose analyses accept
+    an :func:`~mipnet.core.domain.L1Ball`).
+    """
     g = p.add_argument_group("input domain (give --box, or --center with --radius)")
     add_list_arg(g, "--box", count=2, metavar=("LO", "HI"), help="every input in [LO, HI]")
     g.add_argument("--center", metavar="FILE",
-                   help="centre of an L-infinity ball: a .npy, .txt or .json file of n0 numbers")
-    g.add_argument("--radius", type=float, metavar="R", help="radius of the L-infinity ball around --center")
+                   help="centre of a ball: a .npy, .txt or .json file of n0 numbers")
+    g.add_argument("--radius", type=float, metavar="R",
+                   help="radius of the ball around --center (L-infinity" + (", or L1 with --norm-in l1)" if l1 else ")"))
     add_list_arg(g, "--clip", count=2, metavar=("LO", "HI"),
                  help="clip the ball to [LO, HI] (default: no clipping)")
+    if l1:
+        g.add_argument("--norm-in", choices=["linf", "l1"], default=None,
+                       help="norm of the input ball: linf (|x - c|_inf <= R, default) or l1 (sum |x_i - c_i| <= R)")
 
 
 def _vector_error(path: str, what: str, why: str) -> InvalidArgumentError:
@@ -315,7 +323,7 @@ def load_vector(path: str, what: str = "--center") -> np.ndarray:
 
 def domain_from_args(args, dim: int, *, default_box=None):
     """The input domain of ``add_domain_args``; conflicting or incomplete flags are errors."""
-    from mipnet.core.domain import Box, LinfBall
+    from mipnet.core.domain import Box, L1Ball, LinfBall
 
     box, center = getattr(args, "box", None), getattr(args, "center", None)
     radius, clip = getattr(args, "radius", None), getattr(args, "clip", None)
@@ -331,7 +339,9 @@ def domain_from_args(args, dim: int, *, default_box=None):
             raise InvalidDomainError("--center needs --radius")
         c = load_vector(center)
         lo, hi = (clip if clip else (None, None))
-        dom = LinfBall(c, radius, lo, hi)
+        dom = (L1Ball if getattr(args, "norm_in", None) == "l1" else LinfBall)(c, radius, lo, hi)
+    elif getattr(args, "norm_in", None) is not None:
+        raise InvalidArgumentError("--norm-in needs --center FILE --radius R (it sets the ball's norm)")
     elif box is not None:
         dom = Box(box[0], box[1], dim=dim)
     elif default_box is not None:
@@ -343,7 +353,7 @@ def domain_from_args(args, dim: int, *, default_box=None):
 
 
 def domain_given(args) -> bool:
-    return any(getattr(args, k, None) is not None for k in ("box", "center", "radius", "clip"))
+    return any(getattr(args, k, None) is not None for k in ("box", "center", "radius", "clip", "norm_in"))
 
 
 def reject_unused(args, reason: str, *flags: str) -> None:

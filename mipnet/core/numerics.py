@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.core.domain import Domain
+from mipnet.core.domain import Domain, L1BallDomain
 from mipnet.core.network import Network
 
 __all__ = [
@@ -129,6 +129,9 @@ def in_domain(domain: Optional[Domain], X, tol: Tolerances = DEFAULT) -> np.ndar
         lhs = X @ domain.A.T
         scale = 1.0 + np.abs(X) @ np.abs(domain.A).T + np.abs(domain.c)
         ok &= np.all(lhs <= domain.c + tol.domain * scale, axis=1)
+    if isinstance(domain, L1BallDomain):  # sum |x - center| <= radius, same relative slack
+        dist = domain.l1_distance(X)
+        ok &= dist <= domain.l1_radius + tol.domain * (1.0 + domain.l1_radius + np.abs(X).sum(axis=1))
     return ok
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mipnet.core.bounds import Bounds, LayerBounds, NeuronState
-from mipnet.core.domain import Domain, as_domain
+from mipnet.core.domain import Domain, L1BallDomain, as_domain
 from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.solver.highs import INF, LinearModel, SolveResult
@@ -112,6 +112,31 @@ class HighsModel(LinearModel):
         self.input_cols = self.add_cols(self.domain.lower, self.domain.upper)
         if self.domain.has_constraints:
             self.add_rows(np.full(self.domain.A.shape[0], -INF), self.domain.c, self.domain.A, cols=self.input_cols)
+        if isinstance(self.domain, L1BallDomain):
+            self.add_l1_ball(self.input_cols, self.domain.l1_center, self.domain.l1_radius, self.domain.lower,
+                             self.domain.upper)
+
+    def add_l1_ball(self, cols, center, radius: float, lower, upper) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``sum_i |x_i - center_i| <= radius`` on the columns ``x = cols``; returns ``(p, q)``.
+
+        ``x - center = p - q`` with ``p, q >= 0`` and ``sum(p + q) <= radius`` (the standard LP
+        form of an L1 ball: exact, since some optimal point has ``p_i q_i = 0``). Each
+        ``p_i`` / ``q_i`` is bounded by how far the box ``[lower, upper]`` of the columns lets
+        ``x_i`` move above / below the centre (and by the radius).
+        """
+        cols = np.asarray(cols, dtype=np.int64)
+        c = np.asarray(center, dtype=np.float64)
+        n = cols.size
+        lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+        p = self.add_cols(np.zeros(n), np.clip(np.maximum(hi - c, 0.0), 0.0, radius))
+        q = self.add_cols(np.zeros(n), np.clip(np.maximum(c - lo, 0.0), 0.0, radius))
+        r = np.arange(n)
+        one = np.ones(n)
+        A = sp.csr_matrix((np.concatenate([one, -one, one, one, one]),
+                           (np.concatenate([r, r, r, np.full(2 * n, n)]), np.concatenate([cols, p, q, p, q]))),
+                          shape=(n + 1, self._num_cols))
+        self.add_rows(np.concatenate([c, [-INF]]), np.concatenate([c, [float(radius)]]), A)
+        return p, q
 
     # ---------------------------------------------------------------- network layers
     def add_layer(
