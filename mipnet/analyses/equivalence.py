@@ -82,8 +82,11 @@ __all__ = [
     "EquivalenceResult",
     "DifferentialBounds",
     "differential_bounds",
+    "differential_layers",
     "max_output_gap",
     "verify_equivalence",
+    "l1_search",
+    "top1_search",
 ]
 
 log = logging.getLogger(__name__)
@@ -173,12 +176,12 @@ def differential_bounds(net_a: Network, net_b: Network, domain, *, bounds_a: Opt
     _check_bounds("bounds_b", bounds_b, net_b)
     bounds_a = bounds_a if bounds_a is not None else lp_bounds(net_a, domain)
     bounds_b = bounds_b if bounds_b is not None else lp_bounds(net_b, domain)
-    return _differential(net_a, net_b, domain, bounds_a, bounds_b)
+    return differential_layers(net_a, net_b, domain, bounds_a, bounds_b)
 
 
-def _differential(net_a: Network, net_b: Network, domain: Domain, bounds_a: Bounds,
+def differential_layers(net_a: Network, net_b: Network, domain: Domain, bounds_a: Bounds,
                   bounds_b: Bounds) -> DifferentialBounds:
-    """:func:`differential_bounds` on validated arguments (same widths, bounds given)."""
+    """:func:`differential_bounds` on validated arguments (same widths, bounds given; no checks)."""
     dh_lo = dh_hi = np.zeros(net_a.input_dim)
     ha_lo = hb_lo = domain.lower
     ha_hi = hb_hi = domain.upper
@@ -496,7 +499,7 @@ class GapProblem:
         na, nb, dom = scaling.net(net_a), scaling.net(net_b), scaling.domain(domain)
         ba = _scaled_bounds(bounds_a, scaling) if bounds_a is not None else lp_bounds(na, dom)
         bb = _scaled_bounds(bounds_b, scaling) if bounds_b is not None else lp_bounds(nb, dom)
-        diff = _differential(na, nb, dom, ba, bb) if differential and na.widths == nb.widths else None
+        diff = differential_layers(na, nb, dom, ba, bb) if differential and na.widths == nb.widths else None
         return cls(na, nb, dom, scaling, ba, bb, diff, points / scaling.input_scale, options)
 
     def add_points(self, X: np.ndarray) -> None:
@@ -525,7 +528,7 @@ def interval_gap_bounds(net_a: Network, net_b: Network, domain: Domain) -> tuple
     ba, bb = interval_bounds(net_a, domain), interval_bounds(net_b, domain)
     lo, hi = _add_intervals((ba.output.lower, ba.output.upper), (-bb.output.upper, -bb.output.lower))
     if net_a.widths == net_b.widths:
-        d = _differential(net_a, net_b, domain, ba, bb).output
+        d = differential_layers(net_a, net_b, domain, ba, bb).output
         lo, hi = np.maximum(lo, d.lower), np.minimum(hi, d.upper)
     return lo, hi
 
@@ -837,6 +840,7 @@ class EquivalenceResult:
     status: Status
     message: str = ""
     notes: tuple = field(default_factory=tuple)
+    search: Optional[dict] = None  #: the input branch and bound's statistics (engine bab)
 
     @property
     def equivalent(self) -> bool:
@@ -861,6 +865,7 @@ class EquivalenceResult:
             "message": self.message,
             "per_output": list(self.per_output),
             "notes": list(self.notes),
+            "search": self.search,
         }
 
     def __str__(self) -> str:
@@ -872,6 +877,13 @@ class EquivalenceResult:
             lines.append(f"  counterexample: argmax a = {int(np.argmax(self.outputs_a))}, "
                          f"argmax b = {int(np.argmax(self.outputs_b))}, "
                          f"max |a - b| = {float(np.max(np.abs(self.outputs_a - self.outputs_b))):.6g}")
+        if self.search is not None:
+            lines.append(f"  input branch and bound: {self.search['boxes_closed']} boxes closed, "
+                         f"{self.search['boxes_open']} open")
+            if self.search.get("largest_open") is not None:
+                lo, hi = (np.asarray(v) for v in self.search["largest_open"])
+                lines.append(f"  largest open box: widths up to {float(np.max(hi - lo)):.4g}, centre "
+                             f"{np.array2string((lo + hi) / 2, precision=4, threshold=8)}")
         if self.message:
             lines.append(f"  {self.message}")
         return "\n".join(lines)
@@ -1227,6 +1239,32 @@ def _l1_milp(pair: GapProblem, eps: float, deadline, tol: float, notes: list, ou
         notes.append("the solver's input above eps did not verify in float64 (numerical tolerance)")
 
 
+# ---------------------------------------------------------------------------- MILP hooks of the properties
+def l1_search(problem: GapProblem, eps: float, tol: float, deadline, notes: list):
+    """The L1 MILP on a built problem: ``(lower, upper, witness, num_milps)`` in the original units
+    (the :meth:`~mipnet.analyses.properties.Property.milp` hook)."""
+    from mipnet.core.errors import Interrupted
+
+    a = problem.scaling.output_scale
+    r = _l1(problem, eps / a, deadline, tol / a, notes)
+    if r["interrupted"]:
+        raise Interrupted("interrupted during a leaf MILP")
+    wit = problem.scaling.to_input(r["witness"]) if r["status"] == EntryStatus.EXCEEDED else None
+    return r["lower"] * a, r["upper"] * a, wit, r["num_milps"]
+
+
+def top1_search(problem: GapProblem, tol: float, deadline, notes: list):
+    """The top-1 MILPs on a built problem: ``(lower, upper, witness, num_milps)`` in the original units."""
+    from mipnet.core.errors import Interrupted
+
+    a = problem.scaling.output_scale
+    r = _top1(problem, deadline, tol / a, notes, strategy="pair")
+    if r["interrupted"]:
+        raise Interrupted("interrupted during a leaf MILP")
+    upper = r["upper"] * a
+    return r["lower"] * a, upper, problem.scaling.to_input(r["witness"]), r["num_milps"]
+
+
 # ---------------------------------------------------------------------------- verify
 def _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol, samples, bounds_a, bounds_b,
                      top1_strategy, solver_options):
@@ -1270,6 +1308,11 @@ def verify_equivalence(
     seed: int = 0,
     top1_strategy: str = "pair",
     solver_options: Optional[dict] = None,
+    engine: str = "auto",
+    correspondence=None,
+    executor=None,
+    bab_options=None,
+    progress: bool = False,
 ) -> EquivalenceResult:
     """Decide whether two networks are equivalent on a domain (see the module docstring).
 
@@ -1301,6 +1344,22 @@ def verify_equivalence(
     top1_strategy : {"pair", "class"}
         Top-1 decomposition: one MILP per pair (c, k) (default; much faster with
         HiGHS on the shared benchmarks) or one per class c (binaries pick the rival k).
+    engine : {"auto", "bab", "milp"}
+        ``milp``: the joint MILPs on the whole domain. ``bab``: branch and bound over the
+        input box (:mod:`mipnet.analyses.bab`) with differential bounds
+        (:mod:`mipnet.analyses.differential`) and MILPs on small leaves. ``auto`` (default):
+        the differential bounds on the whole box first; if they do not settle it, ``bab`` for
+        inputs of dimension <= 16 and ``milp`` otherwise.
+    correspondence : Correspondence, neuron map or None
+        Which hidden neuron of ``net_b`` copies which of ``net_a`` (a
+        :class:`~mipnet.analyses.differential.Correspondence`, or the ``neuron_map`` list that
+        :func:`~mipnet.analyses.compression.compress` returns and saves); None: found by
+        matching weight rows up to a positive factor. Only tightness depends on it.
+    executor : concurrent.futures.Executor, optional
+        Runs the boxes of ``bab`` in parallel (None: in-process); same verdict either way.
+    bab_options : BabOptions, optional
+    progress : bool
+        A progress bar (boxes closed / open, current bound) on stderr for ``bab``.
 
     Returns
     -------
@@ -1324,6 +1383,14 @@ def verify_equivalence(
     eps = float(epsilon) if mode == "epsilon" else (tol if mode == "exact" else 0.0)
     proven_bound = tol if mode == "top1" else eps + tol
     notes: list[str] = []
+    if engine not in ("auto", "bab", "milp"):
+        raise ValueError(f"engine must be 'auto', 'bab' or 'milp', got {engine!r}")
+    if engine != "milp":
+        r = _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspondence, executor,
+                        bab_options, deadline, time_limit, progress, t0, samples)
+        if r is not None:
+            return r
+        notes.append("engine auto: differential bounds did not settle the whole box; MILP on the domain")
     try:
         pair = GapProblem.build(net_a, net_b, domain, bounds_a=bounds_a, bounds_b=bounds_b,
                                 differential=differential, samples=samples, seed=seed, options=options)
@@ -1356,6 +1423,42 @@ def verify_equivalence(
         notes.extend(g.notes)
     return _verdict(net_a, net_b, domain, mode, eps, norm, tol, proven_bound, lower, upper, witness, per_output, t0,
                     num_milps, timed_out, interrupted, time_limit, notes)
+
+
+def _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspondence, executor, bab_options,
+                deadline, time_limit, progress, t0, samples) -> Optional[EquivalenceResult]:
+    """``engine="bab"`` (or ``"auto"`` where it applies): None when auto hands over to the MILP."""
+    from dataclasses import replace
+
+    from mipnet.analyses.bab import BabOptions, branch_and_bound
+    from mipnet.analyses.differential import Correspondence, DiffPair, correspondence_from_map
+    from mipnet.analyses.properties import make_property
+
+    prop = make_property(mode, epsilon=epsilon, norm=norm, tol=tol)
+    if correspondence is not None and not isinstance(correspondence, Correspondence):
+        correspondence = correspondence_from_map(net_a, net_b, correspondence)
+    opts = bab_options if bab_options is not None else BabOptions()
+    if samples == 0:  # no search before the proof: only each box's centre is evaluated
+        opts = replace(opts, samples=0, ascent_steps=0)
+    notes: list[str] = []
+    try:
+        pair = DiffPair.build(net_a, net_b, domain, correspondence=correspondence, spec=prop.spec(net_a.output_dim))
+        if engine == "auto":
+            root = branch_and_bound(pair, prop, domain, options=replace(opts, milp_unstable=0), max_boxes=1)
+            if root.status not in (Status.PROVEN, Status.COUNTEREXAMPLE) and net_a.input_dim > 16:
+                return None
+        r = branch_and_bound(pair, prop, domain, time_limit=remaining(deadline), executor=executor, options=opts,
+                             progress=progress)
+    except KeyboardInterrupt:
+        return _verdict(net_a, net_b, domain, mode, prop.threshold, norm, tol, prop.proven, -np.inf, np.inf, None, (),
+                        t0, 0, False, True, time_limit, ["interrupted (Ctrl-C) while preparing the differential bounds"])
+    notes.extend(r.notes)
+    search = dict(engine="bab", **r.to_dict(), aligned=pair.aligned is not None)
+    res = _verdict(net_a, net_b, domain, mode, prop.threshold, norm, tol, prop.proven, r.lower, r.upper, r.witness, (),
+                   t0, r.num_milps, r.status == Status.TIME_LIMIT, r.status == Status.INTERRUPTED, time_limit, notes)
+    if r.status == Status.INCOMPLETE and res.verdict == Verdict.UNKNOWN:
+        res = replace(res, message="not decided: " + "; ".join(r.notes) if r.notes else res.message)
+    return replace(res, search=search)
 
 
 def _verdict(net_a, net_b, domain, mode, eps, norm, tol, proven_bound, lower, upper, witness, per_output, t0,
