@@ -149,7 +149,7 @@ def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOpt
 
 def evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int, *,
                  domain: Optional[Domain] = None, sensitivity: Optional[np.ndarray] = None,
-                 time_limit: Optional[float] = None) -> BoxOutcome:
+                 time_limit: Optional[float] = None, parent_bound: float = np.inf) -> BoxOutcome:
     """Bound, search and (on small boxes) solve the property on the box ``[lower, upper]``.
 
     Pure (no shared state): every argument is picklable, the result depends only on them.
@@ -158,7 +158,8 @@ def evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int,
     """
     lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
     bb = box_bounds(pair, lo, hi, want_bounds=True)
-    bound = prop.upper(bb)  # bounds of the original nets (the aligned copy's error is inside)
+    # bounds of the original nets (the aligned copy's error is inside); the parent's bound holds here too
+    bound = min(prop.upper(bb), parent_bound)
     best, x, grad = _search(pair, prop, domain, lo, hi, opts, key)
     witness = x.copy() if best > prop.threshold else None
     width = hi - lo
@@ -318,7 +319,7 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
                 hi1, lo2 = o.upper.copy(), o.lower.copy()
                 hi1[d], lo2[d] = mid, mid
                 for lo_c, hi_c in ((o.lower, hi1), (lo2, o.upper)):
-                    tasks.append(((pair, prop, lo_c, hi_c, opts, key), kw()))
+                    tasks.append(((pair, prop, lo_c, hi_c, opts, key), dict(kw(), parent_bound=o.bound)))
                     key += 1
             for o in stuck:
                 heapq.heappush(heap, (-o.bound, o.key, o))

@@ -44,7 +44,7 @@ from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 
 __all__ = ["LayerReport", "CompressionReport", "CompressionResult", "compress", "compress_with_states",
-           "deviation_bound", "neuron_map_path", "save_neuron_map", "load_neuron_map"]
+           "deviation_bound", "neuron_map_path", "save_neuron_map", "load_neuron_map", "prove_neuron_claims"]
 
 log = logging.getLogger(__name__)
 
@@ -465,3 +465,68 @@ def compress(
     worst, bound = _check_compressed(net, out, stability, X)
     log.info("%s", report)
     return CompressionResult(out, report, stability, time.perf_counter() - t0, worst, bound, int(len(X)))
+
+
+def prove_neuron_claims(net: Network, domain, neuron_map, *, time_limit: Optional[float] = None) -> tuple:
+    """Re-prove on ``domain`` the stability claims of a neuron map for ``net`` (the original network).
+
+    Every ``removed_inactive`` neuron must have ``y <= c`` and every ``folded_active`` one
+    ``y >= -c`` on D, with ``c = 1e-9 (1 + |bounds|)``: first from symbolic bounds, then by one
+    early-stopped MILP of ``net`` alone per open claim (cutoff ``c``: an infeasible answer proves
+    it). Returns ``(facts, proven, claimed)``: ``facts[l] = (lower, upper)`` per hidden layer
+    (``-inf``/``inf`` where nothing was proven), valid for every input of D. The claims are never
+    trusted: an unproven one is simply not a fact.
+    """
+    import math
+
+    from mipnet.analyses.common import deadline_after, remaining, solve_or_partial
+    from mipnet.bounds import symbolic_bounds
+
+    t0 = time.perf_counter()
+    domain = as_domain(domain, net.input_dim)
+    deadline = deadline_after(time_limit, t0)
+    bounds = symbolic_bounds(net, domain)
+    layers = [m for m in neuron_map if isinstance(m, dict)]
+    facts = [(np.full(n, -np.inf), np.full(n, np.inf)) for n in net.hidden_widths]
+    todo = []
+    claimed = proven = 0
+    for l, (entry, lb) in enumerate(zip(layers, bounds.hidden)):
+        for sign, key in ((1, "removed_inactive"), (-1, "folded_active")):
+            for i in entry.get(key, []):
+                i = int(i)
+                if not 0 <= i < lb.size:
+                    continue
+                claimed += 1
+                cut = 1e-9 * (1.0 + max(abs(lb.lower[i]), abs(lb.upper[i])))
+                if (sign > 0 and lb.upper[i] <= cut) or (sign < 0 and lb.lower[i] >= -cut):
+                    proven += 1
+                    _set_fact(facts, l, i, sign, max(0.0, lb.upper[i]) if sign > 0 else min(0.0, lb.lower[i]))
+                else:
+                    todo.append((l, i, sign, cut))
+    if todo:
+        from mipnet.milp.encoding import HighsModel
+
+        model = HighsModel(domain)
+        nv = model.add_network(net, bounds)
+        for l, i, sign, cut in todo:
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            col = int(nv.layers[l].y_cols[i])
+            if col < 0:
+                continue
+            model.set_objective([col], [float(sign)], maximize=True)
+            res, stopped = solve_or_partial(model, cutoff=cut, target=cut, time_limit=remaining(deadline))
+            if res.status == "infeasible" or (res.status == "optimal" and res.dual_bound is not None
+                                              and math.isfinite(res.dual_bound) and res.dual_bound <= cut):
+                proven += 1
+                _set_fact(facts, l, i, sign, cut if sign > 0 else -cut)
+            if stopped:
+                break
+    return tuple(facts), proven, claimed
+
+
+def _set_fact(facts, l, i, sign, value) -> None:
+    if sign > 0:
+        facts[l][1][i] = min(facts[l][1][i], value)
+    else:
+        facts[l][0][i] = max(facts[l][0][i], value)

@@ -274,13 +274,16 @@ class DiffPair:
     row_mag: tuple
     m: int
     n_spec: int
+    facts_a: Optional[tuple] = None
 
     @classmethod
     def build(cls, net_a: Network, net_b: Network, domain: Domain, *, correspondence: Optional[Correspondence] = None,
-              spec: Optional[tuple] = None, match: bool = True) -> "DiffPair":
+              spec: Optional[tuple] = None, match: bool = True, facts_a: Optional[tuple] = None) -> "DiffPair":
         """Prepare ``net_a`` vs ``net_b`` on ``domain``: align them (``correspondence``, or
         :func:`match_neurons` when ``match``) and build the difference network with the property's
-        extra ``spec = (Ca, Cb)`` rows."""
+        extra ``spec = (Ca, Cb)`` rows. ``facts_a``: per hidden layer ``(lower, upper)`` bounds of
+        ``net_a``'s pre-activations proven on the whole domain (e.g.
+        :func:`~mipnet.analyses.compression.prove_neuron_claims`), intersected into every box's bounds."""
         m = net_a.output_dim
         if correspondence is None and match:
             correspondence = match_neurons(net_a, net_b)
@@ -305,7 +308,11 @@ class DiffPair:
             Cb.append(np.asarray(spec[1], dtype=np.float64))
             n_spec = Ca[-1].shape[0]
         product, mag = difference_network(net_a, net_b, np.vstack(Ca), np.vstack(Cb))
-        return cls(net_a, net_b, aligned, err, product, mag, m, n_spec)
+        if facts_a is not None and aligned is not None:  # pad to the aligned widths (extra neurons: no fact)
+            facts_a = tuple((np.concatenate([lo, np.full(n - lo.size, -np.inf)]),
+                             np.concatenate([hi, np.full(n - hi.size, np.inf)]))
+                            for (lo, hi), n in zip(facts_a, aligned[0].hidden_widths))
+        return cls(net_a, net_b, aligned, err, product, mag, m, n_spec, facts_a if aligned is not None else None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -334,6 +341,12 @@ def _row_widening(row_mag: tuple, layers: list) -> np.ndarray:
     return 2.0 * gamma(k + 2) * m * (1.0 + gamma(Mw.shape[1] + 2)) + np.where(m > 0, _TINY, 0.0)
 
 
+def _meet(lb: LayerBounds, fact: tuple) -> LayerBounds:
+    """``lb`` intersected with a proven fact (both sound; a numerical crossing keeps the fact's side)."""
+    lo, hi = np.maximum(lb.lower, fact[0]), np.minimum(lb.upper, fact[1])
+    return LayerBounds(np.minimum(lo, hi), hi)
+
+
 def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bounds: bool = False) -> BoxBounds:
     """:class:`BoxBounds` of the pair on the box ``[lower, upper]`` (see the module docstring)."""
     from mipnet.analyses.equivalence import differential_layers
@@ -350,7 +363,10 @@ def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bou
     ba = bb = None
     if pair.aligned is not None:
         A, B = pair.aligned
-        ba = Bounds(tuple(symbolic_layers(A, dom)), "symbolic")
+        la = symbolic_layers(A, dom)
+        if pair.facts_a is not None:
+            la = [_meet(lb, f) for lb, f in zip(la, pair.facts_a)] + la[len(pair.facts_a):]
+        ba = Bounds(tuple(la), "symbolic")
         bb = Bounds(tuple(symbolic_layers(B, dom)), "symbolic")
         diff = differential_layers(A, B, dom, ba, bb)
         e = pair.align_err

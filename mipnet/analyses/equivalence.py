@@ -1435,14 +1435,32 @@ def _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspo
     from mipnet.analyses.properties import make_property
 
     prop = make_property(mode, epsilon=epsilon, norm=norm, tol=tol)
+    notes: list[str] = []
+    facts = None
     if correspondence is not None and not isinstance(correspondence, Correspondence):
-        correspondence = correspondence_from_map(net_a, net_b, correspondence)
+        nmap = list(correspondence)
+        try:
+            correspondence = correspondence_from_map(net_a, net_b, nmap)
+        except InvalidNetworkError as exc:
+            notes.append(f"neuron map not used: {exc}; weight rows matched instead")
+            correspondence = None
+        else:  # the map's claims (removed neurons stably inactive...) re-proven on the domain
+            from mipnet.analyses.compression import prove_neuron_claims
+
+            facts, proven, claimed = prove_neuron_claims(net_a, domain, nmap, time_limit=remaining(deadline))
+            notes.append(f"neuron map: {proven} of {claimed} stability claims proven on the domain")
+    elif correspondence is None:
+        from mipnet.analyses.differential import match_neurons
+
+        correspondence = match_neurons(net_a, net_b)
+        if correspondence is not None:
+            facts = _unmatched_facts(net_a, domain, correspondence, deadline, notes)
     opts = bab_options if bab_options is not None else BabOptions()
     if samples == 0:  # no search before the proof: only each box's centre is evaluated
         opts = replace(opts, samples=0, ascent_steps=0)
-    notes: list[str] = []
     try:
-        pair = DiffPair.build(net_a, net_b, domain, correspondence=correspondence, spec=prop.spec(net_a.output_dim))
+        pair = DiffPair.build(net_a, net_b, domain, correspondence=correspondence, spec=prop.spec(net_a.output_dim),
+                              facts_a=facts)
         if engine == "auto":
             root = branch_and_bound(pair, prop, domain, options=replace(opts, milp_unstable=0), max_boxes=1)
             if root.status not in (Status.PROVEN, Status.COUNTEREXAMPLE) and net_a.input_dim > 16:
@@ -1459,6 +1477,21 @@ def _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspo
     if r.status == Status.INCOMPLETE and res.verdict == Verdict.UNKNOWN:
         res = replace(res, message="not decided: " + "; ".join(r.notes) if r.notes else res.message)
     return replace(res, search=search)
+
+
+def _unmatched_facts(net_a, domain, corr, deadline, notes):
+    """When most neurons of ``net_a`` have a copy in ``net_b`` (a compressed or pruned copy), the few
+    without one are candidates for removed dead neurons: try to prove them stably inactive."""
+    from mipnet.analyses.compression import prove_neuron_claims
+
+    unmatched = [np.setdiff1d(np.arange(n), idx[idx >= 0]) for n, idx in zip(net_a.hidden_widths, corr.index)]
+    count = sum(u.size for u in unmatched)
+    if count == 0 or count > 64 or corr.matched < count:
+        return None
+    claims = [{"removed_inactive": u.tolist()} for u in unmatched]
+    facts, proven, claimed = prove_neuron_claims(net_a, domain, claims, time_limit=remaining(deadline))
+    notes.append(f"{proven} of the {claimed} neurons of net_a without a copy in net_b proven stably inactive")
+    return facts if proven else None
 
 
 def _verdict(net_a, net_b, domain, mode, eps, norm, tol, proven_bound, lower, upper, witness, per_output, t0,

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
         examples=["mipnet verify net.onnx pruned.onnx --box 0 16",
                   "mipnet verify net.onnx pruned.onnx --mode epsilon --eps 0.1 --center x.npy --radius 1 "
                   "--clip 0 16 --json",
-                  "mipnet verify net.onnx pruned.onnx --mode top1 --box 0 16 --time-limit 60"],
+                  "mipnet verify net.onnx pruned.onnx --mode top1 --box 0 16 --time-limit 60",
+                  "mipnet verify net.npz student.npz --mode epsilon --eps 0.05 --box -1 1 --engine bab --jobs 2"],
     )
     p.add_argument("model_a", metavar="A", help="first model (.onnx, .pt/.pth, .npz)")
     p.add_argument("model_b", metavar="B", help="second model, same input and output sizes")
@@ -47,9 +48,32 @@ def register(subparsers) -> None:
                    help="seconds in all; past it the verdict is unknown (default: no limit)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance")
     p.add_argument("--samples", type=int, default=1000, help="random inputs tried first")
+    p.add_argument("--engine", choices=["auto", "bab", "milp"], default="auto",
+                   help="bab: branch and bound over the input box with differential bounds (MILPs on small "
+                        "boxes); milp: joint MILPs on the whole domain; auto (default): differential bounds "
+                        "first, then bab for <= 16 inputs, else milp")
+    p.add_argument("--neuron-map", metavar="FILE",
+                   help="which neurons of B copy which of A (the B.neurons.json that 'mipnet compress' writes; "
+                        "used automatically when it lies next to B); default: match weight rows")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="with the bab engine: evaluate boxes in N worker processes (same verdict)")
     add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=handle)
+
+
+def _neuron_map(args):
+    """The neuron map of ``--neuron-map``, or the sidecar ``B.neurons.json`` of a compressed B, or None."""
+    import os
+
+    from mipnet.analyses.compression import load_neuron_map, neuron_map_path
+    from mipnet.cli.common import info
+
+    path = args.neuron_map
+    if path is None and os.path.exists(neuron_map_path(args.model_b)):
+        path = neuron_map_path(args.model_b)
+        info(f"using the neuron map {path}")
+    return None if path is None else load_neuron_map(path)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -69,8 +93,21 @@ def handle(args: argparse.Namespace) -> int:
     if a.input_dim != b.input_dim:
         raise InvalidNetworkError(f"{args.model_a} takes {a.input_dim} inputs but {args.model_b} takes {b.input_dim}")
     dom = domain_from_args(args, a.input_dim)
-    res = call(verify_equivalence, a, b, dom, mode=args.mode, epsilon=args.eps, norm=args.norm or "linf",
-               time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args))
+    if args.jobs < 1:
+        raise InvalidArgumentError(f"--jobs must be >= 1, got {args.jobs}")
+    nmap = _neuron_map(args)
+    executor = None
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(args.jobs)
+    try:
+        res = call(verify_equivalence, a, b, dom, mode=args.mode, epsilon=args.eps, norm=args.norm or "linf",
+                   time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args),
+                   engine=args.engine, correspondence=nmap, executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
     if args.json:
         emit_json({"model_a": args.model_a, "model_b": args.model_b, **res.to_dict()})
     else:
