@@ -11,7 +11,7 @@ Best-first bisection of the input box (the open box with the largest bound first
    ascent steps on the property's measure (the nets are piecewise linear); a point whose float64
    measure exceeds the threshold refutes the property;
 3. on boxes where the two nets have few unstable neurons, the MILP of
-   :class:`~mipnet.analyses.equivalence.GapProblem` (the property's ``milp`` hook) with a short
+   :class:`~mipnet.analyses.joint.GapProblem` (the property's ``milp`` hook) with a short
    time limit;
 4. otherwise the box is split in two along the input of largest influence: the input's width
    times ``|d measure / d x_i|`` (finite differences at the centre) plus the width times the
@@ -27,7 +27,6 @@ largest box not closed.
 from __future__ import annotations
 
 import heapq
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -192,7 +191,7 @@ def evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int,
 
 def _leaf_milp(pair: DiffPair, prop, lo, hi, bb, domain, x, opts, time_limit, notes):
     """The property's MILP on the box, on the aligned nets when they exist (with differential rows)."""
-    from mipnet.analyses.equivalence import GapProblem
+    from mipnet.analyses.joint import GapProblem
 
     dom = Domain(lo, hi) if domain is None or not domain.has_constraints else Domain(lo, hi, domain.A, domain.c)
     if pair.aligned is not None:

@@ -475,7 +475,8 @@ def prove_neuron_claims(net: Network, domain, neuron_map, *, time_limit: Optiona
     early-stopped MILP of ``net`` alone per open claim (cutoff ``c``: an infeasible answer proves
     it). Returns ``(facts, proven, claimed)``: ``facts[l] = (lower, upper)`` per hidden layer
     (``-inf``/``inf`` where nothing was proven), valid for every input of D. The claims are never
-    trusted: an unproven one is simply not a fact.
+    trusted: an unproven one is simply not a fact. Ctrl-C raises
+    :class:`~mipnet.core.errors.Interrupted`.
     """
     import math
 
@@ -521,7 +522,9 @@ def prove_neuron_claims(net: Network, domain, neuron_map, *, time_limit: Optiona
                 proven += 1
                 _set_fact(facts, l, i, sign, cut if sign > 0 else -cut)
             if stopped:
-                break
+                from mipnet.core.errors import Interrupted
+
+                raise Interrupted("interrupted while proving the neuron map's claims")
     return tuple(facts), proven, claimed
 
 

@@ -9,7 +9,7 @@ Two complementary bounds, both sound in floating point, intersected per output:
   two nets on a common hidden width (:func:`align`): matched neurons share a position (the
   factor moved into the next layer), unmatched ones get a zero row in the other net. Both
   aligned nets compute exactly the original functions (up to a rounding bound when a factor
-  is not a power of two), and :func:`~mipnet.analyses.equivalence.differential_bounds`
+  is not a power of two), and :func:`~mipnet.analyses.joint.differential_bounds`
   applies: ``dh = 0`` where both copies of a neuron are stable the same way and their
   pre-activations agree, so the bound is tight where the nets agree.
 * **The difference network** (:func:`difference_network`): both nets side by side
@@ -349,7 +349,7 @@ def _meet(lb: LayerBounds, fact: tuple) -> LayerBounds:
 
 def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bounds: bool = False) -> BoxBounds:
     """:class:`BoxBounds` of the pair on the box ``[lower, upper]`` (see the module docstring)."""
-    from mipnet.analyses.equivalence import differential_layers
+    from mipnet.analyses.joint import differential_layers
 
     dom = Domain(lower, upper)
     layers = symbolic_layers(pair.product, dom)

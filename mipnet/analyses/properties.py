@@ -17,7 +17,7 @@ branch and bound (:mod:`mipnet.analyses.bab`) only talks to this protocol:
 ``widen(upper, err) -> float``
     The bound when ``g`` is only known within ``err`` (per output; an aligned copy).
 ``milp(problem, deadline, notes) -> (lower, upper, witness, num_milps)``
-    Decide the property on a :class:`~mipnet.analyses.equivalence.GapProblem` (a leaf box) by
+    Decide the property on a :class:`~mipnet.analyses.joint.GapProblem` (a leaf box) by
     MILP, values in the original units; ``witness`` only if its measure exceeds the threshold.
     Raises :class:`~mipnet.core.errors.Interrupted` when Ctrl-C stopped a solve.
 
@@ -85,7 +85,7 @@ class LinfGap(Property):
         return upper + float(np.max(err, initial=0.0))
 
     def milp(self, problem, deadline, notes):
-        from mipnet.analyses.equivalence import gap_search
+        from mipnet.analyses.joint import gap_search
 
         from mipnet.analyses.common import Status
         from mipnet.core.errors import Interrupted
@@ -124,7 +124,7 @@ class L1Gap(Property):
         return (upper + float(np.sum(err))) * (1.0 + 2.0 * gamma(np.size(err) + 1))
 
     def milp(self, problem, deadline, notes):
-        from mipnet.analyses.equivalence import l1_search
+        from mipnet.analyses.joint import l1_search
 
         return l1_search(problem, self.eps, self.tol, deadline, notes)
 
@@ -177,12 +177,12 @@ class Top1(Property):
         return top + 4.0 * gamma(2) * abs(top) + 0.0  # the rounded differences above
 
     def measure(self, fa, fb):
-        from mipnet.analyses.equivalence import top1_margin
+        from mipnet.analyses.joint import top1_margin
 
         return top1_margin(fa, fb)
 
     def milp(self, problem, deadline, notes):
-        from mipnet.analyses.equivalence import top1_search
+        from mipnet.analyses.joint import top1_search
 
         return top1_search(problem, self.tol, deadline, notes)
 
