@@ -171,3 +171,22 @@ def test_property_objects():
     assert Ca.shape == Cb.shape == (12, 3)
     fa, fb = np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])
     assert t.measure(fa, fb)[0] == pytest.approx(1.0)
+
+
+def test_false_neuron_map_claims_are_not_facts():
+    from mipnet.analyses.compression import prove_neuron_claims
+
+    net = Network.random([3, 8, 6, 2], seed=2, bias_scale=1.5)
+    dom = Box(-1, 1, dim=3)
+    X = dom.sample(5000, seed=0, include_vertices=True)
+    ys = net.preactivations(X)
+    live = [np.flatnonzero(y.max(axis=0) > 1e-3) for y in ys[:-1]]
+    claims = [{"removed_inactive": l.tolist(), "kept": []} for l in live]  # all false
+    facts, proven, claimed = prove_neuron_claims(net, dom, claims)
+    assert claimed == sum(l.size for l in live) and proven == 0
+    assert all(np.all(np.isinf(hi)) for _, hi in facts)
+    # a wrong map (neurons paired in reverse) only costs tightness: net vs itself is still not refuted
+    wrong = [{"kept": list(range(n))[::-1], "removed_inactive": [], "folded_active": []} for n in net.hidden_widths]
+    res = verify_equivalence(net, net, dom, mode="exact", correspondence=wrong, engine="bab", time_limit=3)
+    assert res.verdict in ("equivalent", "unknown") and res.counterexample is None
+    assert res.gap_upper_bound >= 0
