@@ -60,12 +60,11 @@ class Property:
 
 
 @dataclass(frozen=True)
-class LinfGap(Property):
-    """``max_k |f_k - g_k| <= eps`` (``exact``: ``eps = tol``)."""
+class _GapBelow(Property):
+    """A norm of ``f - g`` at most ``eps``: refuted above ``eps``, proven at ``eps + tol``."""
 
     eps: float
     tol: float
-    kind: str = "linf"
 
     @property
     def threshold(self) -> float:
@@ -74,6 +73,13 @@ class LinfGap(Property):
     @property
     def proven(self) -> float:
         return self.eps + self.tol
+
+
+@dataclass(frozen=True)
+class LinfGap(_GapBelow):
+    """``max_k |f_k - g_k| <= eps`` (``exact``: ``eps = tol``)."""
+
+    kind: str = "linf"
 
     def upper(self, bb) -> float:
         return float(np.max(np.maximum(-bb.d_lo, bb.d_hi)))
@@ -85,9 +91,8 @@ class LinfGap(Property):
         return upper + float(np.max(err, initial=0.0))
 
     def milp(self, problem, deadline, notes):
-        from mipnet.analyses.joint import gap_search
-
         from mipnet.analyses.common import Status
+        from mipnet.analyses.joint import gap_search
         from mipnet.core.errors import Interrupted
 
         g = gap_search(problem, threshold=self.eps, stop_on_violation=True, tol=self.tol, deadline=deadline)
@@ -98,20 +103,10 @@ class LinfGap(Property):
 
 
 @dataclass(frozen=True)
-class L1Gap(Property):
+class L1Gap(_GapBelow):
     """``sum_k |f_k - g_k| <= eps``."""
 
-    eps: float
-    tol: float
     kind: str = "l1"
-
-    @property
-    def threshold(self) -> float:
-        return self.eps
-
-    @property
-    def proven(self) -> float:
-        return self.eps + self.tol
 
     def upper(self, bb) -> float:
         g = np.maximum(-bb.d_lo, bb.d_hi)
