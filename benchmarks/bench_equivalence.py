@@ -150,12 +150,14 @@ def structural(args, rows, records):
     Each pair runs with engine "bab" (B&B over inputs; 2 worker processes for the small-input pairs) and
     engine "milp" (the joint MILP alone) in the same run; the ratio is milp time / bab time (a
     time-limited MILP counts as its limit, so the ratio is then a lower bound)."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from mipnet import Box, Network
     from mipnet.analyses.compression import compress
 
     quick = args.quick
+    part = args.part
 
     def run(name, a, b, dom, mode, eps, limit, *, nmap=None, executor=None, note=""):
         out = {}
@@ -180,7 +182,7 @@ def structural(args, rows, records):
         print(" | ".join(str(round(v, 3) if isinstance(v, float) else v) for v in row), flush=True)
 
     # 1. compressed random nets (dead neurons removed) and their compressor's neuron map
-    for seed in (0, 1, 2):
+    for seed in (0, 1, 2) if part in ("all", "compressed") else ():
         net = Network.random([6, 20, 16, 4], seed=seed, bias_scale=1.5)
         dom = Box(-1, 1, dim=6)
         c = compress(net, dom)
@@ -191,16 +193,19 @@ def structural(args, rows, records):
     from mipnet.nn.data import load_dataset
     from mipnet.nn.training import make_mlp, train
 
-    ds = load_dataset("digits")
-    model = make_mlp([64, 50, 50, 10], seed=0)
-    train(model, ds, epochs=10 if quick else 30, optimizer="adam", lr=1e-2, l1=1e-3, seed=0, progress=False,
-          num_threads=1)
-    digits = from_torch(model)
-    box = Box(0, 16, dim=64)
-    c = compress(digits, box, time_limit=300)
-    run("compressed digits", digits, c.network, box, "exact", None, 120.0 if quick else 300.0,
-        nmap=list(c.neuron_map), note=f"{c.report.neurons_removed} neurons removed")
-    run("digits vs permuted+rescaled", digits, _permuted_rescaled(digits), box, "exact", None, 60.0)
+    if part in ("all", "compressed"):
+        ds = load_dataset("digits")
+        model = make_mlp([64, 50, 50, 10], seed=0)
+        train(model, ds, epochs=10 if quick else 30, optimizer="adam", lr=1e-2, l1=1e-3, seed=0, progress=False,
+              num_threads=1)
+        digits = from_torch(model)
+        box = Box(0, 16, dim=64)
+        c = compress(digits, box, time_limit=300)
+        run("compressed digits", digits, c.network, box, "exact", None, 120.0 if quick else 300.0,
+            nmap=list(c.neuron_map), note=f"{c.report.neurons_removed} neurons removed")
+        run("digits vs permuted+rescaled", digits, _permuted_rescaled(digits), box, "exact", None, 60.0)
+    if part not in ("all", "small"):
+        return
     # 3. small-input nets (5 inputs, 300 hidden ReLUs): retrained copy and wider student
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (3000, 5))
@@ -209,10 +214,13 @@ def structural(args, rows, records):
     A = _regression_net([5, 100, 100, 100, 2], X, Y, 0, ep)
     B = _regression_net([5, 100, 100, 100, 2], X, Y, 1, ep)
     S = _regression_net([5, 200, 200, 2], X, A.forward(X), 2, ep)
-    run("5-input vs permuted+rescaled", A, _permuted_rescaled(A), Box(-1, 1, dim=5), "exact", None, 60.0)
-    with ProcessPoolExecutor(2) as ex:
+    if part == "all":
+        run("5-input vs permuted+rescaled", A, _permuted_rescaled(A), Box(-1, 1, dim=5), "exact", None, 60.0)
+    # spawn, not fork: a forked child of a process that ran HiGHS's thread pool can deadlock in HiGHS
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
         for name, other in (("retrained", B), ("student", S)):
-            for half in (1.0, 0.1):
+            # --part small: the retrained pair on the full box is in the "all" run only
+            for half in (1.0, 0.1) if part == "all" or name == "student" else (0.1,):
                 dom = Box(-half, half, dim=5)
                 gap = _max_gap_found(A, other, dom)
                 eps = float(f"{1.25 * gap:.3g}")
@@ -225,6 +233,9 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="only the instances on the 64-32-16-10 teacher")
     p.add_argument("--structural", action="store_true",
                    help="only the pairs built here (compressed, permuted, retrained, student): bab vs milp")
+    p.add_argument("--part", choices=["all", "compressed", "small"], default="all",
+                   help="with --structural: all pairs, only the compressed/permuted ones, or only the 5-input "
+                        "retrained/student pairs (the retrained one on the small box)")
     p.add_argument("--no-effective", action="store_true", help="skip the runs on the published MILP's smaller box")
     p.add_argument("--write", action="store_true", help="write RESULTS.md even with --quick")
     p.add_argument("--json", type=Path, default=None, help="also save all results as JSON here")

@@ -244,8 +244,11 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
     """Decide ``prop`` for ``pair`` on ``domain`` by input splitting (see the module docstring).
 
     ``executor``: None (in-process) or any ``concurrent.futures.Executor`` (a dask
-    ``Client.get_executor()`` too). ``max_boxes``: stop (status ``incomplete``) after that many
-    boxes. On Ctrl-C returns the partial result (status ``interrupted``).
+    ``Client.get_executor()`` too). A ``ProcessPoolExecutor`` should use the ``spawn`` (or
+    ``forkserver``) start method: a child *forked* from a process that already ran a HiGHS MILP
+    inherits HiGHS's thread pool state and can hang in its first MILP. ``max_boxes``: stop
+    (status ``incomplete``) after that many boxes. On Ctrl-C returns the partial result (status
+    ``interrupted``).
     """
     t0 = time.perf_counter()
     opts = options or BabOptions()

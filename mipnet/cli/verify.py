@@ -98,9 +98,11 @@ def handle(args: argparse.Namespace) -> int:
     nmap = _neuron_map(args)
     executor = None
     if args.jobs > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        executor = ProcessPoolExecutor(args.jobs)
+        # spawn, not fork: a forked child of a process that already ran HiGHS (its thread pool) can hang
+        executor = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
         res = call(verify_equivalence, a, b, dom, mode=args.mode, epsilon=args.eps, norm=args.norm or "linf",
                    time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args),
