@@ -206,7 +206,8 @@ def test_stable_and_compress(files, tmp_path):
     assert list(small.widths) == c["widths"] and small.num_hidden_neurons < files["stable"].num_hidden_neurons
     X = Box(-1, 1, dim=3).sample(500, seed=1)
     np.testing.assert_allclose(small.forward(X), files["stable"].forward(X), atol=1e-9)
-    assert os.listdir(tmp_path) == ["small.onnx"]  # written atomically: no temporary file left
+    # written atomically: no temporary file left; the neuron map next to the model
+    assert sorted(os.listdir(tmp_path)) == ["small.onnx", "small.onnx.neurons.json"]
 
 
 def test_verify_not_equivalent_exits_1(files):

@@ -95,3 +95,31 @@ def test_compress_command(tmp_path, capsys):
     rc, out = _run(["compress", str(tmp_path / "f.onnx"), "--box", "-1", "1", "-o", str(tmp_path / "s.npz")],
                    capsys)
     assert rc == 0 and "Compression" in out.out and "wrote" in out.err
+
+
+def test_compress_writes_a_neuron_map_that_verify_uses(tmp_path, capsys):
+    net = Network.random([6, 20, 16, 4], seed=1, bias_scale=1.5)
+    src, out = str(tmp_path / "net.npz"), str(tmp_path / "small.npz")
+    save_network(net, src)
+    rc, res = _run(["compress", src, "--box", "-1", "1", "-o", out, "--json"], capsys)
+    d = json.loads(res.out)
+    assert rc == 0 and d["neuron_map_file"] == out + ".neurons.json"
+    nmap = json.loads(open(out + ".neurons.json").read())
+    assert [len(m["kept"]) for m in nmap["layers"]] == list(load_network(out).hidden_widths)
+    rc, res = _run(["verify", src, out, "--box", "-1", "1", "--json"], capsys)
+    d = json.loads(res.out)
+    assert rc == 0 and d["verdict"] == "equivalent" and d["num_milps"] == 0 and d["search"]["boxes_closed"] == 1
+    assert "using the neuron map" in res.err
+    rc, res = _run(["verify", src, out, "--box", "-1", "1", "--engine", "milp", "--time-limit", "2", "--json"], capsys)
+    d = json.loads(res.out)
+    assert rc in (0, 2) and d["search"] is None  # the MILP alone (may not finish on this pair)
+
+
+def test_verify_bab_engine_with_workers(tmp_path, capsys):
+    f, g = _nets(tmp_path)
+    fa, ga = str(tmp_path / "f.onnx"), str(tmp_path / "g.npz")
+    rc, res = _run(["verify", fa, ga, "--box", "-1", "1", "--mode", "epsilon", "--eps", "1000", "--engine", "bab",
+                    "--workers", "2", "--json"], capsys)
+    assert rc == 0 and json.loads(res.out)["search"]["engine"] == "bab"
+    assert main(["verify", fa, ga, "--box", "-1", "1", "--engine", "nope"]) != 0
+    assert main(["verify", fa, ga, "--box", "-1", "1", "--workers", "0"]) == 3

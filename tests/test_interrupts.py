@@ -260,7 +260,7 @@ def test_verify_interrupted_is_unknown_with_sound_bounds(monkeypatch, mode):
 
     ba, bb = lp_bounds(f, dom), lp_bounds(g, dom)  # with the bounds given, the first solve is a MILP
     _interrupt_solve(monkeypatch, 1)
-    res = verify_equivalence(f, g, dom, mode=mode, bounds_a=ba, bounds_b=bb)
+    res = verify_equivalence(f, g, dom, mode=mode, bounds_a=ba, bounds_b=bb, engine="milp")
     assert res.verdict == "unknown" and res.status == "interrupted" and res.counterexample is None
     assert res.num_milps == 1
     if mode == "exact":

@@ -44,7 +44,7 @@ from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 
 __all__ = ["LayerReport", "CompressionReport", "CompressionResult", "compress", "compress_with_states",
-           "deviation_bound"]
+           "deviation_bound", "neuron_map_path", "save_neuron_map", "load_neuron_map", "prove_neuron_claims"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class CompressionReport:
     constant: bool
     constant_value: Optional[tuple] = None
     notes: tuple = field(default_factory=tuple)
+    neuron_map: tuple = field(default_factory=tuple)
 
     @property
     def neurons_before(self) -> int:
@@ -112,6 +113,7 @@ class CompressionReport:
             "constant_value": None if self.constant_value is None else list(self.constant_value),
             "layers": [r.to_dict() for r in self.layers],
             "notes": list(self.notes),
+            "neuron_map": [dict(m) for m in self.neuron_map],
         }
 
     def __str__(self) -> str:
@@ -152,6 +154,15 @@ class CompressionResult:
     @property
     def status(self) -> Status:
         return Status.COMPLETE if self.stability is None else self.stability.status
+
+    @property
+    def neuron_map(self) -> tuple:
+        """Per hidden layer of the original network: ``kept`` (the original index of each neuron
+        of the compressed layer, in order; empty when ``merged``), ``removed_inactive``,
+        ``folded_active`` (original indices) and ``merged``. Lets
+        :func:`~mipnet.analyses.equivalence.verify_equivalence` align the two networks
+        (``correspondence=``); saved next to the model by :func:`save_neuron_map`."""
+        return self.report.neuron_map
 
     def to_dict(self) -> dict:
         d = {"report": self.report.to_dict(), "seconds": self.seconds, "widths": list(self.network.widths),
@@ -236,6 +247,7 @@ def compress_with_states(
     L = net.num_hidden_layers
     new_layers: list[tuple[np.ndarray, np.ndarray]] = []
     reports = []
+    nmap = []
     notes = []
     pending = None  # affine map (A, c) of merged layers, to compose into the next one
     for l in range(L):
@@ -271,6 +283,8 @@ def compress_with_states(
         # rule 1: drop stably inactive neurons
         W, b, Wn = W[keep], b[keep], Wn[:, keep]
         sk = s[keep]
+        orig = np.flatnonzero(keep)
+        gone_orig = np.zeros(0, dtype=int)
         removed_inactive = int(n - keep.sum())
         # rule 2: fold dependent stably active rows
         folded = 0
@@ -281,6 +295,7 @@ def compress_with_states(
                 left = np.setdiff1d(np.arange(W.shape[0]), gone)
                 W, b, Wn, sk = W[left], b[left], Wn[:, left], sk[left]
                 folded = int(gone.size)
+                gone_orig, orig = orig[gone], orig[left]
         layers[l + 1] = (Wn, bn)
         # rule 3: an all-active layer is affine on D
         merged = False
@@ -294,6 +309,9 @@ def compress_with_states(
             new_layers.append((W, b))
         kept = 0 if merged else int(W.shape[0])
         reports.append(LayerReport(l + 1, n, kept, removed_inactive, folded, merged, **counts))
+        nmap.append({"layer": l + 1, "kept": [] if merged else orig.tolist(),
+                     "removed_inactive": np.flatnonzero(~keep).tolist(), "folded_active": sorted(gone_orig.tolist()),
+                     "merged": merged})
     W, b = layers[L]
     if pending is not None:
         A, c = pending
@@ -301,8 +319,46 @@ def compress_with_states(
     new_layers.append((W, b))
     out = Network.from_layers(new_layers)
     report = CompressionReport(tuple(reports), net.widths, out.widths, net.num_parameters, out.num_parameters,
-                               False, None, tuple(notes))
+                               False, None, tuple(notes), tuple(nmap))
     return out, report
+
+
+def neuron_map_path(model_path) -> str:
+    """Where :func:`save_neuron_map` writes the map of a compressed model: ``MODEL.neurons.json``."""
+    return f"{model_path}.neurons.json"
+
+
+def save_neuron_map(result: "CompressionResult", model_path) -> str:
+    """Write ``result.neuron_map`` (with the widths before and after) next to the saved model, atomically;
+    returns the path. :func:`load_neuron_map` reads it back."""
+    import json
+
+    from mipnet.io.files import atomic_write
+
+    path = neuron_map_path(model_path)
+    doc = {"format": "mipnet-neuron-map/1", "widths_before": list(result.report.widths_before),
+           "widths_after": list(result.report.widths_after), "layers": [dict(m) for m in result.neuron_map]}
+    with atomic_write(path) as tmp:
+        with open(tmp, "w") as fh:
+            json.dump(doc, fh, indent=1)
+    return path
+
+
+def load_neuron_map(path) -> list:
+    """The per-layer map saved by :func:`save_neuron_map` (a list of dicts)."""
+    import json
+
+    from mipnet.core.errors import InvalidArgumentError
+
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+        layers = doc["layers"]
+        if not isinstance(layers, list) or not all(isinstance(m, dict) and "kept" in m for m in layers):
+            raise KeyError("layers")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(f"{path}: not a mipnet neuron map ({exc})") from None
+    return layers
 
 
 def deviation_bound(net: Network, stability: StabilityResult) -> np.ndarray:
@@ -409,3 +465,71 @@ def compress(
     worst, bound = _check_compressed(net, out, stability, X)
     log.info("%s", report)
     return CompressionResult(out, report, stability, time.perf_counter() - t0, worst, bound, int(len(X)))
+
+
+def prove_neuron_claims(net: Network, domain, neuron_map, *, time_limit: Optional[float] = None) -> tuple:
+    """Re-prove on ``domain`` the stability claims of a neuron map for ``net`` (the original network).
+
+    Every ``removed_inactive`` neuron must have ``y <= c`` and every ``folded_active`` one
+    ``y >= -c`` on D, with ``c = 1e-9 (1 + |bounds|)``: first from symbolic bounds, then by one
+    early-stopped MILP of ``net`` alone per open claim (cutoff ``c``: an infeasible answer proves
+    it). Returns ``(facts, proven, claimed)``: ``facts[l] = (lower, upper)`` per hidden layer
+    (``-inf``/``inf`` where nothing was proven), valid for every input of D. The claims are never
+    trusted: an unproven one is simply not a fact. Ctrl-C raises
+    :class:`~mipnet.core.errors.Interrupted`.
+    """
+    import math
+
+    from mipnet.analyses.common import deadline_after, remaining, solve_or_partial
+    from mipnet.bounds import symbolic_bounds
+
+    t0 = time.perf_counter()
+    domain = as_domain(domain, net.input_dim)
+    deadline = deadline_after(time_limit, t0)
+    bounds = symbolic_bounds(net, domain)
+    layers = [m for m in neuron_map if isinstance(m, dict)]
+    facts = [(np.full(n, -np.inf), np.full(n, np.inf)) for n in net.hidden_widths]
+    todo = []
+    claimed = proven = 0
+    for l, (entry, lb) in enumerate(zip(layers, bounds.hidden)):
+        for sign, key in ((1, "removed_inactive"), (-1, "folded_active")):
+            for i in entry.get(key, []):
+                i = int(i)
+                if not 0 <= i < lb.size:
+                    continue
+                claimed += 1
+                cut = 1e-9 * (1.0 + max(abs(lb.lower[i]), abs(lb.upper[i])))
+                if (sign > 0 and lb.upper[i] <= cut) or (sign < 0 and lb.lower[i] >= -cut):
+                    proven += 1
+                    _set_fact(facts, l, i, sign, max(0.0, lb.upper[i]) if sign > 0 else min(0.0, lb.lower[i]))
+                else:
+                    todo.append((l, i, sign, cut))
+    if todo:
+        from mipnet.milp.encoding import HighsModel
+
+        model = HighsModel(domain)
+        nv = model.add_network(net, bounds)
+        for l, i, sign, cut in todo:
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            col = int(nv.layers[l].y_cols[i])
+            if col < 0:
+                continue
+            model.set_objective([col], [float(sign)], maximize=True)
+            res, stopped = solve_or_partial(model, cutoff=cut, target=cut, time_limit=remaining(deadline))
+            if res.status == "infeasible" or (res.status == "optimal" and res.dual_bound is not None
+                                              and math.isfinite(res.dual_bound) and res.dual_bound <= cut):
+                proven += 1
+                _set_fact(facts, l, i, sign, cut if sign > 0 else -cut)
+            if stopped:
+                from mipnet.core.errors import Interrupted
+
+                raise Interrupted("interrupted while proving the neuron map's claims")
+    return tuple(facts), proven, claimed
+
+
+def _set_fact(facts, l, i, sign, value) -> None:
+    if sign > 0:
+        facts[l][1][i] = min(facts[l][1][i], value)
+    else:
+        facts[l][0][i] = max(facts[l][0][i], value)

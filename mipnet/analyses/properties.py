@@ -20,6 +20,16 @@ a_lo, a_hi, b_lo, b_hi, d_lo, d_hi)) <= tol`` with sound bounds of f, g and f - 
 the leaf (c); a small leaf goes to ``search_property(GapProblem.build(net_a, net_b, D'), prop,
 tol=tol, deadline=...)`` (b), which returns ``upper <= tol`` (proven) or a verified witness.
 
+(d) the face of the input branch and bound (:mod:`mipnet.analyses.bab`), on a *measure*
+    ``measure(fa, fb) = margin + offset`` (``offset``: ``eps`` for the gap properties, else 0;
+    the gap itself for those): refuted by a point whose measure exceeds ``threshold``
+    (= ``offset``), proven on a box when a sound bound ``upper(bb)`` from its
+    :class:`~mipnet.analyses.differential.BoxBounds` is ``<= proven`` (= ``offset + tol``);
+    ``spec(m)`` asks for extra rows ``Ca f + Cb g`` in those bounds, ``widen(upper, err)`` is
+    the bound when g is only known within ``err`` (an aligned copy), ``milp(problem,
+    deadline, notes) -> (lower, upper, witness, num_milps)`` decides a leaf box (measure units).
+    ``with_tol(tol)`` sets the tolerance (default ``1e-6``).
+
 Properties (``c = argmax f``, first index on ties):
 
 ``LinfGap(eps)``   ``max_k |f_k - g_k| <= eps``;          margin ``max_k |f_k - g_k| - eps``.
@@ -45,6 +55,7 @@ CP 2020 paper with the top class of f enumerated instead of chosen by binaries).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -56,7 +67,7 @@ import scipy.sparse as sp
 from mipnet.analyses.common import Status, Verdict, deadline_after, remaining, solve_or_partial, witness_from_solution
 from mipnet.bounds import gamma
 from mipnet.core.domain import as_domain
-from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
+from mipnet.core.errors import Interrupted, InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.numerics import in_domain
 from mipnet.core.results import json_float
@@ -169,6 +180,48 @@ class Property:
     def to_dict(self) -> dict:
         return {"name": self.name}
 
+    # (d) the input branch and bound's face (module docstring)
+    tol: float = 1e-6
+
+    def with_tol(self, tol: float) -> "Property":
+        """A copy whose branch-and-bound face proves at ``offset + tol``."""
+        p = copy.copy(self)
+        p.tol = _nonneg("tol", tol)
+        return p
+
+    @property
+    def offset(self) -> float:
+        return 0.0
+
+    @property
+    def threshold(self) -> float:
+        return self.offset
+
+    @property
+    def proven(self) -> float:
+        return self.offset + self.tol
+
+    def spec(self, m: int) -> Optional[tuple]:
+        return None
+
+    def measure(self, fa, fb) -> np.ndarray:
+        return self.margin(fa, fb) + self.offset
+
+    def upper(self, bb) -> float:
+        ob = OutputBounds(bb.fa_lo, bb.fa_hi, bb.fb_lo, bb.fb_hi, bb.d_lo, bb.d_hi)
+        return _up(self.upper_bound(ob) + self.offset, ob.magnitude + self.offset)
+
+    def widen(self, upper: float, err) -> float:
+        return upper + 2.0 * float(np.max(err, initial=0.0))
+
+    def milp(self, problem, deadline, notes: list):
+        r = search_property(problem, self, tol=self.tol, deadline=deadline)
+        notes.extend(r["notes"])
+        if r["interrupted"]:
+            raise Interrupted("interrupted during a leaf MILP")
+        wit = r["witness"] if r["witness"] is not None and r["lower"] > 0 else None
+        return r["lower"] + self.offset, r["upper"] + self.offset, wit, r["num_milps"]
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
         return f"{type(self).__name__}({args})"
@@ -214,6 +267,25 @@ class LinfGap(Property):
     def scaled(self, a):
         return LinfGap(self.eps / a)
 
+    @property
+    def offset(self) -> float:
+        return self.eps
+
+    def upper(self, bb) -> float:
+        return float(np.max(np.maximum(-bb.d_lo, bb.d_hi)))
+
+    def widen(self, upper, err):
+        return upper + float(np.max(err, initial=0.0))
+
+    def milp(self, problem, deadline, notes):
+        from mipnet.analyses.joint import gap_search
+
+        g = gap_search(problem, threshold=self.eps, stop_on_violation=True, tol=self.tol, deadline=deadline)
+        notes.extend(g.notes)
+        if g.status == Status.INTERRUPTED:
+            raise Interrupted("interrupted during a leaf MILP")
+        return g.lower, g.upper, (g.witness if g.lower > self.eps else None), g.num_milps
+
     def to_dict(self):
         return {"name": self.name, "eps": self.eps}
 
@@ -241,6 +313,22 @@ class L1Gap(Property):
 
     def scaled(self, a):
         return L1Gap(self.eps / a)
+
+    @property
+    def offset(self) -> float:
+        return self.eps
+
+    def upper(self, bb) -> float:
+        g = np.maximum(-bb.d_lo, bb.d_hi)
+        return float(np.sum(g) * (1.0 + 2.0 * gamma(g.size)))
+
+    def widen(self, upper, err):
+        return (upper + float(np.sum(err))) * (1.0 + 2.0 * gamma(np.size(err) + 1))
+
+    def milp(self, problem, deadline, notes):
+        from mipnet.analyses.joint import l1_search
+
+        return l1_search(problem, self.eps, self.tol, deadline, notes)
 
     def to_dict(self):
         return {"name": self.name, "eps": self.eps}
@@ -374,6 +462,50 @@ class TopK(Property):
     def scaled(self, a):
         return TopK(self.k, self.delta / a, self.split)
 
+    # (d) plain top-1 (k = 1, delta = 0) on a box: the pairwise rows f_c - f_k and g_k - g_c
+    # in the box bounds, and the top-1 MILP searches of the joint encoding
+    @property
+    def _plain_top1(self) -> bool:
+        return self.k == 1 and self.delta == 0
+
+    @staticmethod
+    def _pairs(m):
+        return np.nonzero(~np.eye(m, dtype=bool))
+
+    def spec(self, m):
+        if not self._plain_top1:
+            return None
+        c, k = self._pairs(m)
+        n = c.size
+        E = np.eye(m)
+        return np.vstack([E[c] - E[k], np.zeros((n, m))]), np.vstack([np.zeros((n, m)), E[k] - E[c]])
+
+    def upper(self, bb) -> float:
+        """Plain top-1: a disagreement (c, k) of margin t needs ``f_c - f_j >= t`` for all j and
+        ``g_k - g_c >= t``; with ``d = f - g``, ``g_k - g_c = (f_k - f_c) + d_c - d_k <= -t + d_c - d_k``,
+        so also ``t <= (d_c - d_k) / 2``: tight when the nets are close."""
+        if not self._plain_top1 or bb.spec_hi is None:
+            return super().upper(bb)
+        m = bb.d_lo.size
+        c, k = self._pairs(m)
+        n = c.size
+        off = ~np.eye(m, dtype=bool)
+        f_hi = bb.spec_hi[:n].reshape(m, m - 1)  # ub(f_c - f_j), j != c, row c
+        f_hi = np.minimum(f_hi, (bb.fa_hi[:, None] - bb.fa_lo[None, :])[off].reshape(m, m - 1))
+        g_hi = np.minimum(bb.spec_hi[n:], bb.fb_hi[k] - bb.fb_lo[c])
+        first = f_hi.min(axis=1)  # ub of f_c - max_j f_j
+        half = (bb.d_hi[c] - bb.d_lo[k]) / 2.0
+        t = np.minimum(np.minimum(first[c], g_hi), np.minimum(half, f_hi.reshape(-1)))
+        top = float(t.max())
+        return top + 4.0 * gamma(2) * abs(top)  # the rounded differences above
+
+    def milp(self, problem, deadline, notes):
+        if not self._plain_top1:
+            return super().milp(problem, deadline, notes)
+        from mipnet.analyses.joint import top1_search
+
+        return top1_search(problem, self.tol, deadline, notes)
+
     def to_dict(self):
         return {"name": self.name, "k": self.k, "delta": self.delta}
 
@@ -471,17 +603,17 @@ def _nonneg(name: str, v) -> float:
 def property_for_mode(mode: str, *, epsilon: Optional[float] = None, norm: str = "linf", tol: float = 1e-6,
                       k: int = 1, delta: float = 0.0) -> Property:
     """The property object of a :func:`~mipnet.analyses.equivalence.verify_equivalence` mode
-    (``exact``: LinfGap(tol); ``epsilon``: LinfGap/L1Gap(epsilon); ``top1``; ``topk``; ``delta_top1``)."""
+    (``exact``: LinfGap(tol); ``epsilon``: LinfGap/L1Gap(epsilon); ``top1``; ``topk``; ``delta_top1``), with ``tol`` for the branch and bound (:meth:`Property.with_tol`)."""
     if mode == "exact":
-        return LinfGap(tol)
+        return LinfGap(tol).with_tol(tol)
     if mode == "epsilon":
-        return L1Gap(epsilon) if norm == "l1" else LinfGap(epsilon)
+        return (L1Gap(epsilon) if norm == "l1" else LinfGap(epsilon)).with_tol(tol)
     if mode == "top1":
-        return TopK(1)
+        return TopK(1).with_tol(tol)
     if mode == "topk":
-        return TopK(k, delta)
+        return TopK(k, delta).with_tol(tol)
     if mode == "delta_top1":
-        return TopK(1, delta)
+        return TopK(1, delta).with_tol(tol)
     raise InvalidArgumentError(f"unknown mode {mode!r}; use exact, epsilon, top1, topk or delta_top1")
 
 

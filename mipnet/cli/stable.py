@@ -59,7 +59,8 @@ def register(subparsers) -> None:
         help="remove or fold stable ReLUs: a smaller network equal to MODEL on the domain",
         description="Lossless compression (Serra et al., CPAIOR 2020): drop stably inactive neurons, fold "
                     "linearly dependent stably active ones, merge affine layers. Writes the smaller network "
-                    "(never over MODEL; atomically).",
+                    "(never over MODEL; atomically) and OUT.neurons.json, the map of kept neurons that "
+                    "'mipnet verify MODEL OUT' uses to prove the two equal.",
         examples=["mipnet compress net.onnx --box 0 16 -o small.onnx --verify",
                   "mipnet compress net.npz --center x.npy --radius 1 -o small.npz --json"],
     )
@@ -99,7 +100,7 @@ def handle_stable(args: argparse.Namespace) -> int:
 
 
 def handle_compress(args: argparse.Namespace) -> int:
-    from mipnet.analyses.compression import compress
+    from mipnet.analyses.compression import compress, save_neuron_map
     from mipnet.cli.common import emit_json
     from mipnet.io import save_network
 
@@ -115,13 +116,14 @@ def handle_compress(args: argparse.Namespace) -> int:
         return exit_code(res)
     comp = call(compress, net, dom, stability=res, merge=args.merge)
     save_network(comp.network, args.output)
-    out = {"model": args.model, "output": args.output, **comp.to_dict()}
+    nmap = save_neuron_map(comp, args.output)
+    out = {"model": args.model, "output": args.output, "neuron_map_file": nmap, **comp.to_dict()}
     eq = None
     if args.verify:
         from mipnet.analyses.equivalence import verify_equivalence
 
         eq = call(verify_equivalence, net, comp.network, dom, mode="exact", time_limit=args.time_limit,
-                  progress=progress_enabled(args))
+                  progress=progress_enabled(args), correspondence=list(comp.neuron_map) or None)
         out["verification"] = {k: v for k, v in eq.to_dict().items() if k != "per_output"}
     if args.json:
         emit_json(out)
@@ -131,5 +133,5 @@ def handle_compress(args: argparse.Namespace) -> int:
             print(f"note: {res.num_unknown} neurons were not settled in time and were kept")
         if args.verify:
             print(f"verification: {out['verification']['verdict']}")
-        info(f"wrote {args.output}")
+        info(f"wrote {args.output} and its neuron map {nmap}")
     return exit_code(comp, eq)

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
                   "mipnet verify net.onnx pruned.onnx --mode top1 --box 0 16 --time-limit 60",
                   "mipnet verify net.onnx pruned.onnx --mode topk --k 2 --center c.json --radius 6.8 --norm-in l1 "
                   "--clip 0 16",
-                  "mipnet verify net.onnx pruned.onnx --vnnlib prop.vnnlib --json"],
+                  "mipnet verify net.onnx pruned.onnx --vnnlib prop.vnnlib --json",
+                  "mipnet verify net.npz student.npz --mode epsilon --eps 0.05 --box -1 1 --engine bab --workers 2"],
     )
     p.add_argument("model_a", metavar="A", help="first model (.onnx, .pt/.pth, .npz)")
     p.add_argument("model_b", metavar="B", help="second model, same input and output sizes")
@@ -60,10 +61,31 @@ def register(subparsers) -> None:
                    help="seconds in all; past it the verdict is unknown (default: no limit)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance")
     p.add_argument("--samples", type=int, default=1000, help="random inputs tried first")
+    p.add_argument("--engine", choices=["auto", "bab", "milp"], default="auto",
+                   help="bab: branch and bound over the input box with differential bounds (MILPs on small "
+                        "boxes); milp: joint MILPs on the whole domain; auto (default): differential bounds "
+                        "first, then bab for <= 16 inputs, else milp")
+    p.add_argument("--neuron-map", metavar="FILE",
+                   help="which neurons of B copy which of A (the B.neurons.json that 'mipnet compress' writes; "
+                        "used automatically when it lies next to B); default: match weight rows")
     add_parallel_args(p)
     add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=handle)
+
+
+def _neuron_map(args):
+    """The neuron map of ``--neuron-map``, or the sidecar ``B.neurons.json`` of a compressed B, or None."""
+    import os
+
+    from mipnet.analyses.compression import load_neuron_map, neuron_map_path
+    from mipnet.cli.common import info
+
+    path = args.neuron_map
+    if path is None and os.path.exists(neuron_map_path(args.model_b)):
+        path = neuron_map_path(args.model_b)
+        info(f"using the neuron map {path}")
+    return None if path is None else load_neuron_map(path)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -110,6 +132,13 @@ def handle(args: argparse.Namespace) -> int:
             from mipnet.analyses.properties import TopK
 
             mode = TopK(2 if args.k is None else args.k) if mode == "topk" else TopK(1, args.delta)
+    if isinstance(mode, str):
+        extra = {"engine": args.engine, "correspondence": _neuron_map(args)}
+    elif args.engine == "bab":
+        raise InvalidArgumentError("--mode topk/delta-top1 and --vnnlib run on the MILP engine in this version: "
+                                   "drop --engine bab")
+    else:
+        extra = {}
     from mipnet.cli.common import executor_kwargs, parallel_executor
 
     if (args.workers or 0) > 1 or args.scheduler is not None:
@@ -117,7 +146,7 @@ def handle(args: argparse.Namespace) -> int:
     with parallel_executor(args) as executor:
         res = call(verify_equivalence, a, b, dom, mode=mode, epsilon=args.eps, norm=args.norm or "linf",
                    time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args),
-                   **executor_kwargs(verify_equivalence, executor))
+                   **extra, **executor_kwargs(verify_equivalence, executor))
     if args.json:
         emit_json({"model_a": args.model_a, "model_b": args.model_b, **res.to_dict()})
     else:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import gc
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -129,13 +131,29 @@ def connect(address: str, *, timeout: float = 10.0):
     if not isinstance(address, str) or not address.strip():
         raise InvalidArgumentError(f"the scheduler address must be a non-empty string, got {address!r}")
     distributed = _require_dask()
+    unreachable = ("cannot reach the Dask scheduler at {!r} within {:g} s ({}); start one with `dask scheduler` "
+                   "and workers with `dask worker ADDRESS`")
+    try:  # checked before a Client exists: a Client that failed to start and is collected later,
+        # while another Client starts, deadlocks distributed's loop runner
+        from distributed.comm import parse_address, parse_host_port
+
+        scheme, loc = parse_address(address)
+        if scheme == "tcp":
+            host, port = parse_host_port(loc)
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+    except (OSError, TimeoutError) as e:
+        raise MipnetError(unreachable.format(address, timeout, e)) from None
+    except (ValueError, TypeError) as e:
+        raise InvalidArgumentError(f"bad scheduler address {address!r}: {e}") from None
     try:
         with _quiet("distributed"):
             client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError) as e:
-        raise MipnetError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({e}); "
-                          "start one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+        gc.collect()  # the half-started Client goes now, not inside the next Client's start
+        raise MipnetError(unreachable.format(address, timeout, e)) from None
     except ValueError as e:
+        gc.collect()
         raise InvalidArgumentError(f"bad scheduler address {address!r}: {e}") from None
     try:
         yield client

@@ -1,0 +1,379 @@
+"""Differential bounds on ``f - g`` for two networks of any structure, on a box.
+
+Two complementary bounds, both sound in floating point, intersected per output:
+
+* **Aligned differential intervals** (ReluDiff, Paulsen, Wang and Wang, ICSE 2020,
+  arXiv:2001.03662; the case split per neuron on the sign states in *both* nets). A
+  *neuron correspondence* (given, e.g. the map :func:`~mipnet.analyses.compression.compress`
+  saves, or found by :func:`match_neurons`: rows equal up to a positive factor) aligns the
+  two nets on a common hidden width (:func:`align`): matched neurons share a position (the
+  factor moved into the next layer), unmatched ones get a zero row in the other net. Both
+  aligned nets compute exactly the original functions (up to a rounding bound when a factor
+  is not a power of two), and :func:`~mipnet.analyses.joint.differential_bounds`
+  applies: ``dh = 0`` where both copies of a neuron are stable the same way and their
+  pre-activations agree, so the bound is tight where the nets agree.
+* **The difference network** (:func:`difference_network`): both nets side by side
+  (block-diagonal hidden layers; the shallower padded with exact identity layers) with output
+  rows ``f - g``, ``f``, ``g`` and any rows a property asks for (``f_c - f_j``...). DeepPoly /
+  CROWN back-substitution (:func:`mipnet.bounds.symbolic_layers`) bounds every row as one
+  linear function of x: the input correlations cancel (a folded or merged neuron, a stable
+  layer), which intervals cannot see.
+
+Splitting the input box (:mod:`mipnet.analyses.bab`) tightens both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from mipnet.bounds import LayerBounds, gamma, symbolic_layers
+from mipnet.core.bounds import Bounds
+from mipnet.core.domain import Domain
+from mipnet.core.errors import InvalidNetworkError
+from mipnet.core.network import Network
+
+__all__ = ["Correspondence", "match_neurons", "correspondence_from_map", "align", "difference_network",
+           "alignment_error", "DiffPair", "BoxBounds", "box_bounds"]
+
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+# ---------------------------------------------------------------------------- correspondence
+@dataclass(frozen=True, eq=False)
+class Correspondence:
+    """Which neuron of ``net_a`` each hidden neuron of ``net_b`` copies, and by what factor.
+
+    ``index[l][j]``: the neuron of layer l of ``net_a`` that neuron j of ``net_b`` matches
+    (-1: none); ``scale[l][j] = c > 0`` with ``y_b_j = c y_a_i`` (1 for a plain copy). Any
+    correspondence is sound (it only decides which neurons are compared); a good one makes the
+    differential bounds tight.
+    """
+
+    index: tuple
+    scale: tuple
+
+    @property
+    def matched(self) -> int:
+        return int(sum(int(np.sum(i >= 0)) for i in self.index))
+
+    def to_dict(self) -> dict:
+        return {"index": [i.tolist() for i in self.index], "scale": [s.tolist() for s in self.scale]}
+
+
+def _check_same_depth(net_a: Network, net_b: Network) -> None:
+    if net_a.num_hidden_layers != net_b.num_hidden_layers:
+        raise InvalidNetworkError(f"a neuron correspondence needs the same number of hidden layers; got "
+                                  f"{net_a.num_hidden_layers} and {net_b.num_hidden_layers}")
+
+
+def match_neurons(net_a: Network, net_b: Network, *, rtol: float = 1e-9) -> Optional[Correspondence]:
+    """Match hidden neurons of ``net_b`` to those of ``net_a`` whose rows ``[W | b]`` agree up to a
+    positive factor, layer by layer (inputs of later layers read through the matches so far).
+
+    Columns of ``net_a``'s neurons that no neuron of ``net_b`` matches are ignored (a removed
+    dead neuron); ``net_b``'s unmatched columns must be zero. None when the depths differ.
+    """
+    if net_a.num_hidden_layers != net_b.num_hidden_layers:
+        return None
+    index, scale = [], []
+    prev_i = np.arange(net_a.input_dim)  # columns of b's layer -> columns of a's layer
+    prev_c = np.ones(net_a.input_dim)
+    for (Wa, ba), (Wb, bb) in zip(net_a.layers[:-1], net_b.layers[:-1]):
+        ok_cols = prev_i >= 0
+        Wb_m = np.zeros((Wb.shape[0], Wa.shape[1]))
+        # b's row in a's coordinates: h_b,j' = c_j' h_a,i'  =>  W_b[j, j'] h_b,j' = (W_b[j, j'] c_j') h_a,i'
+        Wb_m[:, prev_i[ok_cols]] = Wb[:, ok_cols] * prev_c[ok_cols]
+        stray = np.abs(Wb[:, ~ok_cols]).sum(axis=1) if np.any(~ok_cols) else np.zeros(Wb.shape[0])
+        used = np.zeros(Wa.shape[1], dtype=bool)
+        used[prev_i[ok_cols]] = True
+        Ra = np.concatenate([Wa[:, used], ba[:, None]], axis=1)
+        Rb = np.concatenate([Wb_m[:, used], bb[:, None]], axis=1)
+        na, nb = np.linalg.norm(Ra, axis=1), np.linalg.norm(Rb, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = (Rb @ Ra.T) / np.outer(np.where(nb > 0, nb, 1.0), np.where(na > 0, na, 1.0))
+        cos[:, na == 0] = -1.0
+        cos[nb == 0, :] = -1.0
+        idx = np.full(Wb.shape[0], -1)
+        c = np.ones(Wb.shape[0])
+        taken = np.zeros(Wa.shape[0], dtype=bool)
+        for j in np.argsort(-cos.max(axis=1) if cos.size else np.zeros(Wb.shape[0]), kind="stable"):
+            if cos.shape[1] == 0 or stray[j] > 0:
+                continue
+            row = np.where(taken, -1.0, cos[j])
+            i = int(np.argmax(row))
+            if row[i] >= 1.0 - rtol:
+                idx[j], c[j] = i, nb[j] / na[i]
+                taken[i] = True
+        index.append(idx)
+        scale.append(c)
+        prev_i, prev_c = idx, c
+    return Correspondence(tuple(index), tuple(scale))
+
+
+def correspondence_from_map(net_a: Network, net_b: Network, neuron_map: Sequence) -> Correspondence:
+    """A :class:`Correspondence` from a compression map (``kept`` original indices per layer,
+    see :attr:`~mipnet.analyses.compression.CompressionResult.neuron_map`). Merged layers are not
+    supported (the depths differ)."""
+    _check_same_depth(net_a, net_b)
+    layers = [m for m in neuron_map if not m.get("merged")]
+    if len(layers) != net_b.num_hidden_layers:
+        raise InvalidNetworkError("the neuron map does not fit these networks (merged layers or other depths)")
+    index, scale = [], []
+    for entry, n_a, n_b in zip(layers, net_a.hidden_widths, net_b.hidden_widths):
+        idx = np.asarray(entry["kept"], dtype=int)
+        if idx.shape != (n_b,) or (idx.size and (idx.min() < 0 or idx.max() >= n_a)):
+            raise InvalidNetworkError("the neuron map does not fit these networks (kept indices out of range)")
+        index.append(idx)
+        scale.append(np.ones(n_b))
+    return Correspondence(tuple(index), tuple(scale))
+
+
+def _exact_power_of_two(c: np.ndarray) -> np.ndarray:
+    m, _ = np.frexp(c)
+    return m == 0.5
+
+
+def align(net_a: Network, net_b: Network, corr: Correspondence) -> tuple[Network, Network, np.ndarray]:
+    """Both nets on a common hidden width: ``(A, B, exact)``; ``A`` computes ``net_a`` exactly,
+    ``B`` computes ``net_b`` exactly when ``exact`` (every factor a power of two), else within
+    :func:`alignment_error`.
+
+    Layer l of the aligned nets has ``n_a + u_l`` neurons (``u_l`` unmatched in ``net_b``):
+    ``net_b``'s neuron j sits at ``index[l][j]`` with its row divided by its factor and its
+    column in the next layer multiplied by it; unmatched ones at the end.
+    """
+    _check_same_depth(net_a, net_b)
+    La, Lb = net_a.layers, net_b.layers
+    A_layers, B_layers = [], []
+    pos_prev = np.arange(net_a.input_dim)  # position of b's inputs in the aligned layer
+    c_prev = np.ones(net_a.input_dim)
+    width_prev = net_a.input_dim
+    for l in range(net_a.num_hidden_layers + 1):
+        (Wa, ba), (Wb, bb) = La[l], Lb[l]
+        last = l == net_a.num_hidden_layers
+        if last:
+            pos = np.arange(Wb.shape[0])
+            c = np.ones(Wb.shape[0])
+            width = Wa.shape[0]
+        else:
+            idx, c = corr.index[l], np.asarray(corr.scale[l], dtype=np.float64)
+            un = np.flatnonzero(idx < 0)
+            pos = idx.copy()
+            pos[un] = Wa.shape[0] + np.arange(un.size)
+            width = Wa.shape[0] + un.size
+            c = np.where(idx < 0, 1.0, c)
+        WA = np.zeros((width, width_prev))
+        WA[:Wa.shape[0], :Wa.shape[1]] = Wa
+        bA = np.zeros(width)
+        bA[:Wa.shape[0]] = ba
+        WB = np.zeros((width, width_prev))
+        # y~_j = y_b_j / c_j fed by h~ = h_b / c_prev: weight W_b[j, j'] c_prev[j'] / c_j
+        WB[np.ix_(pos, pos_prev)] = Wb * c_prev[None, :] / c[:, None]
+        bB = np.zeros(width)
+        bB[pos] = bb / c
+        A_layers.append((WA, bA))
+        B_layers.append((WB, bB))
+        pos_prev, c_prev, width_prev = pos, c, width
+    A, B = Network.from_layers(A_layers), Network.from_layers(B_layers)
+    exact = all(np.all(_exact_power_of_two(np.asarray(s))) for s in corr.scale)
+    return A, B, exact
+
+
+def alignment_error(net_b: Network, B: Network, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """A sound bound on ``|B(x) - net_b(x)|`` per output over the box, for ``B`` from :func:`align`.
+
+    Each weight of ``B`` is a weight of ``net_b`` times a factor, rounded once or twice (relative
+    error ``gamma_2``); so ``|W_B - W_exact| <= gamma_3 |W_B|`` entrywise, and the perturbation
+    propagates as ``delta_y <= |W_B| delta_h + gamma_3 (|W_B| |h| + |b_B|)`` (ReLU is
+    1-Lipschitz), with ``|h|`` from interval bounds of ``B`` (widened by the perturbation).
+    """
+    from mipnet.bounds import interval_layers
+
+    ia = interval_layers(B, lower, upper)
+    g3 = gamma(3)
+    mag = np.maximum(np.abs(lower), np.abs(upper))
+    delta = np.zeros_like(mag)
+    for (W, b), lb in zip(B.layers, ia):
+        aW = np.abs(W)
+        n = W.shape[1]
+        dy = (aW @ delta + g3 * (aW @ (mag + delta) + np.abs(b))) * (1 + gamma(n + 3)) + _TINY
+        delta = dy
+        mag = np.maximum(np.abs(lb.lower), np.abs(lb.upper))
+    return delta
+
+
+# ---------------------------------------------------------------------------- the difference network
+def _pad_depth(net: Network, depth: int) -> Network:
+    """``net`` with exact identity layers after its last hidden layer, up to ``depth`` hidden layers.
+
+    A hidden layer's output is >= 0, so ``relu(I h) = h``; a net without hidden layers first gets
+    the exact pair ``x = relu(x) - relu(-x)``.
+    """
+    layers = list(net.layers)
+    if net.num_hidden_layers >= depth:
+        return net
+    if net.num_hidden_layers == 0:
+        W, b = layers[0]
+        n = W.shape[1]
+        layers = [(np.vstack([np.eye(n), -np.eye(n)]), np.zeros(2 * n)), (np.hstack([W, -W]), b)]
+    while len(layers) - 1 < depth:
+        n = layers[-1][0].shape[1]
+        layers.insert(len(layers) - 1, (np.eye(n), np.zeros(n)))
+    return Network.from_layers(layers)
+
+
+def difference_network(net_a: Network, net_b: Network, Ca: np.ndarray, Cb: np.ndarray):
+    """Both nets side by side with output rows ``Ca f + Cb g``: ``(net, row_error_weights)``.
+
+    Hidden layers are block-diagonal (exact); the output layer ``[Ca W_a, Cb W_b]``,
+    ``Ca b_a + Cb b_b`` is rounded, so the second value ``(|Ca| |W_a| | |Cb| |W_b|,
+    |Ca| |b_a| + |Cb| |b_b|, k)`` (k terms per sum) gives what :func:`box_bounds` widens each
+    row by (``gamma_k`` times those magnitudes at ``|h|``).
+    """
+    depth = max(net_a.num_hidden_layers, net_b.num_hidden_layers, 1)
+    a, b = _pad_depth(net_a, depth), _pad_depth(net_b, depth)
+    layers = []
+    for l in range(depth):
+        (Wa, ba), (Wb, bb) = a.layers[l], b.layers[l]
+        if l == 0:
+            W = np.vstack([Wa, Wb])
+        else:
+            W = np.zeros((Wa.shape[0] + Wb.shape[0], Wa.shape[1] + Wb.shape[1]))
+            W[:Wa.shape[0], :Wa.shape[1]] = Wa
+            W[Wa.shape[0]:, Wa.shape[1]:] = Wb
+        layers.append((W, np.concatenate([ba, bb])))
+    (Wa, ba), (Wb, bb) = a.layers[-1], b.layers[-1]
+    Wout = np.hstack([Ca @ Wa, Cb @ Wb])
+    bout = Ca @ ba + Cb @ bb
+    layers.append((Wout, bout))
+    # the magnitudes of the rounded sums: |Ca| |W_a|, |Cb| |W_b|, |Ca| |b_a| + |Cb| |b_b|
+    Mw = np.hstack([np.abs(Ca) @ np.abs(Wa), np.abs(Cb) @ np.abs(Wb)])
+    Mb = np.abs(Ca) @ np.abs(ba) + np.abs(Cb) @ np.abs(bb)
+    k = int(np.max(np.sum(Ca != 0, axis=1), initial=0) + np.max(np.sum(Cb != 0, axis=1), initial=0)) + 1
+    return Network.from_layers(layers), (Mw, Mb, k)
+
+
+# ---------------------------------------------------------------------------- one pair, one box
+@dataclass(frozen=True, eq=False)
+class DiffPair:
+    """Two networks prepared for differential bounds on sub-boxes (picklable).
+
+    ``net_a``, ``net_b``: the originals; ``aligned``: ``(A, B)`` on a common width or None;
+    ``align_err``: bound on ``|B - net_b|`` per output on the whole domain (0 when exact);
+    ``product``: the :func:`difference_network` with rows ``[f - g; f; g; spec]``.
+    """
+
+    net_a: Network
+    net_b: Network
+    aligned: Optional[tuple]
+    align_err: np.ndarray
+    product: Network
+    row_mag: tuple
+    m: int
+    n_spec: int
+    facts_a: Optional[tuple] = None
+
+    @classmethod
+    def build(cls, net_a: Network, net_b: Network, domain: Domain, *, correspondence: Optional[Correspondence] = None,
+              spec: Optional[tuple] = None, match: bool = True, facts_a: Optional[tuple] = None) -> "DiffPair":
+        """Prepare ``net_a`` vs ``net_b`` on ``domain``: align them (``correspondence``, or
+        :func:`match_neurons` when ``match``) and build the difference network with the property's
+        extra ``spec = (Ca, Cb)`` rows. ``facts_a``: per hidden layer ``(lower, upper)`` bounds of
+        ``net_a``'s pre-activations proven on the whole domain (e.g.
+        :func:`~mipnet.analyses.compression.prove_neuron_claims`), intersected into every box's bounds."""
+        m = net_a.output_dim
+        if correspondence is None and match:
+            correspondence = match_neurons(net_a, net_b)
+            if correspondence is not None and correspondence.matched == 0 and net_a.widths != net_b.widths:
+                correspondence = None
+        if correspondence is None and net_a.widths == net_b.widths:  # same shape: neuron i vs neuron i
+            correspondence = Correspondence(tuple(np.arange(n) for n in net_b.hidden_widths),
+                                            tuple(np.ones(n) for n in net_b.hidden_widths))
+        aligned, err = None, np.zeros(m)
+        if correspondence is not None:
+            A, B, exact = align(net_a, net_b, correspondence)
+            aligned = (A, B)
+            if not exact:
+                err = alignment_error(net_b, B, domain.lower, domain.upper)
+        I = np.eye(m)
+        Z = np.zeros((m, m))
+        Ca = [I, I, Z]
+        Cb = [-I, Z, I]
+        n_spec = 0
+        if spec is not None:
+            Ca.append(np.asarray(spec[0], dtype=np.float64))
+            Cb.append(np.asarray(spec[1], dtype=np.float64))
+            n_spec = Ca[-1].shape[0]
+        product, mag = difference_network(net_a, net_b, np.vstack(Ca), np.vstack(Cb))
+        if facts_a is not None and aligned is not None:  # pad to the aligned widths (extra neurons: no fact)
+            facts_a = tuple((np.concatenate([lo, np.full(n - lo.size, -np.inf)]),
+                             np.concatenate([hi, np.full(n - hi.size, np.inf)]))
+                            for (lo, hi), n in zip(facts_a, aligned[0].hidden_widths))
+        return cls(net_a, net_b, aligned, err, product, mag, m, n_spec, facts_a if aligned is not None else None)
+
+
+@dataclass(frozen=True, eq=False)
+class BoxBounds:
+    """Sound bounds on one box: ``d = f - g``, ``f``, ``g`` and the property's spec rows,
+    plus how many neurons are unstable in the two nets (the size of a MILP on the box)."""
+
+    d_lo: np.ndarray
+    d_hi: np.ndarray
+    fa_lo: np.ndarray
+    fa_hi: np.ndarray
+    fb_lo: np.ndarray
+    fb_hi: np.ndarray
+    spec_lo: np.ndarray
+    spec_hi: np.ndarray
+    unstable: int
+    bounds_a: Optional[Bounds] = None
+    bounds_b: Optional[Bounds] = None
+
+
+def _row_widening(row_mag: tuple, layers: list) -> np.ndarray:
+    """Rounding of the product's output weights: ``2 gamma_{k+1} (M_W |h| + M_b)`` (Higham, Thm 3.1)."""
+    Mw, Mb, k = row_mag
+    hmag = np.maximum(layers[-2].upper, 0.0)
+    m = Mw @ hmag + Mb
+    return 2.0 * gamma(k + 2) * m * (1.0 + gamma(Mw.shape[1] + 2)) + np.where(m > 0, _TINY, 0.0)
+
+
+def _meet(lb: LayerBounds, fact: tuple) -> LayerBounds:
+    """``lb`` intersected with a proven fact (both sound; a numerical crossing keeps the fact's side)."""
+    lo, hi = np.maximum(lb.lower, fact[0]), np.minimum(lb.upper, fact[1])
+    return LayerBounds(np.minimum(lo, hi), hi)
+
+
+def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bounds: bool = False) -> BoxBounds:
+    """:class:`BoxBounds` of the pair on the box ``[lower, upper]`` (see the module docstring)."""
+    from mipnet.analyses.joint import differential_layers
+
+    dom = Domain(lower, upper)
+    layers = symbolic_layers(pair.product, dom)
+    w = _row_widening(pair.row_mag, layers)
+    lo, hi = layers[-1].lower - w, layers[-1].upper + w
+    m = pair.m
+    d_lo, d_hi = lo[:m], hi[:m]
+    fa_lo, fa_hi, fb_lo, fb_hi = lo[m:2 * m], hi[m:2 * m], lo[2 * m:3 * m], hi[2 * m:3 * m]
+    s_lo, s_hi = lo[3 * m:], hi[3 * m:]
+    unstable = sum(int(np.sum((lb.lower < 0) & (lb.upper > 0))) for lb in layers[:-1])
+    ba = bb = None
+    if pair.aligned is not None:
+        A, B = pair.aligned
+        la = symbolic_layers(A, dom)
+        if pair.facts_a is not None:
+            la = [_meet(lb, f) for lb, f in zip(la, pair.facts_a)] + la[len(pair.facts_a):]
+        ba = Bounds(tuple(la), "symbolic")
+        bb = Bounds(tuple(symbolic_layers(B, dom)), "symbolic")
+        diff = differential_layers(A, B, dom, ba, bb)
+        e = pair.align_err
+        d_lo = np.maximum(d_lo, diff.output.lower - e)
+        d_hi = np.minimum(d_hi, diff.output.upper + e)
+        fa_lo, fa_hi = np.maximum(fa_lo, ba.output.lower), np.minimum(fa_hi, ba.output.upper)
+        fb_lo, fb_hi = np.maximum(fb_lo, bb.output.lower - e), np.minimum(fb_hi, bb.output.upper + e)
+        d_hi = np.maximum(d_hi, d_lo)
+    return BoxBounds(d_lo, d_hi, fa_lo, fa_hi, fb_lo, fb_hi, s_lo, s_hi, unstable,
+                     ba if want_bounds else None, bb if want_bounds else None)

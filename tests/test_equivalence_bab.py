@@ -1,0 +1,192 @@
+"""Input branch and bound with differential bounds (analyses/bab.py, differential.py, properties.py)."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mipnet import Box, Network
+from mipnet.analyses.bab import BabOptions, branch_and_bound
+from mipnet.analyses.compression import compress, load_neuron_map, neuron_map_path, save_neuron_map
+from mipnet.analyses.differential import DiffPair, align, box_bounds, match_neurons
+from mipnet.analyses.equivalence import top1_margin, verify_equivalence
+from mipnet.analyses.properties import L1Gap, LinfGap, TopK, property_for_mode
+
+
+def permuted_rescaled(net: Network, seed: int = 0) -> Network:
+    rng = np.random.default_rng(seed)
+    L = [(W.copy(), b.copy()) for W, b in net.layers]
+    for l in range(net.num_hidden_layers):
+        n = L[l][0].shape[0]
+        p, c = rng.permutation(n), rng.uniform(0.5, 2.0, n)
+        L[l] = (L[l][0][p] * c[:, None], L[l][1][p] * c)
+        L[l + 1] = (L[l + 1][0][:, p] / c[None, :], L[l + 1][1])
+    return Network.from_layers(L)
+
+
+def test_match_and_align_recover_a_permuted_rescaled_copy():
+    f = Network.random([3, 10, 7, 2], seed=3)
+    g = permuted_rescaled(f, seed=1)
+    corr = match_neurons(f, g)
+    assert corr.matched == 17
+    A, B, exact = align(f, g, corr)
+    assert not exact  # factors are not powers of two: the alignment error is bounded instead
+    X = Box(-1, 1, dim=3).sample(500, seed=0)
+    np.testing.assert_allclose(A.forward(X), f.forward(X), rtol=0, atol=0)
+    np.testing.assert_allclose(B.forward(X), g.forward(X), rtol=1e-12, atol=1e-12)
+    res = verify_equivalence(f, g, Box(-1, 1, dim=3), mode="exact", engine="bab")
+    assert res.verdict == "equivalent" and res.search["boxes_closed"] == 1 and res.num_milps == 0
+    assert res.gap_upper_bound < 1e-10
+
+
+def _pair_nets(draw_seed, widths_b):
+    f = Network.random([2, 6, 5, 3], seed=draw_seed)
+    g = Network.random([2] + list(widths_b) + [3], seed=draw_seed + 100)
+    return f, g
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), wb=st.sampled_from([(6, 5), (8,), (4, 4, 4)]),
+       shrink=st.floats(0.05, 1.0), same=st.booleans())
+def test_box_bounds_are_sound_on_sampled_points(seed, wb, shrink, same):
+    f, g = _pair_nets(seed, wb)
+    if same:  # a perturbed copy: aligned, differential intervals in play
+        rng = np.random.default_rng(seed)
+        g = Network([W + 0.05 * rng.normal(size=W.shape) for W in f.weights], list(f.biases))
+    rng = np.random.default_rng(seed + 1)
+    c = rng.uniform(-1, 1, 2)
+    lo, hi = c - shrink, c + shrink
+    prop = TopK(1).with_tol(1e-6)
+    pair = DiffPair.build(f, g, Box(lo, hi), spec=prop.spec(3))
+    bb = box_bounds(pair, lo, hi)
+    X = np.concatenate([rng.uniform(lo, hi, (400, 2)), np.array([[lo[0], lo[1]], [hi[0], hi[1]]])])
+    fa, fb = f.forward(X), g.forward(X)
+    D = fa - fb
+    assert np.all(D >= bb.d_lo - 1e-12) and np.all(D <= bb.d_hi + 1e-12)
+    assert np.all(fa >= bb.fa_lo - 1e-12) and np.all(fb <= bb.fb_hi + 1e-12)
+    for p in (prop, LinfGap(0.0).with_tol(1e-6), L1Gap(0.0).with_tol(1e-6)):
+        assert np.all(p.measure(fa, fb) <= p.upper(bb) + 1e-12)
+
+
+def test_compressed_net_is_proven_at_the_root_with_its_neuron_map(tmp_path):
+    net = Network.random([6, 20, 16, 4], seed=1, bias_scale=1.5)
+    dom = Box(-1, 1, dim=6)
+    c = compress(net, dom)
+    assert c.report.neurons_removed > 0
+    nmap = list(c.neuron_map)
+    for m, n_after in zip(nmap, c.network.hidden_widths):
+        assert len(m["kept"]) == n_after and not set(m["kept"]) & set(m["removed_inactive"])
+    path = save_neuron_map(c, tmp_path / "small.npz")
+    assert path == neuron_map_path(tmp_path / "small.npz")
+    assert [m["kept"] for m in load_neuron_map(path)] == [m["kept"] for m in nmap]
+    res = verify_equivalence(net, c.network, dom, mode="exact", correspondence=load_neuron_map(path))
+    assert res.verdict == "equivalent" and res.num_milps == 0 and res.search["boxes_closed"] == 1
+    assert any("stability claims proven" in n for n in res.notes)
+    # without the map: the unmatched neurons are found and proven dead the same way
+    res2 = verify_equivalence(net, c.network, dom, mode="exact")
+    assert res2.verdict == "equivalent" and res2.search["boxes_closed"] == 1
+    X = dom.sample(20000, seed=2, include_vertices=True)
+    assert np.abs(net.forward(X) - c.network.forward(X)).max() <= res.gap_upper_bound + 1e-12
+
+
+@pytest.mark.parametrize("mode,eps", [("epsilon", 0.3), ("top1", None), ("epsilon", 5.0)])
+def test_bab_matches_milp_and_is_deterministic_under_executors(mode, eps):
+    f = Network.random([2, 8, 6, 3], seed=5)
+    g = Network([W + 0.08 * np.random.default_rng(1).normal(size=W.shape) for W in f.weights], list(f.biases))
+    dom = Box(-1, 1, dim=2)
+    kw = dict(mode=mode, epsilon=eps, time_limit=60, samples=100)
+    ref = verify_equivalence(f, g, dom, engine="milp", **kw)
+    opts = BabOptions(batch=4, milp_unstable=0)  # bounds and search only: many boxes
+    inproc = verify_equivalence(f, g, dom, engine="bab", bab_options=opts, **kw)
+    with ThreadPoolExecutor(2) as ex:
+        par = verify_equivalence(f, g, dom, engine="bab", bab_options=opts, executor=ex, **kw)
+    assert inproc.verdict == ref.verdict == par.verdict
+    assert inproc.gap_upper_bound == par.gap_upper_bound and inproc.search["boxes_closed"] == par.search["boxes_closed"]
+    if inproc.verdict == "not_equivalent":
+        np.testing.assert_array_equal(inproc.counterexample, par.counterexample)
+        x = inproc.counterexample
+        fa, fb = f.forward(x), g.forward(x)
+        assert (top1_margin(fa, fb)[0] > 0) if mode == "top1" else (np.abs(fa - fb).max() > eps)
+    else:
+        X = dom.sample(20000, seed=3, include_vertices=True)
+        m = property_for_mode(mode, epsilon=eps).measure(f.forward(X), g.forward(X))
+        assert m.max() <= inproc.gap_upper_bound + 1e-9
+
+
+def test_l1_bab_agrees_with_milp():
+    f = Network.random([2, 6, 3], seed=8)
+    g = Network.random([2, 9, 3], seed=9)
+    dom = Box(-0.5, 0.5, dim=2)
+    X = dom.sample(50000, seed=0, include_vertices=True)
+    top = np.abs(f.forward(X) - g.forward(X)).sum(axis=1).max()
+    for eps, want in ((1.05 * top, "equivalent"), (0.9 * top, "not_equivalent")):
+        a = verify_equivalence(f, g, dom, mode="epsilon", epsilon=eps, norm="l1", engine="bab", time_limit=60)
+        b = verify_equivalence(f, g, dom, mode="epsilon", epsilon=eps, norm="l1", engine="milp", time_limit=60)
+        assert a.verdict == b.verdict == want
+
+
+def test_time_limit_gives_unknown_with_the_largest_open_box():
+    f = Network.random([3, 30, 30, 2], seed=0)
+    g = Network.random([3, 40, 2], seed=1)
+    dom = Box(-1, 1, dim=3)
+    gap = np.abs(f.forward(dom.sample(20000, seed=0)) - g.forward(dom.sample(20000, seed=0))).max()
+    res = verify_equivalence(f, g, dom, mode="epsilon", epsilon=10 * gap + 50, time_limit=0.3, engine="bab",
+                             bab_options=BabOptions(milp_unstable=0, batch=2))
+    if res.verdict == "unknown":
+        assert res.status == "time_limit" and np.isfinite(res.gap_upper_bound)
+        lo, hi = (np.asarray(v) for v in res.search["largest_open"])
+        assert np.all(lo >= -1) and np.all(hi <= 1) and np.all(hi > lo)
+        assert "largest open box" in str(res)
+    json.dumps(res.to_dict())
+
+
+class _CtrlC(Executor):
+    def submit(self, fn, *args, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_returns_the_partial_result():
+    f = Network.random([2, 10, 10, 2], seed=0)
+    g = Network.random([2, 12, 2], seed=4)
+    dom = Box(-1, 1, dim=2)
+    # the root (in-process) does not settle eps = 5 (sampled max gap 3.27); Ctrl-C at the first split
+    res = verify_equivalence(f, g, dom, mode="epsilon", epsilon=5.0, engine="bab", executor=_CtrlC(),
+                             bab_options=BabOptions(milp_unstable=0), samples=0)
+    assert res.verdict == "unknown" and res.status == "interrupted" and res.search["boxes_open"] == 1
+    X = dom.sample(20000, seed=0, include_vertices=True)
+    assert 3.2 < np.abs(f.forward(X) - g.forward(X)).max() <= res.gap_upper_bound < np.inf
+
+
+def test_property_objects():
+    p = property_for_mode("exact", tol=1e-6)
+    assert isinstance(p, LinfGap) and p.threshold == 1e-6 and p.proven == 2e-6
+    assert isinstance(property_for_mode("epsilon", epsilon=0.1, norm="l1"), L1Gap)
+    t = property_for_mode("top1")
+    Ca, Cb = t.spec(3)
+    assert Ca.shape == Cb.shape == (12, 3)
+    fa, fb = np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])
+    assert t.measure(fa, fb)[0] == pytest.approx(1.0)
+
+
+def test_false_neuron_map_claims_are_not_facts():
+    from mipnet.analyses.compression import prove_neuron_claims
+
+    net = Network.random([3, 8, 6, 2], seed=2, bias_scale=1.5)
+    dom = Box(-1, 1, dim=3)
+    X = dom.sample(5000, seed=0, include_vertices=True)
+    ys = net.preactivations(X)
+    live = [np.flatnonzero(y.max(axis=0) > 1e-3) for y in ys[:-1]]
+    claims = [{"removed_inactive": l.tolist(), "kept": []} for l in live]  # all false
+    facts, proven, claimed = prove_neuron_claims(net, dom, claims)
+    assert claimed == sum(l.size for l in live) and proven == 0
+    assert all(np.all(np.isinf(hi)) for _, hi in facts)
+    # a wrong map (neurons paired in reverse) only costs tightness: net vs itself is still not refuted
+    wrong = [{"kept": list(range(n))[::-1], "removed_inactive": [], "folded_active": []} for n in net.hidden_widths]
+    res = verify_equivalence(net, net, dom, mode="exact", correspondence=wrong, engine="bab", time_limit=3)
+    assert res.verdict in ("equivalent", "unknown") and res.counterexample is None
+    assert res.gap_upper_bound >= 0
