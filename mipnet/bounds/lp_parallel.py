@@ -5,8 +5,9 @@ relaxation they optimise over), so :func:`lp_bounds_parallel` tightens the netwo
 layer as :func:`mipnet.bounds.lp.lp_bounds` does, with each layer's neurons cut into groups
 of at most ``group_size`` (and at least ``MIN_GROUPS`` groups); a group is one call of
 :func:`mipnet.bounds.lp.tighten_neurons` (the triangle relaxation, Ehlers 2017, of the earlier
-layers built once, each unstable neuron's min and max LP to optimality, warm-started along a
-chain, widened by :func:`mipnet.bounds.lp.lp_slack`). The groups depend only on the layer, never on
+layers built once, warm-started along a chain, widened by :func:`mipnet.bounds.lp.lp_slack`):
+each unstable neuron's min and max LP to optimality, or, where ``lp_bounds`` starts from
+alpha-CROWN and stops at the sign (large nets), the same sign-only LPs. The groups depend only on the layer, never on
 the number of workers, so the bounds are identical for any executor; they agree with the
 serial ``lp_bounds`` up to the LP solver's tolerance (both are sound).
 """
@@ -18,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.bounds.lp import LP_FEASIBILITY, propagate_intervals, tighten_neurons
+from mipnet.bounds.lp import LP_FEASIBILITY, alpha_pays, propagate_intervals, tighten_neurons
 from mipnet.bounds.symbolic import symbolic_layers
 from mipnet.core.bounds import Bounds, LayerBounds
 from mipnet.core.domain import as_domain
@@ -40,11 +41,12 @@ def lp_group_unit(task, deadline: Optional[float]):
 
     ``task = (net, domain, layers, l, idx, options)``: ``layers`` the bounds of every affine
     layer so far (those before ``l`` define the relaxation), ``idx`` the group's neurons; the
-    work is :func:`mipnet.bounds.lp.tighten_neurons` (every LP to optimality), whose bounds are
+    work is :func:`mipnet.bounds.lp.tighten_neurons` (sign-only where ``lp_bounds`` would stop at
+    the sign, else every LP to optimality), whose bounds are
     intersected with the group's current ones.
     """
     net, domain, layers, l, idx, opts = task
-    g = tighten_neurons(net, domain, layers, l, idx, sign_only=False, tol=opts["tol"],
+    g = tighten_neurons(net, domain, layers, l, idx, sign_only=opts["sign_only"], tol=opts["tol"],
                         time_limit_per_lp=opts["time_limit_per_lp"])
     lo = np.maximum(layers[l].lower[idx], g.lower)
     hi = np.minimum(layers[l].upper[idx], g.upper)
@@ -60,6 +62,7 @@ def lp_bounds_parallel(
     output: bool = True,
     tol: float = LP_FEASIBILITY,
     time_limit_per_lp: Optional[float] = None,
+    sign_only: Optional[bool] = None,
     progress: bool = False,
     group_size: int = GROUP_SIZE,
     report: Optional[list] = None,
@@ -67,7 +70,8 @@ def lp_bounds_parallel(
     """:func:`mipnet.bounds.lp.lp_bounds` with each layer's LPs run as groups on ``executor``.
 
     ``executor``: None (in-process), a ``concurrent.futures.Executor`` or a
-    ``dask.distributed.Client``; ``group_size`` neurons per unit; ``report``, a list, receives
+    ``dask.distributed.Client``; ``sign_only`` as in ``lp_bounds`` (default: where alpha-CROWN
+    pays, as there); ``group_size`` neurons per unit; ``report``, a list, receives
     each layer's :class:`mipnet.parallel.RunReport`. On Ctrl-C raises
     :class:`Interrupted` with the sound bounds reached so far in ``partial``.
     """
@@ -75,7 +79,19 @@ def lp_bounds_parallel(
         raise InvalidArgumentError(f"group_size must be a positive integer, got {group_size!r}")
     t0 = time.perf_counter()
     domain = as_domain(domain, net.input_dim)
-    layers = list(initial.layers) if initial is not None else symbolic_layers(net, domain)
+    started_alpha = False  # the same start as lp_bounds: alpha-CROWN where it pays, then sign-only LPs
+    if initial is not None:
+        layers = list(initial.layers)
+        started_alpha = initial.method in ("alpha", "auto")
+    else:
+        layers = symbolic_layers(net, domain)
+        if alpha_pays(layers):
+            from mipnet.bounds.alpha import alpha_layers
+
+            layers = alpha_layers(net, domain, initial=layers, output=not output)
+            started_alpha = True
+    if sign_only is None:
+        sign_only = started_alpha
     solves, notes = 0, []
     n_layers = len(net.layers)
     for l in range(n_layers):
@@ -88,7 +104,8 @@ def lp_bounds_parallel(
         todo = np.arange(lo.size) if is_output else np.flatnonzero((lo < 0) & (hi > 0))
         n_groups = min(todo.size, max(-(-todo.size // int(group_size)), MIN_GROUPS))
         groups = [g for g in np.array_split(todo, n_groups) if g.size] if todo.size else []
-        opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp}
+        opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp,
+                "sign_only": bool(sign_only) and not is_output and l > 0}
         tasks = [(net, domain, tuple(layers), l, g, opts) for g in groups]
         rep = run_units(lp_group_unit, tasks, executor, progress=progress, desc=f"LP bounds layer {l + 1}")
         if report is not None:
