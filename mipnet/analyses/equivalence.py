@@ -47,7 +47,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -56,6 +55,7 @@ from mipnet.analyses.common import Status, Verdict, deadline_after, remaining
 from mipnet.analyses.joint import (  # re-exported: the joint MILP's public names
     DifferentialBounds,
     EntryStatus,
+    EquivalenceResult,
     GapProblem,
     GapResult,
     OutputGap,
@@ -106,98 +106,6 @@ log = logging.getLogger(__name__)
 
 _MODES = ("exact", "epsilon", "top1")
 _NORMS = ("linf", "l1")
-
-
-# ---------------------------------------------------------------------------- equivalence results
-@dataclass(frozen=True, eq=False)
-class EquivalenceResult:
-    """Verdict of an equivalence check between two networks on a domain.
-
-    Attributes
-    ----------
-    verdict : Verdict
-        ``"equivalent"``, ``"not_equivalent"`` or ``"unknown"`` (a ``str`` enum).
-    mode : {"exact", "epsilon", "top1"}
-    max_gap : float
-        For ``equivalent``/``unknown``: the proven upper bound on the gap (or the
-        bound reached); for ``not_equivalent``: the gap at the counterexample.
-        The gap is ``max_k |f_k - g_k|`` (linf), ``sum_k |f_k - g_k|`` (l1), or the
-        top-1 disagreement margin ``min(f_c - max_{j != c} f_j, max_{k != c} g_k - g_c)``
-        with ``c = argmax f`` (top1; positive exactly at strict disagreements).
-    gap_lower_bound, gap_upper_bound : float
-        Attained (at a verified input) and proven values of the largest gap.
-    counterexample : ndarray or None
-        An input of the domain where the property fails, checked in float64.
-    outputs_a, outputs_b : ndarray or None
-        Both networks' outputs at the counterexample.
-    per_output : tuple of dict
-        Per output and sign (exact/epsilon linf) or per class pair (top1).
-    """
-
-    verdict: Verdict
-    mode: str
-    epsilon: float
-    norm: str
-    tol: float
-    max_gap: float
-    gap_lower_bound: float
-    gap_upper_bound: float
-    counterexample: Optional[np.ndarray]
-    outputs_a: Optional[np.ndarray]
-    outputs_b: Optional[np.ndarray]
-    per_output: tuple
-    seconds: float
-    num_milps: int
-    status: Status
-    message: str = ""
-    notes: tuple = field(default_factory=tuple)
-    search: Optional[dict] = None  #: the input branch and bound's statistics (engine bab)
-
-    @property
-    def equivalent(self) -> bool:
-        return self.verdict == Verdict.EQUIVALENT
-
-    def to_dict(self) -> dict:
-        return {
-            "verdict": str(self.verdict),
-            "mode": self.mode,
-            "epsilon": self.epsilon,
-            "norm": self.norm,
-            "tol": self.tol,
-            "max_gap": json_float(self.max_gap),
-            "gap_lower_bound": json_float(self.gap_lower_bound),
-            "gap_upper_bound": json_float(self.gap_upper_bound),
-            "counterexample": None if self.counterexample is None else self.counterexample.tolist(),
-            "outputs_a": None if self.outputs_a is None else self.outputs_a.tolist(),
-            "outputs_b": None if self.outputs_b is None else self.outputs_b.tolist(),
-            "seconds": self.seconds,
-            "num_milps": self.num_milps,
-            "status": str(self.status),
-            "message": self.message,
-            "per_output": list(self.per_output),
-            "notes": list(self.notes),
-            "search": self.search,
-        }
-
-    def __str__(self) -> str:
-        what = {"exact": f"exact (tol {self.tol:g})", "epsilon": f"epsilon {self.epsilon:g} ({self.norm})",
-                "top1": "top-1"}.get(self.mode, self.mode)
-        lines = [f"{self.verdict.upper()}: {what}; gap found {self.gap_lower_bound:.6g}, "
-                 f"proven <= {self.gap_upper_bound:.6g} ({self.seconds:.2f} s, {self.num_milps} MILPs)"]
-        if self.counterexample is not None:
-            lines.append(f"  counterexample: argmax a = {int(np.argmax(self.outputs_a))}, "
-                         f"argmax b = {int(np.argmax(self.outputs_b))}, "
-                         f"max |a - b| = {float(np.max(np.abs(self.outputs_a - self.outputs_b))):.6g}")
-        if self.search is not None:
-            lines.append(f"  input branch and bound: {self.search['boxes_closed']} boxes closed, "
-                         f"{self.search['boxes_open']} open")
-            if self.search.get("largest_open") is not None:
-                lo, hi = (np.asarray(v) for v in self.search["largest_open"])
-                lines.append(f"  largest open box: widths up to {float(np.max(hi - lo)):.4g}, centre "
-                             f"{np.array2string((lo + hi) / 2, precision=4, threshold=8)}")
-        if self.message:
-            lines.append(f"  {self.message}")
-        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- verify

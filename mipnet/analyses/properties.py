@@ -65,6 +65,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mipnet.analyses.common import Status, Verdict, deadline_after, remaining, solve_or_partial, witness_from_solution
+from mipnet.analyses.joint import EquivalenceResult, GapProblem
 from mipnet.bounds import gamma
 from mipnet.core.domain import as_domain
 from mipnet.core.errors import Interrupted, InvalidArgumentError, InvalidNetworkError, SolverError
@@ -822,7 +823,6 @@ def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, t
     the domain. Returns an :class:`~mipnet.analyses.equivalence.EquivalenceResult` whose
     ``mode`` is the property's name and whose gap is the property's margin.
     """
-    from mipnet.analyses.equivalence import EquivalenceResult, GapProblem
     from mipnet.solver.highs import check_options
 
     t0 = time.perf_counter()
