@@ -100,7 +100,9 @@ def test_l1_ball_errors():
 def test_l1_support_matches_lp_and_clip_lands_inside(n, r, seed):
     rng = np.random.default_rng(seed)
     c = rng.uniform(-1, 0.5, n)  # partly outside the upper clip below: the anchor differs from c
-    d = L1Ball(c, r + 1.0, -1.2, rng.uniform(0.0, 1.5, n) - 0.5)
+    hi = rng.uniform(0.0, 1.5, n) - 0.5
+    R = float(np.maximum(c - hi, 0).sum()) + r + 1.0  # the ball always meets the clip box
+    d = L1Ball(c, R, -1.2, hi)
     W = rng.normal(size=(4, n))
     s = d.support(W)
     for w, v in zip(W, s):
@@ -110,7 +112,7 @@ def test_l1_support_matches_lp_and_clip_lands_inside(n, r, seed):
     Y = d.clip(rng.uniform(-3, 3, size=(20, n)))
     assert d.contains(Y).all()
     h = d.rescaled(4.0)
-    assert h.contains(X / 4.0).all() and h.l1_radius == pytest.approx((r + 1.0) / 4)
+    assert h.contains(X / 4.0).all() and h.l1_radius == pytest.approx(R / 4)
 
 
 def test_l1_ball_milp_encoding_matches_support():

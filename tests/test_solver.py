@@ -127,6 +127,36 @@ def test_options_checked_by_name():
         check_options([("mip_rel_gap", 1)])
     with pytest.raises(InvalidArgumentError, match="rejected option"):
         LinearModel(options={"presolve": 12})
+    with pytest.raises(InvalidArgumentError, match="'threads' is fixed by mipnet"):
+        check_options({"threads": 4})
+
+
+def test_models_solve_after_and_before_a_foreign_highs_scheduler():
+    # HiGHS makes its task scheduler per calling thread at the first solve; mipnet's models ask for
+    # one thread. Another HiGHS user of the thread that started the scheduler with HiGHS's default
+    # must not break mipnet's solves (nor the reverse): both orders, each in a fresh process.
+    code = """
+        import json, highspy, numpy as np
+        from mipnet.solver import LinearModel, new_highs
+        def foreign():
+            h = new_highs(); h.setOptionValue("threads", 0)
+            h.addVar(0.0, 1.0); h.changeColCost(0, -1.0)
+            h.run(); return h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        def ours():
+            m = LinearModel()
+            x = m.add_cols(np.zeros(2), np.ones(2))
+            m.add_rows([-np.inf], [1.5], np.ones((1, 2)), cols=x)
+            m.set_objective(x, [1.0, 2.0], maximize=True)
+            return m.solve().objective
+        first, second = (foreign, ours) if FOREIGN_FIRST else (ours, foreign)
+        print(json.dumps([first(), second(), ours()]))
+    """
+    for foreign_first in (True, False):
+        out = _run_py(code.replace("FOREIGN_FIRST", str(foreign_first)))
+        assert out.returncode == 0, out.stderr
+        res = json.loads(out.stdout)
+        ours = [r for r in res if not isinstance(r, bool)]
+        assert all(r is True for r in res if isinstance(r, bool)) and ours == [2.5, 2.5], res
 
 
 def test_interrupted_is_a_keyboard_interrupt_not_an_exception():

@@ -87,7 +87,18 @@ def new_highs() -> highspy.Highs:
                 os.close(saved)
     h.setOptionValue("log_to_console", False)
     h.setOptionValue("random_seed", 0)
+    h.setOptionValue("threads", _THREADS)
     return h
+
+
+#: HiGHS's thread count. Its task scheduler is made per calling thread at the first solve, with
+#: that model's ``threads``, and a later model asking for another count fails ("Not Set"); so every
+#: model of mipnet asks for the same. One thread: mipnet's LPs are small and re-solved from warm
+#: bases, where the scheduler costs as much as the simplex (LP bounds of the 64-32-16-10 teacher
+#: 0.041 -> 0.014 s, LP tightening of 784-100-100-10 2.0 -> 0.55 s); parallel work runs as
+#: processes (``executor=``, ``--workers``). Becomes 0 (HiGHS's default) if something else in the
+#: process started HiGHS's scheduler first with its default (see :meth:`LinearModel._run_direct`).
+_THREADS = 1
 
 
 def check_options(user: Optional[dict], *, base: Optional[dict] = None) -> dict:
@@ -100,6 +111,12 @@ def check_options(user: Optional[dict], *, base: Optional[dict] = None) -> dict:
             )
         h = _probe_highs()
         for k in user:
+            if k == "threads":
+                raise InvalidArgumentError(
+                    "solver_options: 'threads' is fixed by mipnet (HiGHS runs on one thread per process; "
+                    "its thread pool cannot change once started); run work in parallel with executor= "
+                    "or --workers instead"
+                )
             if h.getOptionValue(k)[0] != highspy.HighsStatus.kOk:
                 raise InvalidArgumentError(
                     f"solver_options: {k!r} is not a HiGHS option (see the HiGHS options list)"
@@ -235,6 +252,7 @@ class LinearModel:
         for k, v in (options or {}).items():
             self._set(k, v)
         self.time_limit = time_limit
+        self._time_limit_set = INF  # the value HiGHS holds now (set only when it changes)
         self._interruptible = interruptible and hasattr(self.highs, "cbMipInterrupt")
         self._stop = threading.Event()
         self._subscribed = False
@@ -418,7 +436,10 @@ class LinearModel:
             Ctrl-C arrived during the solve; ``exc.partial`` holds the result so far.
         """
         tl = self.time_limit if time_limit is None else time_limit
-        self._set("time_limit", float(tl) if tl is not None else INF)
+        tl = float(tl) if tl is not None else INF
+        if tl != self._time_limit_set:
+            self._set("time_limit", tl)
+            self._time_limit_set = tl
         if mip_rel_gap is not None:
             self._set("mip_rel_gap", float(mip_rel_gap))
         use_cut = self.is_mip and cutoff is not None
@@ -445,7 +466,16 @@ class LinearModel:
         return res
 
     def _run_direct(self) -> None:
-        self.highs.run()
+        global _THREADS
+        h = self.highs
+        st = h.run()
+        if (st == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset
+                and _THREADS == 1):
+            # this thread's HiGHS scheduler was started elsewhere with HiGHS's default thread count
+            # (e.g. by the user's own HiGHS model): follow it from now on
+            _THREADS = 0
+            h.setOptionValue("threads", 0)
+            h.run()
 
     def _run(self) -> bool:
         """Run the solve; True if Ctrl-C stopped it.
@@ -489,19 +519,17 @@ class LinearModel:
         h = self.highs
         ms = h.getModelStatus()
         status = _STATUS.get(ms, SolveStatus.OTHER)
+        if not self.is_mip:
+            return self._lp_result(ms, status, seconds)
         info = h.getInfo()
-        maximize = h.getObjectiveSense()[1] == highspy.ObjSense.kMaximize
+        maximize = self._maximize
         has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
         values = np.array(h.getSolution().col_value, dtype=np.float64) if has_sol else None
         objective = float(info.objective_function_value) if has_sol else None
-        if self.is_mip:
-            db = float(info.mip_dual_bound)
-            dual_bound = db if math.isfinite(db) else None
-            gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else None
-            nodes = int(info.mip_node_count)
-        else:
-            dual_bound = objective if status == SolveStatus.OPTIMAL else None
-            gap, nodes = (0.0 if status == SolveStatus.OPTIMAL else None), 0
+        db = float(info.mip_dual_bound)
+        dual_bound = db if math.isfinite(db) else None
+        gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else None
+        nodes = int(info.mip_node_count)
         if status == SolveStatus.INFEASIBLE:
             dual_bound = -INF if maximize else INF
         if status == SolveStatus.OPTIMAL and dual_bound is None:
@@ -511,3 +539,21 @@ class LinearModel:
         return SolveResult(
             status, h.modelStatusToString(ms), objective, dual_bound, values, seconds, maximize, gap, nodes
         )
+
+    def _lp_result(self, ms, status: SolveStatus, seconds: float) -> SolveResult:
+        """The result of an LP: the same fields as a MILP's, read without ``getInfo`` (a small LP
+        re-solved from a warm basis takes about as long as that call)."""
+        h = self.highs
+        maximize = self._maximize
+        has_sol = h.getInfoValue("primal_solution_status")[1] == 2  # kSolutionStatusFeasible
+        values = np.array(h.getSolution().col_value, dtype=np.float64) if has_sol else None
+        objective = float(h.getObjectiveValue()) if has_sol else None
+        if status == SolveStatus.OPTIMAL:
+            if objective is None:
+                raise SolverError(f"HiGHS reported {h.modelStatusToString(ms)} without a solution")
+            dual_bound, gap = objective, 0.0
+        elif status == SolveStatus.INFEASIBLE:
+            dual_bound, gap = (-INF if maximize else INF), None
+        else:
+            dual_bound, gap = None, None
+        return SolveResult(status, h.modelStatusToString(ms), objective, dual_bound, values, seconds, maximize, gap, 0)

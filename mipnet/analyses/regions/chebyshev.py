@@ -38,7 +38,7 @@ from .problem import EPS, Problem
 __all__ = ["Decision", "ChebyshevLP", "certified_lower", "certified_upper", "LP_OPTIONS"]
 
 #: HiGHS options of the Chebyshev LPs: tiny LPs re-solved from a warm basis (no presolve),
-#: at HiGHS's tightest feasibility tolerances.
+#: at HiGHS's tightest feasibility tolerances (on one thread, like every model: mipnet.solver.highs).
 LP_OPTIONS = {
     "presolve": "off",
     "primal_feasibility_tolerance": 1e-10,
