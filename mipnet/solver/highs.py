@@ -168,6 +168,10 @@ _STATUS = {
 }
 
 
+#: HiGHS's text of each model status (asked once per status)
+_STATUS_TEXT: dict = {}
+
+
 @dataclass(frozen=True, eq=False)
 class SolveResult:
     """The outcome of one HiGHS solve, free of solver objects.
@@ -556,4 +560,7 @@ class LinearModel:
             dual_bound, gap = (-INF if maximize else INF), None
         else:
             dual_bound, gap = None, None
-        return SolveResult(status, h.modelStatusToString(ms), objective, dual_bound, values, seconds, maximize, gap, 0)
+        text = _STATUS_TEXT.get(ms)
+        if text is None:
+            text = _STATUS_TEXT[ms] = h.modelStatusToString(ms)
+        return SolveResult(status, text, objective, dual_bound, values, seconds, maximize, gap, 0)

@@ -120,6 +120,10 @@ class ChebyshevLP:
         self._b = np.zeros(cap)
         self._ea = np.zeros(cap)
         self._eb = np.zeros(cap)
+        # per-row terms of certified_lower, kept with the rows: ea + c and eb + c |beta|
+        self._c = 4 * EPS * max(1, n)
+        self._eac = np.zeros(cap)
+        self._ebc = np.zeros(cap)
         self._k = 0
         self._row = np.ones(n + 1)
         self._append(A0, b0, e0, e0 * np.abs(b0))
@@ -135,7 +139,7 @@ class ChebyshevLP:
         k = self._k
         if k + m > len(self._b):
             cap = max(2 * len(self._b), k + m)
-            for name in ("_A", "_b", "_ea", "_eb"):
+            for name in ("_A", "_b", "_ea", "_eb", "_eac", "_ebc"):
                 old = getattr(self, name)
                 new = np.zeros((cap,) + old.shape[1:])
                 new[:k] = old[:k]
@@ -149,6 +153,8 @@ class ChebyshevLP:
         self._b[k:k + m] = b
         self._ea[k:k + m] = ea
         self._eb[k:k + m] = eb
+        self._eac[k:k + m] = self._ea[k:k + m] + self._c
+        self._ebc[k:k + m] = self._eb[k:k + m] + self._c * np.abs(self._b[k:k + m])
         self._k = k + m
 
     def push(self, a: np.ndarray, beta: float, ea: float = 0.0, eb: float = 0.0) -> None:
@@ -161,6 +167,8 @@ class ChebyshevLP:
         self._b[k] = beta
         self._ea[k] = ea
         self._eb[k] = eb
+        self._eac[k] = ea + self._c
+        self._ebc[k] = eb + self._c * abs(beta)
         self._k = k + 1
 
     def push_many(self, A: np.ndarray, beta: np.ndarray, ea: np.ndarray, eb: np.ndarray) -> None:
@@ -188,8 +196,20 @@ class ChebyshevLP:
             return None, -_INF, None
         if res.status != "optimal":
             raise SolverError(f"Chebyshev LP ended with status {res.highs_status}")
-        u = np.clip(res.values[self.ucols], self.prob.lower, self.prob.upper)
-        return u, float(res.values[self.tcol[0]]), None
+        v = res.values
+        u = np.minimum(np.maximum(v[:self.n], self.prob.lower), self.prob.upper)  # the u columns come first
+        return u, float(v[self.n]), None
+
+    def _lower_at(self, u: np.ndarray) -> float:
+        """:func:`certified_lower` of the cell's rows at ``u``, from the per-row terms kept with the rows."""
+        k = self._k
+        if k == 0:
+            return _INF
+        un = float(np.sqrt(u @ u))
+        res = self._b[:k] - self._A[:k] @ u
+        res -= self._eac[:k] * un
+        res -= self._ebc[:k]
+        return float(res.min())
 
     def _duals(self) -> np.ndarray:
         sol = self.model.highs.getSolution()
@@ -200,12 +220,12 @@ class ChebyshevLP:
         u, t, _ = self.solve_raw()
         if u is None:
             return Decision.EMPTY, None, -_INF
-        A, b, ea, eb = self.arrays()
-        t_lo = min(certified_lower(A, b, ea, eb, u), self.tmax)
+        t_lo = min(self._lower_at(u), self.tmax)
         if t_lo > floor:
             return Decision.FULL, u, t_lo
         if t < _CLEARLY_EMPTY:
             return Decision.EMPTY, None, t_lo
+        A, b, ea, eb = self.arrays()
         # certify emptiness with the (polished) duals
         lo, hi = self.prob.lower, self.prob.upper
         d = self._duals()
