@@ -21,7 +21,7 @@ from mipnet.core.domain import Box
 from mipnet.core.errors import InvalidArgumentError, MipnetError
 from mipnet.core.network import Network
 from mipnet.core.numerics import check_witnesses
-from mipnet.parallel import InProcess, as_executor, connect, run_units, workers_of
+from mipnet.parallel import InProcess, as_executor, connect, report_progress, run_units, workers_of
 
 distributed = pytest.importorskip("distributed")
 
@@ -77,6 +77,14 @@ def slow_unit(task, deadline):
     return True, 50
 
 
+def reporting_unit(task, deadline):
+    """Reports its steps while it runs (a unit whose progress is only known from inside)."""
+    for i in range(3):
+        report_progress(steps=task * 100 + i + 1)
+        time.sleep(0.6)
+    return True, task
+
+
 # ---------------------------------------------------------------------------- the engine
 def test_as_executor_and_validation(client):
     assert isinstance(as_executor(None), InProcess)
@@ -113,6 +121,18 @@ def test_global_time_limit(client):
     rep = run_units(slow_unit, [None] * 6, client, time_limit=0.3)
     assert rep.status == "time_limit" and time.perf_counter() - t0 < 5
     assert all(not r.finished for r in rep.runs)
+
+
+@pytest.mark.parametrize("kind", ["none", "dask"])
+def test_running_units_feed_the_progress_bar(kind, client, capsys):
+    report_progress(steps=1)  # outside a unit: nothing to reach, no error
+    rep = run_units(reporting_unit, [1, 2], None if kind == "none" else client, progress=True, desc="work",
+                    describe=lambda runs: f"{len(runs)} done")
+    assert rep.complete and rep.values == [1, 2]
+    err = capsys.readouterr().err
+    # the bar showed a running unit's own report before that unit finished
+    assert "running 1: steps 10" in err or "running 2: steps" in err, err[-2000:]
+    assert "2 done" in err
 
 
 def test_ctrl_c_returns_what_finished():

@@ -18,9 +18,10 @@ from .executor import (
     connect,
     executor_from,
     local_cluster,
+    report_progress,
     run_units,
     workers_of,
 )
 
 __all__ = ["InProcess", "RunReport", "UnitRun", "as_executor", "connect", "executor_from", "local_cluster",
-           "run_units", "workers_of"]
+           "report_progress", "run_units", "workers_of"]

@@ -10,6 +10,13 @@ the others run, not chunked in advance). Values are merged in the order of the u
 (the path of splits from the root), so the merged result does not depend on the number of
 workers nor on the order in which units finish.
 
+Progress: a running unit may call :func:`report_progress` with its counters so far (regions
+found, boxes closed, ...). In-process the counts reach the run's progress bar directly; on a
+Dask cluster the worker sends them as events of a topic the client subscribes to (the bar
+refreshes at least twice a second while units run); elsewhere (a process pool) the call does
+nothing. Counters of finished units come from their values (``describe``), those of running
+units from their last report.
+
 Failures: Dask re-runs the tasks of a worker that dies (``distributed.scheduler.allowed-failures``);
 a unit whose task is lost anyway (``KilledWorker``, a cancelled future) is resubmitted up to
 ``retries`` times. An error raised by ``fn`` itself is a bug or bad input: it is raised.
@@ -24,14 +31,16 @@ import contextlib
 import gc
 import logging
 import socket
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from mipnet.core.errors import InvalidArgumentError, MipnetError
 
 __all__ = ["as_executor", "local_cluster", "connect", "executor_from", "run_units", "workers_of", "UnitRun",
-           "RunReport", "InProcess"]
+           "RunReport", "InProcess", "report_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +228,86 @@ class RunReport:
         return [r.value for r in self.runs]
 
 
-def _timed(fn, unit, deadline):
+#: the unit running in this thread: (key, send) where send(dict) carries a progress report
+_RUNNING = threading.local()
+#: at most one progress report per unit and this many seconds (the rest are dropped)
+REPORT_EVERY = 0.5
+
+
+def report_progress(**counts) -> None:
+    """Report a running unit's counters so far (e.g. ``regions=1234``) to its run's progress bar.
+
+    Cheap to call often (reports are dropped but one per :data:`REPORT_EVERY` seconds) and a
+    no-op outside a unit of :func:`run_units` or where no channel reaches the client.
+    """
+    ctx = getattr(_RUNNING, "ctx", None)
+    if ctx is None:
+        return
+    now = time.monotonic()
+    if now - ctx[2] < REPORT_EVERY:
+        return
+    ctx[2] = now
+    try:
+        ctx[1]({"key": ctx[0], "counts": counts})
+    except Exception:  # noqa: BLE001 -- progress must never break the work
+        _RUNNING.ctx = None
+
+
+def _sender(channel):
+    """How a unit reaches the client: a callable in-process, a Dask topic on a worker, else None."""
+    if channel is None or callable(channel):
+        return channel
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker (a process pool): no channel
+        return None
+    return lambda msg: worker.log_event(channel, msg)
+
+
+def _timed(fn, unit, deadline, key=None, channel=None):
     """``fn(unit, deadline)`` with the seconds it ran (measured where it ran, not queue time)."""
+    send = _sender(channel)
+    _RUNNING.ctx = None if send is None else [key, send, time.monotonic()]
     t0 = time.perf_counter()
-    finished, value = fn(unit, deadline)
+    try:
+        finished, value = fn(unit, deadline)
+    finally:
+        _RUNNING.ctx = None
     return finished, value, time.perf_counter() - t0
+
+
+class _Live:
+    """The last counters reported by each running unit (filled by the channel, read by the bar)."""
+
+    def __init__(self) -> None:
+        self.counts: dict = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, msg) -> None:  # in-process channel, and the body of the Dask topic handler
+        with self.lock:
+            self.counts[tuple(msg["key"])] = dict(msg["counts"])
+
+    def on_event(self, event) -> None:  # Dask: (timestamp, msg)
+        self(event[1])
+
+    def drop(self, key) -> None:
+        with self.lock:
+            self.counts.pop(key, None)
+
+    def summary(self) -> str:
+        with self.lock:
+            units = list(self.counts.values())
+        if not units:
+            return ""
+        tot: dict = {}
+        for c in units:
+            for k, v in c.items():
+                if isinstance(v, (int, float)):
+                    tot[k] = tot.get(k, 0) + v
+        body = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.4g}" for k, v in tot.items())
+        return f"running {len(units)}: {body}" if body else f"running {len(units)}"
 
 
 def _lost(exc: BaseException) -> bool:
@@ -274,19 +358,36 @@ def run_units(
     pending: dict = {}  # future -> (key, unit, tries, t_submit)
     done: list = []
     bar = None
+    live = _Live()
+    channel = topic = None
     if progress:
         import sys
 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=0, desc=desc, unit="unit", file=sys.stderr)
+        if not isinstance(ex, InProcess) and _is_dask_client(executor):
+            topic = channel = f"mipnet-progress-{uuid.uuid4().hex}"
+            executor.subscribe_topic(topic, live.on_event)
+
+    def postfix():
+        if bar is not None:
+            text = "; ".join(t for t in ((describe(done) if describe is not None else ""), live.summary()) if t)
+            bar.set_postfix_str(text, refresh=True)
+
+    def feed_here(msg):  # in-process, the unit runs in this thread: its reports refresh the bar
+        live(msg)
+        postfix()
+
+    if bar is not None and isinstance(ex, InProcess):
+        channel = feed_here
 
     def submit(key, unit, tries=0):
         report.submitted += 1
         if bar is not None:
             bar.total += 1
             bar.refresh()
-        fut = ex.submit(_timed, fn, unit, deadline)
+        fut = ex.submit(_timed, fn, unit, deadline, key, channel)
         pending[fut] = (key, unit, tries, time.perf_counter())
 
     def cancel_all():
@@ -299,12 +400,20 @@ def run_units(
             submit((i,), u)
         while pending:
             timeout = None if deadline is None else max(0.0, deadline - time.time()) + 5.0
-            ready, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            if topic is not None:  # wake up to show the running units' reports
+                ready, _ = cf.wait(list(pending), timeout=REPORT_EVERY, return_when=cf.FIRST_COMPLETED)
+                if not ready:
+                    postfix()
+                    if deadline is None or time.time() < deadline + 5.0:
+                        continue
+            else:
+                ready, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
             if not ready:  # units overran the deadline by far: give up on them
                 status = "time_limit"
                 break
             for f in sorted(ready, key=lambda f: pending[f][0]):
                 key, unit, tries, _ = pending.pop(f)
+                live.drop(key)
                 exc = f.exception()
                 if isinstance(exc, KeyboardInterrupt):  # Ctrl-C reached the unit (in-process, or its worker)
                     raise KeyboardInterrupt
@@ -330,8 +439,7 @@ def run_units(
                 done.append(UnitRun(key, unit, value, bool(finished), dt))
                 if bar is not None:
                     bar.update(1)
-                    if describe is not None:
-                        bar.set_postfix_str(describe(done), refresh=False)
+                    postfix()
                 if not finished and status == "complete":
                     status = "time_limit" if expired else "unfinished"
             if stop is not None and stop(sorted(done, key=lambda r: r.key)):
@@ -344,6 +452,11 @@ def run_units(
         status = "interrupted"
     finally:
         cancel_all()
+        if topic is not None:
+            try:
+                executor.unsubscribe_topic(topic)
+            except Exception:  # noqa: BLE001 -- a closed client: nothing to unsubscribe
+                pass
         if bar is not None:
             bar.close()
     for f, (key, unit, _, _) in pending.items():  # results that came in after the end: keep them

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from mipnet.core.numerics import check_witnesses
+from mipnet.parallel import report_progress
 
 from .chebyshev import ChebyshevLP, Decision
 from .common import packed_keys
@@ -205,6 +206,7 @@ class Sink:
             self.flush()
 
     def tick(self) -> None:
+        report_progress(regions=self.verified)  # a work unit of a parallel count: to the run's bar
         if self._bar is not None and self.verified > self._shown:
             self._bar.update(self.verified - self._shown)
             self._shown = self.verified
