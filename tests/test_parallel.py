@@ -232,6 +232,43 @@ def test_lp_bounds_groups_match_serial(client):
     assert par.lp_solves == serial.lp_solves == inproc.lp_solves
 
 
+# ---------------------------------------------------------------------------- stable neurons
+def test_stability_units_match_serial(client, tmp_path):
+    import subprocess
+
+    from mipnet.analyses.stability import find_stable_neurons
+    from mipnet.core.domain import LinfBall
+    from mipnet.io import load_network
+
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models", "equivalence")
+    net = load_network(os.path.join(shared, "mnist8x8_teacher_64-32-16-10.onnx"))
+    dom = LinfBall(np.full(64, 8.0), 1.0, 0, 16)
+    # interval bounds and no gradient search: the MILPs decide most neurons (both signs, both layers)
+    kw = dict(bounds="ia", search_steps=0, samples=50)
+    serial = find_stable_neurons(net, dom, **kw)
+    assert serial.complete and serial.num_milps > 10
+    for ex in (client, InProcess()):
+        par = find_stable_neurons(net, dom, executor=ex, **kw)
+        assert par.complete
+        for a, b in zip(serial.states, par.states):
+            assert np.array_equal(a, b)  # the same exact decision, whatever the executor
+        par.check(net, dom.sample(20000, seed=1), dom)  # stable claims and bounds hold on samples; witnesses
+    assert {"milp", "witness"} <= {p for ls in par.layers for p in ls.proof}
+    with pytest.raises(InvalidArgumentError, match="executor= runs the per-neuron MILPs"):
+        find_stable_neurons(net, dom, method="one_milp", executor=client)
+    # the installed command on the session's cluster
+    c = tmp_path / "c.npy"
+    np.save(c, np.full(64, 8.0))
+    out = subprocess.run(["mipnet", "stable", os.path.join(shared, "mnist8x8_teacher_64-32-16-10.onnx"),
+                          "--center", str(c), "--radius", "1", "--clip", "0", "16", "--bounds", "ia",
+                          "--scheduler", client.scheduler.address, "--json"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["status"] == "complete"
+    assert doc["num_stable"] == serial.num_stable and doc["num_unknown"] == 0
+
+
 # ---------------------------------------------------------------------------- equivalence
 def test_equivalence_branch_and_bound_on_dask(client):
     from mipnet.analyses import equivalence

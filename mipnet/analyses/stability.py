@@ -74,7 +74,7 @@ from mipnet.analyses.common import (
 from mipnet.bounds import METHODS as BOUNDS_METHODS
 from mipnet.bounds import Bounds, LayerBounds, NeuronState, compute_bounds, interval_bounds, interval_layer
 from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, in_domain, preactivation_scales, snapped_preactivations
 from mipnet.solver.highs import INF, check_options
@@ -594,14 +594,25 @@ SLICE_SHARE = 0.5
 MIN_SLICE = 0.5
 
 
-def _per_neuron(s: _Search) -> None:
+def _questions(s: _Search, l: int, todo: np.ndarray) -> list:
+    """The sign questions of layer ``l``'s open neurons; the likelier answer first (a neuron with the
+    larger negative part is likelier inactive: ask max y first)."""
+    questions = []
+    for i in todo:
+        first = 1 if -s.lower[l][i] >= s.upper[l][i] else -1
+        questions += [(int(i), first), (int(i), -first)]
+    return questions
+
+
+def _per_neuron(s: _Search, executor=None, progress: bool = False) -> None:
     """Serra, Kumar, Ramalingam (CPAIOR 2020): one early-stopped MILP per neuron and sign.
 
     Without a time limit each MILP runs to its answer. With one, each layer gets an equal share
     of the time left for the layers left, and its questions are asked in rounds: first with a
     slice of that share each (:data:`SLICE_SHARE`), then again for those still open with the
     rest of the layer's share split among them, and last with all the time left (so a neuron
-    is reported unknown only when the time limit is reached).
+    is reported unknown only when the time limit is reached). With an ``executor`` the
+    questions of a layer go out in groups (:func:`stability_unit`), each group with the time left.
     """
     from mipnet.milp.encoding import HighsModel
 
@@ -610,16 +621,14 @@ def _per_neuron(s: _Search) -> None:
         if s.timed_up():
             return
         todo = np.flatnonzero(s.needs_pos(l) | s.needs_neg(l))
-        if todo.size:
+        if todo.size and executor is not None:
+            _layer_on_executor(s, l, _questions(s, l, todo), executor, progress)
+        elif todo.size:
             model = HighsModel(s.domain, options=s.options)
             cols, prev_states, _ = s.encode(model, l)
             W, b = net.layers[l]
             y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
-            # neurons with the larger negative part are likelier inactive: ask max y first
-            questions = []
-            for i in todo:
-                first = 1 if -s.lower[l][i] >= s.upper[l][i] else -1
-                questions += [(int(i), first), (int(i), -first)]
+            questions = _questions(s, l, todo)
 
             def open_(q) -> bool:
                 i, sign = q
@@ -646,6 +655,76 @@ def _per_neuron(s: _Search) -> None:
                     break
         if np.any(s.stable(l)):
             s.propagate(l)
+
+
+class _LayerBoundsList:
+    """The ``hidden`` of a :class:`Bounds` from arrays (what :class:`_Search` reads)."""
+
+    def __init__(self, lower, upper) -> None:
+        self.hidden = [LayerBounds(lo, hi) for lo, hi in zip(lower, upper)]
+
+
+#: questions per unit: at least this many units per worker and layer (the rest is load balance)
+UNITS_PER_WORKER = 4
+
+
+def stability_unit(task, deadline):
+    """A group of sign questions of one layer as a work unit (:func:`mipnet.parallel.run_units`).
+
+    ``task = (net, domain, lower, upper, l, questions, tol, options)``: the bounds proven so far
+    (every hidden layer), the layer, its ``(neuron, sign)`` questions. The unit encodes layers
+    ``0 .. l-1`` with those bounds (as the serial search does) and settles its questions with
+    early-stopped MILPs. ``finished`` is False if the deadline cut it short. The value holds the
+    proven bounds of layer ``l`` and the inputs the MILPs found (re-checked by the caller's
+    float64 forward pass before any of them counts as a witness).
+    """
+    from mipnet.milp.encoding import HighsModel
+
+    net, domain, lower, upper, l, questions, tol, options = task
+    dl = None if deadline is None else time.perf_counter() + max(deadline - time.time(), 0.0)
+    s = _Search(net, domain, _LayerBoundsList(lower, upper), tol, dl, options)
+    model = HighsModel(domain, options=options)
+    cols, prev_states, _ = s.encode(model, l)
+    W, b = net.layers[l]
+    y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
+    asked = 0
+    for i, sign in questions:
+        if s.timed_up():
+            break
+        if bool(s.needs_pos(l)[i] if sign > 0 else s.needs_neg(l)[i]):
+            s.settle(model, int(y[i]), l, i, sign, "milp")
+        asked += 1
+    X = np.array(s.witnesses) if s.witnesses else np.zeros((0, net.input_dim))
+    value = {"upper": s.upper[l], "lower": s.lower[l], "X": X, "num_milps": s.num_milps,
+             "milp_seconds": s.milp_seconds, "notes": s.notes, "interrupted": s.interrupted}
+    if s.interrupted:  # Ctrl-C in this process: stop the whole run (run_units returns what finished)
+        raise KeyboardInterrupt
+    return asked == len(questions), value
+
+
+def _layer_on_executor(s: _Search, l: int, questions: list, executor, progress: bool) -> None:
+    """Layer ``l``'s questions as :func:`stability_unit` groups on ``executor``; merged in key order."""
+    from mipnet.parallel import run_units, workers_of
+
+    n_units = max(1, min(len(questions), UNITS_PER_WORKER * workers_of(executor)))
+    groups = [list(g) for g in np.array_split(np.array(questions, dtype=np.int64), n_units) if len(g)]
+    lower, upper = [a.copy() for a in s.lower], [a.copy() for a in s.upper]
+    tasks = [(s.net, s.domain, lower, upper, l, [(int(i), int(g)) for i, g in grp], s.tol, s.options)
+             for grp in groups]
+    rep = run_units(stability_unit, tasks, executor, time_limit=remaining(s.deadline), progress=progress,
+                    desc=f"stable neurons layer {l + 1}")
+    for run in rep.runs:  # key order: the same merge whatever finished first
+        v = run.value
+        for i, sign in run.unit[5]:
+            s._prove(l, i, sign, float(v["upper"][i]) if sign > 0 else -float(v["lower"][i]), "milp")
+        s.harvest(v["X"])
+        s.num_milps += v["num_milps"]
+        s.milp_seconds += v["milp_seconds"]
+        s.notes.extend(v["notes"])
+    if rep.status == "interrupted":
+        s.interrupted = True
+    elif not rep.complete:
+        s.timed_out = True
 
 
 def _one_milp(s: _Search) -> None:
@@ -812,6 +891,8 @@ def find_stable_neurons(
     seed: int = 0,
     search_steps: int = 20,
     solver_options: Optional[dict] = None,
+    executor=None,
+    progress: bool = False,
 ) -> StabilityResult:
     """Find the stably active and stably inactive neurons of ``net`` on ``domain``.
 
@@ -850,6 +931,11 @@ def find_stable_neurons(
         from the best inputs seen) looks for witnesses of the open neurons; 0 turns it off.
     solver_options : dict, optional
         HiGHS options for the MILPs, on top of :data:`mipnet.solver.MILP_OPTIONS`.
+    executor : None, concurrent.futures.Executor or dask.distributed.Client
+        Where the per-neuron MILPs run (:func:`stability_unit` groups per layer, merged in a
+        fixed order); None: in this process. ``method="per_neuron"`` only.
+    progress : bool
+        A progress bar of the groups on stderr (with ``executor``).
 
     Returns
     -------
@@ -869,6 +955,9 @@ def find_stable_neurons(
     t0 = time.perf_counter()
     domain, method, data, options = _validate(net, domain, method, data, time_limit, bounds, tol, samples,
                                               search_steps, solver_options)
+    if executor is not None and method != "per_neuron":
+        raise InvalidArgumentError(f"executor= runs the per-neuron MILPs; method={method!r} is one MILP: "
+                                   "use method='per_neuron' or no executor")
     deadline = deadline_after(time_limit, t0)
     X = candidate_points(domain, data, samples, seed)  # raises if the domain is empty
     s = None
@@ -883,7 +972,10 @@ def find_stable_neurons(
             s.gradient_search(X, steps=int(search_steps), seed=seed, until=until)
         log.info("after %d inputs: %d neurons still open", len(X),
                  sum(int(np.sum(s.needs_pos(l) | s.needs_neg(l))) for l in range(s.L)))
-        (_per_neuron if method == "per_neuron" else _one_milp)(s)
+        if method == "per_neuron":
+            _per_neuron(s, executor, progress)
+        else:
+            _one_milp(s)
     except KeyboardInterrupt as exc:
         if s is None:  # during the bounds: the LP bounds reached so far (or intervals) are sound
             partial = getattr(exc, "partial", None)

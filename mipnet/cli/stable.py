@@ -12,10 +12,12 @@ from mipnet.cli.common import (
     add_command,
     add_domain_args,
     add_json_arg,
+    add_parallel_args,
     add_progress_arg,
     call,
     check_output_path,
     domain_from_args,
+    executor_kwargs,
     exit_code,
     info,
     interrupted,
@@ -38,6 +40,7 @@ def _add_stability_args(p: argparse.ArgumentParser) -> None:
                    help="neuron bounds the search starts from (see 'mipnet bounds --help'; default auto: "
                         "symbolic, alpha-CROWN where it pays, sign-only LPs for what they leave open)")
     add_progress_arg(p)
+    add_parallel_args(p)
     add_json_arg(p)
 
 
@@ -48,7 +51,8 @@ def register(subparsers) -> None:
         description="Prove which ReLUs never change sign on the domain (MILP, HiGHS). Neurons not settled "
                     "within --time-limit are reported as unknown, never as stable.",
         examples=["mipnet stable net.onnx --box 0 16 --json",
-                  "mipnet stable net.onnx --center x.npy --radius 1 --clip 0 16 --method one-milp --time-limit 60"],
+                  "mipnet stable net.onnx --center x.npy --radius 1 --clip 0 16 --method one-milp --time-limit 60",
+                  "mipnet stable net.onnx --box 0 16 --workers 4   # the per-neuron MILPs on 4 processes"],
     )
     _add_stability_args(p)
     p.add_argument("--arrays", action="store_true", help="with --json: include per-neuron states, bounds, witnesses")
@@ -76,12 +80,15 @@ def register(subparsers) -> None:
 
 def _analyse(args):
     from mipnet.analyses.stability import find_stable_neurons
+    from mipnet.cli.common import parallel_executor
     from mipnet.io import load_network
 
     net = load_network(args.model)
     dom = domain_from_args(args, net.input_dim)
-    res = call(find_stable_neurons, net, dom, method=args.method.replace("-", "_"), time_limit=args.time_limit,
-               tol=args.tol, samples=args.samples, bounds=args.bounds, progress=progress_enabled(args))
+    with parallel_executor(args) as executor:
+        res = call(find_stable_neurons, net, dom, method=args.method.replace("-", "_"), time_limit=args.time_limit,
+                   tol=args.tol, samples=args.samples, bounds=args.bounds, progress=progress_enabled(args),
+                   **executor_kwargs(find_stable_neurons, executor, args))
     return net, dom, res
 
 
