@@ -94,10 +94,11 @@ def new_highs() -> highspy.Highs:
 #: HiGHS's thread count. Its task scheduler is made per calling thread at the first solve, with
 #: that model's ``threads``, and a later model asking for another count fails ("Not Set"); so every
 #: model of mipnet asks for the same. One thread: mipnet's LPs are small and re-solved from warm
-#: bases, where the scheduler costs as much as the simplex (LP bounds of the 64-32-16-10 teacher
-#: 0.041 -> 0.014 s, LP tightening of 784-100-100-10 2.0 -> 0.55 s); parallel work runs as
-#: processes (``executor=``, ``--workers``). Becomes 0 (HiGHS's default) if something else in the
-#: process started HiGHS's scheduler first with its default (see :meth:`LinearModel._run_direct`).
+#: bases, where the scheduler's overhead shows (a warm re-solve of a 30-row LP, each setting in a
+#: fresh process: about 15-30 % less time than with HiGHS's default); parallel work runs as
+#: processes (``executor=``, ``--workers``), which HiGHS's own threads would only compete with.
+#: Becomes 0 (HiGHS's default) if something else in the process started HiGHS's scheduler first
+#: with its default (see :meth:`LinearModel._run_direct`).
 _THREADS = 1
 
 
