@@ -218,6 +218,25 @@ def test_verify_not_equivalent_exits_1(files):
     assert np.abs(files["net"].forward(x) - files["pruned"].forward(x)).max() > 1e-6
 
 
+def test_bounds_methods_in_the_pair_analyses(files):
+    """verify and gap take --bounds like stable: every method gives the same exact answer (the MILPs
+    are exact whatever bounds they start from); the gap's witness is re-checked here in float64."""
+    a, b = files["dir"] / "net.npz", files["dir"] / "pruned.npz"
+    methods = ("ia", "symbolic", "alpha", "lp", "auto")
+    gaps = json_all(*[("gap", a, b, "--box", "-1", "1", "--bounds", m) for m in methods])
+    for d in gaps:
+        assert d["exact"]
+        x = np.array(d["witness"])
+        f, g = files["net"].forward(x), files["pruned"].forward(x)
+        assert float(np.abs(f - g).max()) == pytest.approx(d["lower"], rel=1e-9)
+    assert max(d["upper"] for d in gaps) - min(d["lower"] for d in gaps) <= 1e-5 * (1 + gaps[0]["upper"])
+    eps = 0.5 * gaps[0]["lower"]  # below the exact gap: not equivalent, whatever the bounds
+    verdicts = json_all(*[("verify", a, b, "--box", "-1", "1", "--mode", "epsilon", "--eps", str(eps),
+                           "--engine", "milp", "--bounds", m) for m in methods], rc=1)
+    assert {v["verdict"] for v in verdicts} == {"not_equivalent"}
+    run_error("gap", a, b, "--box", "-1", "1", "--bounds", "exact", match="invalid choice")
+
+
 def test_gap_and_deprecated_epsilon(files):
     from mipnet.analyses.gap import pruning_gap
 

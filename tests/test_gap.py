@@ -380,3 +380,22 @@ def test_solver_options_are_passed_on():
     assert res.exact and res.upper == pytest.approx(ref.upper, rel=1e-6)
     with pytest.raises(ValueError, match="not a HiGHS option"):
         pruning_gap(f, g, Box(-1, 1, dim=2), solver_options={"no_such_option": 1})
+
+
+def test_bounds_by_name_same_exact_gap_and_clear_errors():
+    """The bounds method changes the MILPs' binaries and big-M, never the exact answer."""
+    f = Network.random([4, 10, 10, 2], seed=11)
+    W = [w.copy() for w in f.weights]
+    W[1][np.abs(W[1]) < 0.2] = 0.0
+    g = Network(W, list(f.biases))
+    dom = Box(-1, 1, dim=4)
+    res = {m: pruning_gap(f, g, dom, bounds=m) for m in ("ia", "alpha", "lp")}
+    for r in res.values():
+        assert r.exact
+        assert float(np.abs(f.forward(r.witness) - g.forward(r.witness)).max()) == pytest.approx(r.lower, rel=1e-9)
+    lows = [r.lower for r in res.values()]
+    assert max(lows) - min(lows) <= 1e-5 * (1 + max(lows))
+    with pytest.raises(InvalidArgumentError, match="unknown bounds method 'exact'"):
+        pruning_gap(f, g, dom, bounds="exact")
+    with pytest.raises(InvalidArgumentError, match="bounds must be a method name"):
+        pruning_gap(f, g, dom, bounds=3)

@@ -76,7 +76,7 @@ from mipnet.analyses.joint import (  # re-exported: the joint MILP's public name
     top1_search,
     validate_pair,
 )
-from mipnet.bounds import Bounds, gamma
+from mipnet.bounds import gamma
 from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.numerics import in_domain
@@ -144,8 +144,8 @@ def verify_equivalence(
     norm: str = "linf",
     time_limit: Optional[float] = None,
     tol: float = 1e-6,
-    bounds_a: Optional[Bounds] = None,
-    bounds_b: Optional[Bounds] = None,
+    bounds_a=None,
+    bounds_b=None,
     differential: bool = True,
     samples: int = 1000,
     seed: int = 0,
@@ -180,8 +180,10 @@ def verify_equivalence(
         (``<= 2 tol`` for exact mode, ``<= tol`` margin for top1); a counterexample
         must exceed ``epsilon`` (``tol`` for exact) in a float64 forward pass
         (top1: a strict disagreement).
-    bounds_a, bounds_b : Bounds, optional
-        LP bounds of each net on the domain.
+    bounds_a, bounds_b : Bounds or str, optional
+        Bounds of each net on the domain, or the name of a :func:`mipnet.bounds.compute_bounds`
+        method (``"ia"``, ``"symbolic"``, ``"alpha"``, ``"lp"``, ``"auto"``); default LP bounds.
+        They decide which neurons of the joint MILP get binaries.
     differential : bool
         Use differential bounds when both nets have the same widths.
     samples, seed : int

@@ -57,6 +57,8 @@ import numpy as np
 
 from mipnet.analyses.common import Status, candidate_points, deadline_after, project_to_domain
 from mipnet.analyses.equivalence import EntryStatus, GapProblem, gap_search, interval_gap_bounds, reconcile_bound
+from mipnet.analyses.joint import check_bounds
+from mipnet.bounds import METHODS as BOUNDS_METHODS
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
@@ -409,6 +411,7 @@ def pruning_gap(
     ascent_starts: int = 32,
     quantiles: Sequence[float] = _QUANTILES,
     solver_options: Optional[dict] = None,
+    bounds: Optional[str] = None,
 ) -> PruningGap:
     """The worst-case output gap of a pruned network on a domain, next to its gap on data.
 
@@ -446,6 +449,9 @@ def pruning_gap(
         Percentiles of the data gaps.
     solver_options : dict, optional
         HiGHS options for the MILPs (on top of :data:`mipnet.solver.MILP_OPTIONS`).
+    bounds : {"ia", "symbolic", "alpha", "lp", "auto"}, optional
+        How both networks' neuron bounds are computed (:func:`mipnet.bounds.compute_bounds`;
+        default ``"lp"``): they decide which neurons get binaries and the big-M constants.
 
     Returns
     -------
@@ -478,6 +484,10 @@ def pruning_gap(
     f, g, dom, eps, tl, tlm, qs, options = _validate_gap(original, pruned, domain, epsilon, time_limit,
                                                          time_limit_per_milp, tol, mip_rel_gap, samples, quantiles,
                                                          solver_options)
+    if bounds is not None and not isinstance(bounds, str):
+        raise InvalidArgumentError(f"bounds must be a method name ({', '.join(BOUNDS_METHODS)}) or None, "
+                                   f"got {type(bounds).__name__}")
+    check_bounds("bounds", bounds, f)
     X = data_array(data, f.input_dim)
     deadline = deadline_after(tl, t0)
     m = f.output_dim
@@ -505,7 +515,7 @@ def pruning_gap(
     problem = None
     try:
         # --- one problem for every MILP (bounds, rescaling, the joint model of max_output_gap)
-        problem = GapProblem.build(f, g, dom, points=C, options=options)
+        problem = GapProblem.build(f, g, dom, points=C, options=options, bounds_a=bounds, bounds_b=bounds)
         sc = problem.scaling
         if len(C) and ascent_starts:
             gC = np.abs(problem.FA - problem.FB).max(axis=1)

@@ -32,9 +32,10 @@ from mipnet.analyses.common import (
     solve_or_partial,
     witness_from_solution,
 )
-from mipnet.bounds import Bounds, LayerBounds, gamma, interval_bounds, interval_layer, lp_bounds
+from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import Bounds, LayerBounds, compute_bounds, gamma, interval_bounds, interval_layer
 from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.results import json_float
 from mipnet.solver.highs import INF, check_options
@@ -82,9 +83,22 @@ def validate_pair(net_a, net_b, domain) -> Domain:
 
 
 def check_bounds(name, bounds, net) -> None:
+    """``bounds`` is None, a method name of :func:`mipnet.bounds.compute_bounds`, or a Bounds of ``net``."""
+    if isinstance(bounds, str):
+        if bounds not in BOUNDS_METHODS:
+            raise InvalidArgumentError(f"{name}: unknown bounds method {bounds!r}; use one of "
+                                       f"{', '.join(BOUNDS_METHODS)} or a mipnet.bounds.Bounds")
+        return
     if bounds is not None and (not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers)):
         raise ValueError(f"{name} must be a mipnet.bounds.Bounds computed for that network "
-                         "(one LayerBounds per affine layer)")
+                         f"(one LayerBounds per affine layer) or a method name ({', '.join(BOUNDS_METHODS)})")
+
+
+def _pair_bounds(net: Network, domain: Domain, bounds, scaling: "Scaling") -> Bounds:
+    """The bounds of one net of a pair in the problem's units: given (rescaled), by name, or LP."""
+    if isinstance(bounds, Bounds):
+        return _scaled_bounds(bounds, scaling)
+    return compute_bounds(net, domain, method=bounds or "lp")
 
 
 def check_time_limit(time_limit) -> None:
@@ -145,8 +159,8 @@ def differential_bounds(net_a: Network, net_b: Network, domain, *, bounds_a: Opt
                                   f"{net_a.widths} and {net_b.widths}")
     check_bounds("bounds_a", bounds_a, net_a)
     check_bounds("bounds_b", bounds_b, net_b)
-    bounds_a = bounds_a if bounds_a is not None else lp_bounds(net_a, domain)
-    bounds_b = bounds_b if bounds_b is not None else lp_bounds(net_b, domain)
+    bounds_a = bounds_a if isinstance(bounds_a, Bounds) else compute_bounds(net_a, domain, method=bounds_a or "lp")
+    bounds_b = bounds_b if isinstance(bounds_b, Bounds) else compute_bounds(net_b, domain, method=bounds_b or "lp")
     return differential_layers(net_a, net_b, domain, bounds_a, bounds_b)
 
 
@@ -552,7 +566,8 @@ class GapProblem:
               rescale: bool = True) -> "GapProblem":
         """The problem of ``net_a`` vs ``net_b`` on ``domain`` (all validated, in the original units).
 
-        ``bounds_a``, ``bounds_b``: LP bounds of each net on the domain (computed if None).
+        ``bounds_a``, ``bounds_b``: bounds of each net on the domain: a Bounds, a method name of
+        :func:`mipnet.bounds.compute_bounds` (computed in the problem's units), or None (LP bounds).
         ``points``: the candidate inputs (default: :func:`~mipnet.analyses.common.candidate_points`
         with ``samples`` and ``seed``). ``rescale``: allow the exact power-of-two change of units.
         Raises :class:`~mipnet.core.errors.Interrupted` (a ``KeyboardInterrupt``) on Ctrl-C.
@@ -561,8 +576,7 @@ class GapProblem:
         if points is None:
             points = candidate_points(domain, None, samples, seed)
         na, nb, dom = scaling.net(net_a), scaling.net(net_b), scaling.domain(domain)
-        ba = _scaled_bounds(bounds_a, scaling) if bounds_a is not None else lp_bounds(na, dom)
-        bb = _scaled_bounds(bounds_b, scaling) if bounds_b is not None else lp_bounds(nb, dom)
+        ba, bb = _pair_bounds(na, dom, bounds_a, scaling), _pair_bounds(nb, dom, bounds_b, scaling)
         diff = differential_layers(na, nb, dom, ba, bb) if differential and na.widths == nb.widths else None
         return cls(na, nb, dom, scaling, ba, bb, diff, points / scaling.input_scale, options)
 

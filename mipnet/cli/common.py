@@ -231,6 +231,13 @@ def progress_enabled(args) -> bool:
         return False
 
 
+def add_bounds_arg(p: argparse.ArgumentParser, *, default: str, what: str) -> None:
+    """``--bounds {ia,symbolic,alpha,lp,auto}``: how the neuron bounds that ``what`` starts from are computed."""
+    p.add_argument("--bounds", choices=["ia", "symbolic", "alpha", "lp", "auto"], default=default,
+                   help=f"neuron bounds {what} (see 'mipnet bounds --help'; auto: symbolic, alpha-CROWN where "
+                        f"it pays, sign-only LPs for what they leave open; default {default})")
+
+
 def add_parallel_args(p: argparse.ArgumentParser) -> None:
     """``--workers N`` (a local Dask cluster) or ``--scheduler ADDRESS`` (an existing one)."""
     g = p.add_argument_group("parallel (dask.distributed)")

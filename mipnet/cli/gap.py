@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mipnet.cli.common import (
+    add_bounds_arg,
     add_command,
     add_deprecated_alias,
     add_domain_args,
@@ -53,6 +54,7 @@ def register(subparsers) -> None:
                    help="maximise every output (exact per-output worst cases; 2 m MILPs, slower)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance of the cutoffs")
     p.add_argument("--samples", type=int, default=1000, help="random inputs tried first")
+    add_bounds_arg(p, default="lp", what="of both nets for the MILPs")
     add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=handle)
@@ -86,7 +88,7 @@ def handle(args: argparse.Namespace) -> int:
     dom = domain_from_args(args, f.input_dim, default_box=default_box)
     res = call(pruning_gap, f, g, dom, data=data, epsilon=args.eps, time_limit=args.time_limit,
                time_limit_per_milp=args.time_limit_per_output, per_output=args.per_output, tol=args.tol,
-               samples=args.samples, progress=progress_enabled(args))
+               samples=args.samples, bounds=args.bounds, progress=progress_enabled(args))
     if args.json:
         emit_json({"original": args.original, "pruned": args.pruned, **res.to_dict()})
     else:

@@ -10,6 +10,7 @@ import argparse
 
 from mipnet.cli.common import (
     add_command,
+    add_bounds_arg,
     add_domain_args,
     add_json_arg,
     add_parallel_args,
@@ -36,9 +37,7 @@ def _add_stability_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance of a stability proof")
     p.add_argument("--samples", type=int, default=1000,
                    help="random inputs tried first as witnesses of instability")
-    p.add_argument("--bounds", choices=["ia", "symbolic", "alpha", "lp", "auto"], default="auto",
-                   help="neuron bounds the search starts from (see 'mipnet bounds --help'; default auto: "
-                        "symbolic, alpha-CROWN where it pays, sign-only LPs for what they leave open)")
+    add_bounds_arg(p, default="auto", what="the search starts from")
     add_progress_arg(p)
     add_parallel_args(p)
     add_json_arg(p)

@@ -9,6 +9,7 @@ import argparse
 
 from mipnet.cli.common import (
     add_command,
+    add_bounds_arg,
     add_deprecated_alias,
     add_domain_args,
     add_json_arg,
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
                    help="seconds in all; past it the verdict is unknown (default: no limit)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance")
     p.add_argument("--samples", type=int, default=1000, help="random inputs tried first")
+    add_bounds_arg(p, default="lp", what="of both nets for the joint MILP (engine milp)")
     p.add_argument("--engine", choices=["auto", "bab", "milp"], default="auto",
                    help="bab: branch and bound over the input box with differential bounds (MILPs on small "
                         "boxes); milp: joint MILPs on the whole domain; auto (default): differential bounds "
@@ -146,7 +148,7 @@ def handle(args: argparse.Namespace) -> int:
     with parallel_executor(args) as executor:
         res = call(verify_equivalence, a, b, dom, mode=mode, epsilon=args.eps, norm=args.norm or "linf",
                    time_limit=args.time_limit, tol=args.tol, samples=args.samples, progress=progress_enabled(args),
-                   **extra, **executor_kwargs(verify_equivalence, executor))
+                   bounds_a=args.bounds, bounds_b=args.bounds, **extra, **executor_kwargs(verify_equivalence, executor))
     if args.json:
         emit_json({"model_a": args.model_a, "model_b": args.model_b, **res.to_dict()})
     else:
