@@ -237,6 +237,22 @@ def test_bounds_methods_in_the_pair_analyses(files):
     run_error("gap", a, b, "--box", "-1", "1", "--bounds", "exact", match="invalid choice")
 
 
+def test_regions_milp_bounds_by_name(files):
+    """The MILP count is the same whatever bounds give its binaries, and equals the vertex count."""
+    from mipnet.analyses.regions import count_regions
+    from mipnet.parallel import InProcess
+
+    path = files["dir"] / "net.npz"
+    docs = json_all(*[("regions", "count", path, "--box", "-1", "1", "--method", "milp", "--bounds", m)
+                      for m in ("ia", "alpha", "auto")])
+    truth = count_regions(files["net"], Box(-1, 1, dim=3), method="vertex").regions
+    assert [d["regions"] for d in docs] == [truth] * 3 and all(d["exact"] for d in docs)
+    # by name on each work unit's sub-domain, too
+    par = count_regions(files["net"], Box(-1, 1, dim=3), method="milp", bounds="symbolic", executor=InProcess())
+    assert par.regions == truth and par.exact
+    run_error("regions", "count", path, "--box", "-1", "1", "--bounds", "ia", match="--bounds is used by --method milp")
+
+
 def test_gap_and_deprecated_epsilon(files):
     from mipnet.analyses.gap import pruning_gap
 

@@ -15,6 +15,7 @@ import argparse
 import os
 
 from mipnet.cli.common import (
+    add_bounds_arg,
     add_command,
     add_deprecated_alias,
     add_domain_args,
@@ -71,6 +72,7 @@ def register(subparsers) -> None:
                         "hyperplane offsets) of the normalised domain")
     c.add_argument("--save-regions", metavar="NPZ",
                    help="save every region (patterns, interior points, affine maps A, c) to this .npz file")
+    add_bounds_arg(c, default="lp", what="of the MILP's binaries and big-M (--method milp only)")
     add_parallel_args(c)
     add_progress_arg(c)
     add_json_arg(c)
@@ -187,9 +189,12 @@ def handle_count(args: argparse.Namespace) -> int:
 
     from mipnet.analyses.regions import count_regions
     from mipnet.cli.common import atomic_write, domain_from_args, emit_json
+    from mipnet.core.errors import InvalidArgumentError
 
     if args.save_regions:
         check_output_path(args.save_regions, inputs=[args.model, args.center], flag="--save-regions", kind="npz")
+    if args.bounds != "lp" and args.method != "milp":
+        raise InvalidArgumentError(f"--bounds is used by --method milp (the {args.method} method needs no neuron bounds)")
     net = _load(args.model)
     dom = domain_from_args(args, net.input_dim)
     from mipnet.cli.common import parallel_executor
@@ -198,7 +203,7 @@ def handle_count(args: argparse.Namespace) -> int:
         res = call(count_regions, net, dom, method=args.method, time_limit=args.time_limit,
                    max_regions=args.max_regions, merge_linear=args.linear_regions,
                    return_regions=bool(args.save_regions), progress=progress_enabled(args), tol=args.tol,
-                   executor=executor)
+                   executor=executor, bounds=None if args.method != "milp" else args.bounds)
     if args.save_regions:
         regs = list(res.region_list or [])
         P = res.patterns()

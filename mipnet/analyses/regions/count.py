@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from mipnet.bounds import METHODS as BOUNDS_METHODS
 from mipnet.core.errors import InvalidArgumentError, InvalidDomainError
 from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, Tolerances
@@ -66,9 +67,12 @@ def _settle_solver_threads(timeout: float = 1.0) -> None:
     gc.collect()
 
 
-def _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances) -> None:
+def _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances, bounds=None) -> None:
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(bounds, str) and bounds not in BOUNDS_METHODS:
+        raise InvalidArgumentError(f"bounds: unknown bounds method {bounds!r}; use one of "
+                                   f"{', '.join(BOUNDS_METHODS)} or a mipnet.bounds.Bounds")
     if time_limit is not None and not (is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     if max_regions is not None and not (is_int(max_regions) and max_regions >= 1):
@@ -128,13 +132,15 @@ def count_regions(
         The MILP accepts a pattern iff its pre-activation margin ``f >= milp_margin``,
         relative: measured on the normalised network, whose pre-activations lie in about
         [-1, 1] on the domain.
-    bounds : mipnet.bounds.Bounds, optional
-        Pre-activation bounds of ``net`` on ``domain`` for the MILP (default: LP bounds).
+    bounds : mipnet.bounds.Bounds or str, optional
+        Pre-activation bounds of ``net`` on ``domain`` for the MILP, or the name of a
+        :func:`mipnet.bounds.compute_bounds` method (computed on the normalised network; with
+        ``executor``, on each unit's sub-domain); default LP bounds.
     tolerances : mipnet.core.numerics.Tolerances, optional
         The witness check's tolerances (default :data:`mipnet.core.numerics.DEFAULT`).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Split the count into sign-prefix work units run there
-        (:func:`mipnet.analyses.regions.parallel.count_regions_parallel`; ``bounds`` unused).
+        (:func:`mipnet.analyses.regions.parallel.count_regions_parallel`; ``bounds`` by name only).
 
     Returns
     -------
@@ -156,14 +162,15 @@ def count_regions(
     >>> count_regions(net, Box(-1, 1, dim=2)).regions
     4
     """
-    _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances)
+    _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances, bounds)
     if executor is not None:
         from .parallel import count_regions_parallel
 
         return count_regions_parallel(net, domain, counter=count_regions, executor=executor, method=method,
                                       time_limit=time_limit, max_regions=max_regions,
                                       return_regions=return_regions, merge_linear=merge_linear,
-                                      progress=progress, tol=tol, milp_margin=milp_margin, tolerances=tolerances)
+                                      progress=progress, tol=tol, milp_margin=milp_margin, tolerances=tolerances,
+                                      bounds=bounds if isinstance(bounds, str) else None)
     prob = prepare(net, domain, tolerances if tolerances is not None else DEFAULT, geo=float(tol))
     if method == "vertex" and prob.n > 16:
         raise InvalidArgumentError(

@@ -124,7 +124,7 @@ def region_unit(task, deadline: Optional[float]):
     try:
         r = opts["counter"](net, sub, method=opts["method"], time_limit=time_limit,
                             max_regions=opts["unit_regions"], return_regions=True, tol=opts["tol"],
-                            milp_margin=opts["milp_margin"], tolerances=opts["tolerances"])
+                            milp_margin=opts["milp_margin"], tolerances=opts["tolerances"], bounds=opts.get("bounds"))
         if r.regions == 0 and r.status is RegionStatus.UNVERIFIED:
             # the MILP finds nothing in a sub-domain without interior; decide that with the certified
             # interior test of a network without hidden layer (one region, or "no interior")
@@ -188,11 +188,12 @@ def count_regions_parallel(
     unit_regions: int = UNIT_REGIONS,
     split_depth: int = SPLIT_DEPTH,
     report: Optional[list] = None,
+    bounds: Optional[str] = None,
 ) -> RegionCount:
     """:func:`count_regions` on an executor, split into sign-prefix units (module docstring).
 
-    Parameters are those of :func:`count_regions` (``bounds`` is not supported: each unit
-    computes the MILP's bounds on its own sub-domain), plus
+    Parameters are those of :func:`count_regions` (``bounds`` by name only: each unit computes
+    the MILP's bounds on its own sub-domain), plus
 
     counter : callable
         :func:`mipnet.analyses.regions.count_regions` (``count_regions(..., executor=...)``
@@ -225,7 +226,7 @@ def count_regions_parallel(
                              return_regions=return_regions, merge_linear=merge_linear, progress=progress, tol=tol,
                              milp_margin=milp_margin, tolerances=tolerances)
     opts = {"counter": counter, "method": method, "unit_regions": int(unit_regions), "tol": float(tol), "milp_margin": float(milp_margin),
-            "tolerances": tolerances}
+            "tolerances": tolerances, "bounds": bounds}
     tasks = [(net, dom, p, opts) for p in _initial_prefixes(net, dom, int(split_depth))]
 
     def found(runs) -> int:

@@ -164,12 +164,15 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12) -> Probl
 
 
 def reduced_bounds(prob: Problem, bounds):
-    """LP bounds of the normalised network, or the user's bounds of the original one, rescaled."""
-    from mipnet.bounds import Bounds, lp_bounds
+    """LP bounds of the normalised network (or the named method's), or the user's bounds of the
+    original one, rescaled."""
+    from mipnet.bounds import Bounds, compute_bounds, lp_bounds
     from mipnet.core.bounds import LayerBounds
 
     if bounds is None:
         return lp_bounds(prob.rnet, prob.rdomain(), output=False)
+    if isinstance(bounds, str):
+        return compute_bounds(prob.rnet, prob.rdomain(), method=bounds)
     if not isinstance(bounds, Bounds) or len(bounds.layers) != len(prob.net.layers):
         raise InvalidNetworkError(
             "bounds must be a mipnet.bounds.Bounds computed for this network (one entry per layer)"
