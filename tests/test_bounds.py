@@ -118,6 +118,27 @@ def test_layer_bounds_validation():
         compute_bounds(Network.random([1, 1]), Box(0, 1, dim=1), method="crown")
 
 
+def test_every_consumer_validates_bounds_the_same_way():
+    from mipnet.analyses.equivalence import verify_equivalence
+    from mipnet.analyses.gap import pruning_gap
+    from mipnet.analyses.regions import count_regions
+    from mipnet.analyses.stability import find_stable_neurons
+    from mipnet.core.errors import InvalidArgumentError
+
+    net, dom = Network.random([2, 4, 1], seed=0), Box(-1, 1, dim=2)
+    other = interval_bounds(Network.random([2, 4, 4, 1], seed=0), dom)  # another network's bounds
+    calls = [lambda b: find_stable_neurons(net, dom, bounds=b),
+             lambda b: verify_equivalence(net, net, dom, bounds_a=b),
+             lambda b: pruning_gap(net, net, dom, bounds=b),
+             lambda b: count_regions(net, dom, method="milp", bounds=b)]
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match="unknown bounds method 'crown'; use one of ia, symbolic"):
+            call("crown")
+    for call in calls[:2]:
+        with pytest.raises(InvalidArgumentError, match="must be a mipnet.bounds.Bounds computed for this network"):
+            call(other)
+
+
 # ---------------------------------------------------------------------------- soundness in floating point
 def _scaled(widths, seed, scale):
     net = Network.random(widths, seed=seed, bias_scale=1.0)

@@ -57,8 +57,8 @@ import numpy as np
 
 from mipnet.analyses.common import Status, candidate_points, deadline_after, project_to_domain
 from mipnet.analyses.equivalence import EntryStatus, GapProblem, gap_search, interval_gap_bounds, reconcile_bound
-from mipnet.analyses.joint import check_bounds
 from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import check_bounds_arg
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
@@ -487,7 +487,7 @@ def pruning_gap(
     if bounds is not None and not isinstance(bounds, str):
         raise InvalidArgumentError(f"bounds must be a method name ({', '.join(BOUNDS_METHODS)}) or None, "
                                    f"got {type(bounds).__name__}")
-    check_bounds("bounds", bounds, f)
+    check_bounds_arg("bounds", bounds, f)
     X = data_array(data, f.input_dim)
     deadline = deadline_after(tl, t0)
     m = f.output_dim

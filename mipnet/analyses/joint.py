@@ -32,10 +32,10 @@ from mipnet.analyses.common import (
     solve_or_partial,
     witness_from_solution,
 )
-from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import check_bounds_arg as check_bounds  # noqa: F401 -- re-exported (equivalence, gap)
 from mipnet.bounds import Bounds, LayerBounds, compute_bounds, gamma, interval_bounds, interval_layer
 from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.results import json_float
 from mipnet.solver.highs import INF, check_options
@@ -80,18 +80,6 @@ def validate_pair(net_a, net_b, domain) -> Domain:
         raise InvalidNetworkError(f"net_a has {net_a.output_dim} outputs but net_b has {net_b.output_dim}; "
                                   "equivalence compares outputs one to one")
     return as_domain(domain, net_a.input_dim)
-
-
-def check_bounds(name, bounds, net) -> None:
-    """``bounds`` is None, a method name of :func:`mipnet.bounds.compute_bounds`, or a Bounds of ``net``."""
-    if isinstance(bounds, str):
-        if bounds not in BOUNDS_METHODS:
-            raise InvalidArgumentError(f"{name}: unknown bounds method {bounds!r}; use one of "
-                                       f"{', '.join(BOUNDS_METHODS)} or a mipnet.bounds.Bounds")
-        return
-    if bounds is not None and (not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers)):
-        raise ValueError(f"{name} must be a mipnet.bounds.Bounds computed for that network "
-                         f"(one LayerBounds per affine layer) or a method name ({', '.join(BOUNDS_METHODS)})")
 
 
 def _pair_bounds(net: Network, domain: Domain, bounds, scaling: "Scaling") -> Bounds:

@@ -71,7 +71,7 @@ from mipnet.analyses.common import (
     solve_or_partial,
     witness_from_solution,
 )
-from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import check_bounds_arg
 from mipnet.bounds import Bounds, LayerBounds, NeuronState, compute_bounds, interval_bounds, interval_layer
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidNetworkError, SolverError
@@ -864,13 +864,7 @@ def _validate(net, domain, method, data, time_limit, bounds, tol, samples, searc
         raise ValueError(f"samples must be a non-negative integer, got {samples!r}")
     if int(search_steps) != search_steps or search_steps < 0:
         raise ValueError(f"search_steps must be a non-negative integer, got {search_steps!r}")
-    if isinstance(bounds, str):
-        if bounds not in BOUNDS_METHODS:
-            raise ValueError(f"bounds must be a Bounds or one of {BOUNDS_METHODS}, got {bounds!r}")
-    elif bounds is not None:
-        if not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers):
-            raise ValueError("bounds must be a mipnet.bounds.Bounds computed for this network "
-                             "(one LayerBounds per affine layer), or a method name of compute_bounds")
+    check_bounds_arg("bounds", bounds, net)
     if data is not None:
         data = np.asarray(data, dtype=np.float64)
         if data.ndim != 2 or data.shape[1] != net.input_dim:

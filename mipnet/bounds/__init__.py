@@ -75,6 +75,7 @@ __all__ = [
     "difference_network",
     "auto_bounds",
     "METHODS",
+    "check_bounds_arg",
     "gamma",
     "rounding_error",
     "compute_bounds",
@@ -83,6 +84,17 @@ __all__ = [
 
 #: The names :func:`compute_bounds` accepts, cheapest first.
 METHODS = ("ia", "symbolic", "alpha", "lp", "auto")
+
+
+def check_bounds_arg(name: str, bounds, net: Network) -> None:
+    """Validate an analysis's ``bounds`` argument: None, a :data:`METHODS` name, or Bounds of ``net``."""
+    if isinstance(bounds, str):
+        if bounds not in METHODS:
+            raise InvalidArgumentError(f"{name}: unknown bounds method {bounds!r}; use one of "
+                                       f"{', '.join(METHODS)} or a mipnet.bounds.Bounds")
+    elif bounds is not None and (not isinstance(bounds, Bounds) or len(bounds.layers) != len(net.layers)):
+        raise InvalidArgumentError(f"{name} must be a mipnet.bounds.Bounds computed for this network (one "
+                                   f"LayerBounds per affine layer) or a method name ({', '.join(METHODS)})")
 
 
 def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=None, **lp_kw) -> Bounds:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.bounds import METHODS as BOUNDS_METHODS
+from mipnet.bounds import check_bounds_arg
 from mipnet.core.errors import InvalidArgumentError, InvalidDomainError
 from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, Tolerances
@@ -70,9 +70,8 @@ def _settle_solver_threads(timeout: float = 1.0) -> None:
 def _check_options(method, time_limit, max_regions, tol, milp_margin, tolerances, bounds=None) -> None:
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(bounds, str) and bounds not in BOUNDS_METHODS:
-        raise InvalidArgumentError(f"bounds: unknown bounds method {bounds!r}; use one of "
-                                   f"{', '.join(BOUNDS_METHODS)} or a mipnet.bounds.Bounds")
+    if isinstance(bounds, str):
+        check_bounds_arg("bounds", bounds, None)
     if time_limit is not None and not (is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     if max_regions is not None and not (is_int(max_regions) and max_regions >= 1):
