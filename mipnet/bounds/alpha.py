@@ -57,6 +57,8 @@ __all__ = [
     "alpha_difference_bounds",
     "difference_network",
     "crown_lower",
+    "SplitBounds",
+    "split_lower_bounds",
 ]
 
 _TINY = float(np.finfo(np.float64).tiny)
@@ -530,3 +532,186 @@ def alpha_difference_bounds(f: Network, g: Network, domain, *, spec=None, option
     if spec is None:
         return alpha_bounds(d, domain, options=opts).output
     return alpha_output_bounds(d, domain, spec=spec, options=opts)
+
+
+# ---------------------------------------------------------------------------- bounds under ReLU splits
+@dataclass(frozen=True, eq=False)
+class SplitBounds:
+    """What :func:`split_lower_bounds` returns for a batch of (row, split) pairs.
+
+    lower : sound lower bounds of ``C_r . y^k`` over the domain's box restricted by row r's splits.
+    points : (B, n0) the box minimiser of each row's final linear function (a candidate witness).
+    scores : per hidden layer j < k, (B, n_j) branching scores (the BaBSR intercept score,
+        Bunel et al. JMLR 2020: how much the relaxation of each free unstable neuron can cost the
+        bound; -inf where a neuron is stable or already split).
+    """
+
+    lower: np.ndarray
+    points: np.ndarray
+    scores: list
+
+
+def _split_relax(relax, splits):
+    """Per-row relaxations: a neuron split active is exactly ``h = y``, split inactive ``h = 0``."""
+    out = []
+    for r, s in zip(relax, splits):
+        act, ina = s > 0, s < 0
+        split = act | ina
+        sl = np.where(act, 1.0, np.where(ina, 0.0, r.sl))
+        su = np.where(act, 1.0, np.where(ina, 0.0, r.su))
+        tu = np.where(split, 0.0, r.tu)
+        e_line = np.where(split, 0.0, r.e_line)
+        free = np.zeros(s.shape, dtype=bool)
+        free[:, r.uns] = True
+        free &= ~split
+        out.append((sl, su, tu, e_line, free, s.astype(np.float64)))
+    return out
+
+
+def _split_lower_np(net, relax, prow, k, C, alphas, betas, xl, xu, hmag_prev):
+    """Sound float64 lower bounds of the rows of ``C y^k`` under per-row splits (see
+    :func:`_crown_lower_np` for the rounding accounting; the beta terms add one rounding per entry)."""
+    u = UNIT_ROUNDOFF
+    W, b = net.layers[k]
+    q = C.shape[0]
+    Lam = C @ W
+    c = C @ b
+    err = np.zeros(q)
+    if not _is_signed_selection(C):
+        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    scores: list = [None] * k
+    for j in range(k - 1, -1, -1):
+        r = relax[j]
+        sl, su, tu, e_line, free, sgn = prow[j]
+        g = gamma(r.su.size + 1)
+        pos, neg = np.maximum(Lam, 0.0), np.minimum(Lam, 0.0)
+        # BaBSR-style score: the intercept a negative coefficient pays on the chord, plus a small
+        # share of the lower line's worst gap for positive ones (so that every free neuron ranks)
+        scores[j] = np.where(free, -neg * tu + 1e-3 * pos * r.ymag, -np.inf)
+        err += np.einsum("bn,bn->b", -neg, e_line + g * tu) + g * np.abs(c)
+        c = c + np.einsum("bn,bn->b", neg, tu)
+        S = sl if alphas is None or alphas[j] is None else np.where(free, np.clip(alphas[j], 0.0, 1.0), sl)
+        Lam = pos * S + neg * su
+        if betas is not None and betas[j] is not None:
+            Lam = Lam - np.maximum(betas[j], 0.0) * sgn
+        step = 2.0 * u * r.ymag + g * r.wmag
+        err += np.abs(Lam) @ step + g * np.abs(c)
+        Wj, bj = net.layers[j]
+        c = c + Lam @ bj
+        Lam = Lam @ Wj
+    g0 = gamma(xl.size + 2)
+    lo = np.maximum(Lam, 0.0) @ xl + np.minimum(Lam, 0.0) @ xu + c
+    err += g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
+    points = np.where(Lam > 0, xl, xu)
+    return lo - 2.0 * err - np.where(err > 0, _TINY, 0.0), points, scores
+
+
+def _optimise_split(net, relax, prow, k, C, xl, xu, opts: AlphaOptions, init=None):
+    """Slopes and split multipliers (beta-CROWN, Wang et al. NeurIPS 2021) maximising each row's
+    lower bound by projected Adam; the best iterate per row is kept. Not trusted: re-evaluated
+    by :func:`_split_lower_np`."""
+    import torch
+
+    dev = _torch_device(opts.device)
+    dt = torch.float64
+    q = C.shape[0]
+    T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dt, device=dev)  # noqa: E731
+    W, b = net.layers[k]
+    Lam0, c0 = T(C @ W), T(C @ b)
+    Ws = [T(net.layers[j][0]) for j in range(k)]
+    bs = [T(net.layers[j][1]) for j in range(k)]
+    sl = [T(p[0]) for p in prow]
+    su = [T(p[1]) for p in prow]
+    tu = [T(p[2]) for p in prow]
+    free = [torch.as_tensor(p[4], device=dev) for p in prow]
+    sgn = [T(p[5]) for p in prow]
+    center, radius = T((xl + xu) / 2), T((xu - xl) / 2)
+    # warm start where given (nan: none; CROWN's slopes and zero multipliers)
+    a0 = [T(p[0] if init is None else np.where(np.isnan(init[0][j]), p[0], init[0][j])) for j, p in enumerate(prow)]
+    b0 = [T(np.zeros(p[5].shape) if init is None else np.nan_to_num(init[1][j], nan=0.0)) for j, p in enumerate(prow)]
+    has_split = [bool((p[5] != 0).any()) for p in prow]
+    params = [a.clone().requires_grad_(True) for a in a0] + [
+        bb.clone().requires_grad_(True) for bb in b0]
+
+    def bound(ps):
+        al, be = ps[:k], ps[k:]
+        Lam, c = Lam0, c0
+        for j in range(k - 1, -1, -1):
+            pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
+            c = c + (neg * tu[j]).sum(1)
+            Lam = pos * torch.where(free[j], al[j], sl[j]) + neg * su[j]
+            if has_split[j]:
+                Lam = Lam - be[j] * sgn[j]
+            c = c + Lam @ bs[j]
+            Lam = Lam @ Ws[j]
+        return Lam @ center - Lam.abs() @ radius + c
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-12
+    m1 = [torch.zeros_like(p) for p in params]
+    m2 = [torch.zeros_like(p) for p in params]
+    best = torch.full((q,), -np.inf, dtype=dt, device=dev)
+    best_p = [p.detach().clone() for p in params]
+    lr = opts.lr
+    for it in range(opts.iterations + 1):
+        lo = bound(params)
+        with torch.no_grad():
+            better = lo > best
+            if bool(better.any()):
+                best[better] = lo[better]
+                for bp, p in zip(best_p, params):
+                    bp[better] = p.detach()[better]
+        if it == opts.iterations:
+            break
+        grads = torch.autograd.grad(-lo.sum(), params, allow_unused=True)
+        with torch.no_grad():
+            t = it + 1
+            for n, (p, g) in enumerate(zip(params, grads)):
+                if g is None:
+                    continue
+                m1[n].mul_(beta1).add_(g, alpha=1 - beta1)
+                m2[n].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (m2[n] / (1 - beta2 ** t)).sqrt_().add_(eps)
+                p.addcdiv_(m1[n], denom, value=-lr / (1 - beta1 ** t))
+                p.clamp_(0.0, 1.0) if n < k else p.clamp_(min=0.0)
+            lr *= opts.lr_decay
+    out = [p.cpu().numpy() for p in best_p]
+    return out[:k], out[k:]
+
+
+def split_lower_bounds(net: Network, layers, k: int, C, splits, domain: Domain, *,
+                       options: Optional[AlphaOptions] = None, init=None) -> tuple[SplitBounds, tuple]:
+    """Sound lower bounds of ``C_r . y^k`` for a batch of rows, each under its own ReLU splits:
+    the bounding step of beta-CROWN (Wang, Zhang, Xu, Lin, Jana, Hsieh and Kolter, NeurIPS 2021,
+    arXiv:2103.06624).
+
+    ``layers[j]`` (j < k) are sound bounds of the hidden layers before layer k over the whole
+    domain (valid in every branch); ``splits[j]`` is an int8 array (B, n_j): +1 where row r's
+    branch assumes ``y^j >= 0`` (the ReLU is then exactly ``h = y``), -1 where it assumes
+    ``y^j <= 0`` (``h = 0``), 0 elsewhere. The split constraints enter the back-substitution
+    with multipliers ``beta >= 0`` (``C y >= C y - beta s y^j`` on the branch), and the lower
+    slopes of the free unstable neurons are ``alpha`` in [0, 1]; both are optimised per row by
+    projected Adam in torch (``options.iterations`` steps, from ``init`` = (alphas, betas) when
+    given), then the bound is re-evaluated and widened for rounding in float64 numpy
+    (:func:`_split_lower_np`), so it is valid for any slopes and multipliers. Returns the
+    :class:`SplitBounds` and the (alphas, betas) found (to warm-start the children of a branch).
+    """
+    opts = options or AlphaOptions()
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    xl, xu = domain.lower, domain.upper
+    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
+    for j in range(k):
+        W, b = net.layers[j]
+        relax.append(_relaxation(layers[j], W, b, hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    prow = _split_relax(relax, [np.asarray(s) for s in splits])
+    found = (None, None)
+    if opts.iterations:
+        with _torch_threads(opts):
+            found = _optimise_split(net, relax, prow, k, C, xl, xu, opts, init)
+    lo, points, scores = _split_lower_np(net, relax, prow, k, C, found[0], found[1], xl, xu, hmag)
+    if found[0] is not None:  # CROWN's own slopes without multipliers: never worse than them
+        lo0, p0, _ = _split_lower_np(net, relax, prow, k, C, None, None, xl, xu, hmag)
+        worse = lo0 > lo
+        lo = np.where(worse, lo0, lo)
+        points = np.where(worse[:, None], p0, points)
+    return SplitBounds(lo, points, scores), found
