@@ -140,10 +140,11 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
         is_root = branches[q] == 0
         sb, found = split_lower_bounds(net, layers, k, C, splits, domain,
                                        options=ropts if is_root.any() else opts, init=init)
+        parent = fup[:B]
         fq, fs, fup = fq[B:], [s[B:] for s in fs], fup[B:]
         fa, fb = [a[B:] for a in fa], [b[B:] for b in fb]
         np.add.at(branches, q, 1)
-        up = -sb.lower
+        up = np.minimum(-sb.lower, parent)  # the parent's bound holds on its children too
         root[q[is_root]] = up[is_root]
         closed = up <= tol
         np.maximum.at(worst, q[closed], up[closed])
