@@ -940,9 +940,11 @@ def find_stable_neurons(
         if branching and not s.timed_up():
             left = remaining(deadline)
             until = None if left is None else time.perf_counter() + BAB_SHARE * left
+            tb = time.perf_counter()
             n = s.branch_and_bound(until)
             if s.bab_branches:
-                s.notes.append(f"branch and bound: {s.bab_branches} branches bounded, {n} neurons settled")
+                s.notes.append(f"branch and bound: {s.bab_branches} branches bounded, {n} neurons settled, "
+                               f"{time.perf_counter() - tb:.2f} s")
         log.info("after %d inputs: %d neurons still open", len(X),
                  sum(int(np.sum(s.needs_pos(l) | s.needs_neg(l))) for l in range(s.L)))
         (_per_neuron if method == "per_neuron" else _one_milp)(s)

@@ -34,7 +34,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from mipnet.bounds.alpha import AlphaOptions, split_lower_bounds
+from mipnet.bounds.alpha import AlphaOptions, envelope_lines, optimise_envelope, split_lower_bounds
 from mipnet.core.domain import Domain
 from mipnet.core.network import Network
 from mipnet.core.numerics import in_domain
@@ -44,6 +44,10 @@ __all__ = ["SignAnswers", "BAB_OPTIONS", "sign_branch_and_bound"]
 #: Slope/multiplier optimisation per batch of branches: fewer steps than a root alpha-CROWN
 #: (children start from their parent's values).
 BAB_OPTIONS = AlphaOptions(iterations=12, lr=0.1, lr_decay=0.95)
+
+
+#: Under a deadline, the envelope slopes of the roots take at most this share of the time.
+ENVELOPE_SHARE = 0.25
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,8 +87,8 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
                           deadline: Optional[float] = None,
                           on_points: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
                           max_batch: int = 512, max_leaves: int = 1 << 14,
-                          options: Optional[AlphaOptions] = None, root_options: Optional[AlphaOptions] = None
-                          ) -> SignAnswers:
+                          options: Optional[AlphaOptions] = None, root_options: Optional[AlphaOptions] = None,
+                          envelope_iterations: int = 60) -> SignAnswers:
     """Branch and bound on ReLU splits for sign questions of layer ``k`` (module docstring).
 
     Parameters
@@ -107,6 +111,15 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
     neurons = np.asarray(neurons, dtype=np.int64)
     signs = np.asarray(signs, dtype=np.float64)
     nq = neurons.size
+    envelope = None
+    if envelope_iterations and k >= 1 and nq:
+        # one set of first-layer envelope lines per question, tuned at its root, shared by its branches
+        Cq = np.zeros((nq, net.layers[k][0].shape[0]))
+        Cq[np.arange(nq), neurons] = -signs
+        until = None if deadline is None else t0 + ENVELOPE_SHARE * max(deadline - t0, 0.0)
+        sigma = optimise_envelope(net, layers, k, Cq, domain, iterations=envelope_iterations, until=until)
+        A, t = envelope_lines(net, domain, sigma)
+        del sigma
     opts = options or BAB_OPTIONS
     ropts = root_options or AlphaOptions()
     check = on_points or _default_check(net, domain, k, neurons, signs)
@@ -138,8 +151,10 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
         C[np.arange(B), neurons[q]] = -signs[q]
         init = ([a[:B] for a in fa], [b[:B] for b in fb])
         is_root = branches[q] == 0
+        if envelope_iterations and k >= 1:
+            envelope = (A, t, q)
         sb, found = split_lower_bounds(net, layers, k, C, splits, domain,
-                                       options=ropts if is_root.any() else opts, init=init)
+                                       options=ropts if is_root.any() else opts, init=init, envelope=envelope)
         parent = fup[:B]
         fq, fs, fup = fq[B:], [s[B:] for s in fs], fup[B:]
         fa, fb = [a[B:] for a in fa], [b[B:] for b in fb]
