@@ -90,12 +90,17 @@ def test_milp_proves_more_than_bounds():
     net = _net([4, 10, 10, 2], 0)
     dom = Box(-1.0, 1.0, dim=4)
     bounds = lp_bounds(net, dom)
-    res = find_stable_neurons(net, dom, method="per_neuron", bounds=bounds)
+    res = find_stable_neurons(net, dom, method="per_neuron", bounds=bounds, branching=False)
     by_bounds = sum(int(np.sum(s != 0)) for s in bounds.states())
     assert res.num_stable > by_bounds  # the MILP settles neurons the LP bounds cannot
     proofs = np.concatenate([ls.proof for ls in res.layers])
     assert "milp" in proofs and "bounds" in proofs and "witness" in proofs
     assert res.num_milps >= 1
+    # the branch and bound before the MILPs settles them too, with the same answer
+    bab = find_stable_neurons(net, dom, method="per_neuron", bounds=bounds)
+    for a, b in zip(res.layers, bab.layers):
+        np.testing.assert_array_equal(a.states, b.states)
+    assert "bab" in np.concatenate([ls.proof for ls in bab.layers]) and bab.num_milps < res.num_milps
 
 
 def test_constructed_stable_neurons():
