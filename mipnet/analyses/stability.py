@@ -904,8 +904,8 @@ def find_stable_neurons(
         ReLUs before them with optimised linear bounds per branch (beta-CROWN, Wang et al.
         NeurIPS 2021, arXiv:2103.06624; :func:`mipnet.bounds.branching.sign_branch_and_bound`):
         proofs rest on sound bounds of every leaf, witnesses are re-checked inputs. Under a time
-        limit it takes at most :data:`BAB_SHARE` of the time left; without one, at most
-        ``4096`` branches per question. Default True.
+        limit it takes at most :data:`BAB_SHARE` of the time left (and at most 16384 branches per
+        question); without one, at most 1024 branches per question. Default True.
 
     Returns
     -------
@@ -941,7 +941,7 @@ def find_stable_neurons(
             left = remaining(deadline)
             until = None if left is None else time.perf_counter() + BAB_SHARE * left
             tb = time.perf_counter()
-            n = s.branch_and_bound(until)
+            n = s.branch_and_bound(until, max_leaves=1 << 14 if deadline is not None else 1024)
             if s.bab_branches:
                 s.notes.append(f"branch and bound: {s.bab_branches} branches bounded, {n} neurons settled, "
                                f"{time.perf_counter() - tb:.2f} s")
