@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -79,6 +79,9 @@ class AlphaOptions:
     max_batch : quantities optimised together at most (larger layers are split into chunks).
     threads : torch CPU threads during the optimisation (default 1: the tensors are small, and
         torch's thread pool next to numpy's BLAS threads ran 5-20x slower on 2 cores).
+    stop_on_states : for the bounds of hidden neurons (pairs of rows ``y_i``, ``-y_i``), stop a
+        batch as soon as ``patience`` steps pass without a new neuron settled (a lower bound
+        turning positive): when only the neurons' states matter, not their widths.
     """
 
     iterations: int = 25
@@ -89,6 +92,7 @@ class AlphaOptions:
     device: Optional[str] = None
     max_batch: int = 4096
     threads: Optional[int] = 1
+    stop_on_states: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.iterations, (int, np.integer)) and self.iterations >= 0):
@@ -285,6 +289,7 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions):
     best_alpha = {j: init[j].clone() for j in free}
     first = None
     mark = None  # best bound of the active rows at the last check
+    settled_mark = None  # rows with a positive bound at the last check (stop_on_states)
     lr = opts.lr
     for it in range(opts.iterations + 1):
         lo = bound(Lam0[rows], c0[rows], alphas)
@@ -300,6 +305,11 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions):
                 mark = best.clone()
             if it == opts.iterations:
                 break
+            if it and it % opts.patience == 0 and opts.stop_on_states:
+                settled = int((best > 0).sum())
+                if settled_mark is not None and settled <= settled_mark:
+                    break
+                settled_mark = settled
             if it and it % opts.patience == 0:  # drop converged rows
                 cur = best[rows]
                 scale = torch.maximum(cur.abs(), (cur - first[rows]).abs())
@@ -381,7 +391,9 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
                 C = np.zeros((2 * n, W.shape[0]))
                 C[np.arange(n), idx] = 1.0
                 C[n + np.arange(n), idx] = -1.0
-                v = _bound_rows(net, relax, k, C, xl, xu, hmag, opts)
+                # the output layer's widths matter: stop_on_states is for hidden neurons only
+                o = replace(opts, stop_on_states=False) if is_output and opts.stop_on_states else opts
+                v = _bound_rows(net, relax, k, C, xl, xu, hmag, o)
                 lo[idx] = np.maximum(lo[idx], v[:n])
                 hi[idx] = np.minimum(hi[idx], -v[n:])
                 hi = np.maximum(hi, lo)
