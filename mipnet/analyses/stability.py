@@ -37,6 +37,13 @@ stably inactive (not stably active).
     When it is infeasible under the cutoff ``objective >= 1/2`` (the optimum is
     an integer), the remaining candidates are proven stable.
 
+Before either method (``branching=True``, the default), the open neurons of hidden layers 2..
+go through a branch and bound on the ReLUs before them (beta-CROWN, Wang et al. NeurIPS 2021,
+arXiv:2103.06624; :func:`mipnet.bounds.branching.sign_branch_and_bound`): a neuron is proven
+stable when the sound bounds of all leaves settle its sign (proof ``"bab"``), shown unstable
+when the minimiser of a branch's bound is an input of the other sign (a harvested witness);
+what it leaves open goes to the MILPs.
+
 Soundness rules: a neuron is called stable only by a sound bound or a finished
 solve (never an incumbent); anything not settled within ``time_limit`` (or before
 Ctrl-C) is *unknown*, never stable; every witness is re-checked by the snapped

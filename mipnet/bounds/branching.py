@@ -18,6 +18,12 @@ arXiv:2103.06624):
   largest BaBSR score (the intercept its chord costs the bound; Bunel, Lu, Turkaslan, Torr,
   Kohli and Kumar, "Branch and bound for piecewise linear neural network verification", JMLR
   2020) into two children;
+* the first hidden layer reads the input box directly, so its ReLUs get tighter upper lines than
+  their chords: ``h_j <= (sigma_j * w_j) . x + t_j`` with per-input slopes ``sigma_j`` in [0, 1]
+  and the smallest valid ``t_j`` (the convex hull of one ReLU over a box, Anderson, Huchette, Ma,
+  Tjandraatmadja and Vielma, Math. Programming 2020, has facets of this form); the slopes are tuned
+  per question at its root (:func:`mipnet.bounds.alpha.optimise_envelope`) and the lines shared by
+  all its branches;
 * a question is *proven* when all its branches are closed (the branches cover the domain, so
   the largest of their bounds bounds ``sign * y_i`` everywhere), *witnessed* when an input
   shows the sign, and *open* when the deadline, the leaf budget, or a branch with no free ReLU
@@ -39,7 +45,7 @@ from mipnet.core.domain import Domain
 from mipnet.core.network import Network
 from mipnet.core.numerics import in_domain
 
-__all__ = ["SignAnswers", "BAB_OPTIONS", "sign_branch_and_bound"]
+__all__ = ["SignAnswers", "BAB_OPTIONS", "ENVELOPE_MAX", "ENVELOPE_SHARE", "sign_branch_and_bound"]
 
 #: Slope/multiplier optimisation per batch of branches: fewer steps than a root alpha-CROWN
 #: (children start from their parent's values).
@@ -48,6 +54,9 @@ BAB_OPTIONS = AlphaOptions(iterations=12, lr=0.1, lr_decay=0.95)
 
 #: Under a deadline, the envelope slopes of the roots take at most this share of the time.
 ENVELOPE_SHARE = 0.25
+#: Envelope lines are used only when questions x first-layer weights stay below this many numbers
+#: (each question keeps its own (n1, n0) lines; 2e7 float64 is 160 MB).
+ENVELOPE_MAX = 20_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,12 +115,18 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
     max_batch : branches bounded together. max_leaves : branches per question before it gives up.
     options, root_options : the optimisation of the branches and of the roots (default
         :data:`BAB_OPTIONS`, and ``AlphaOptions()`` for the roots).
+    envelope_iterations : steps of :func:`~mipnet.bounds.alpha.optimise_envelope` for the
+        first-layer envelope lines of each question (0: chords only; skipped when the lines would
+        exceed :data:`ENVELOPE_MAX` numbers; under a deadline at most :data:`ENVELOPE_SHARE` of the time).
     """
     t0 = time.perf_counter()
     neurons = np.asarray(neurons, dtype=np.int64)
     signs = np.asarray(signs, dtype=np.float64)
     nq = neurons.size
     envelope = None
+    W0 = net.layers[0][0]
+    if envelope_iterations and k >= 1 and nq and nq * W0.size > ENVELOPE_MAX:
+        envelope_iterations = 0  # one (n1, n0) set of lines per question would not fit: chords only
     if envelope_iterations and k >= 1 and nq:
         # one set of first-layer envelope lines per question, tuned at its root, shared by its branches
         Cq = np.zeros((nq, net.layers[k][0].shape[0]))
