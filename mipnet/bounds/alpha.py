@@ -558,11 +558,13 @@ class SplitBounds:
     scores : per hidden layer j < k, (B, n_j) branching scores (the BaBSR intercept score,
         Bunel et al. JMLR 2020: how much the relaxation of each free unstable neuron can cost the
         bound; -inf where a neuron is stable or already split).
+    alt_points : with envelope lines, the box minimisers of the chord-based bound (other candidates).
     """
 
     lower: np.ndarray
     points: np.ndarray
     scores: list
+    alt_points: Optional[np.ndarray] = None
 
 
 def _split_relax(relax, splits):
@@ -760,17 +762,19 @@ def split_lower_bounds(net: Network, layers, k: int, C, splits, domain: Domain, 
         with _torch_threads(opts):
             found = _optimise_split(net, relax, prow, k, C, xl, xu, opts, init, envelope)
     lo, points, scores = _split_lower_np(net, relax, prow, k, C, found[0], found[1], xl, xu, hmag)
+    alt = None
     if envelope is not None:
         lo_e, p_e, _ = _split_lower_np(net, relax, prow, k, C, found[0], found[1], xl, xu, hmag, env=envelope)
         better = lo_e > lo
         lo = np.where(better, lo_e, lo)
+        alt = points
         points = np.where(better[:, None], p_e, points)
     if found[0] is not None:  # CROWN's own slopes without multipliers: never worse than them
         lo0, p0, _ = _split_lower_np(net, relax, prow, k, C, None, None, xl, xu, hmag)
         worse = lo0 > lo
         lo = np.where(worse, lo0, lo)
         points = np.where(worse[:, None], p0, points)
-    return SplitBounds(lo, points, scores), found
+    return SplitBounds(lo, points, scores, alt), found
 
 
 def envelope_lines(net: Network, domain: Domain, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

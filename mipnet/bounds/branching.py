@@ -180,7 +180,11 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
         np.maximum.at(worst, q[closed], up[closed])
         op = np.flatnonzero(~closed)
         if op.size:
-            settled = check(sb.points[op], q[op]) & ~done
+            if sb.alt_points is None:
+                settled = check(sb.points[op], q[op]) & ~done
+            else:  # the chord-based minimisers too: other candidates, as cheap
+                settled = check(np.concatenate([sb.points[op], sb.alt_points[op]]),
+                                np.concatenate([q[op], q[op]])) & ~done
             status[settled] = "witness"
             done |= settled
             op = op[~done[q[op]]]
