@@ -103,7 +103,8 @@ def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=Non
     1. symbolic bounds; done if they settle every hidden neuron that later steps could (on a
        box the first layer's bounds are already exact);
     2. alpha-CROWN when it pays (:func:`~mipnet.bounds.lp.alpha_pays`: enough open neurons to
-       outweigh loading torch);
+       outweigh loading torch), stopped once no neuron settles any more (``stop_on_states``;
+       give ``alpha_options`` to choose);
     3. sign-only LPs (:func:`lp_bounds`) for the neurons still open that no input shows unstable.
 
     ``output=True`` also solves the output layer's LPs; by default the output layer keeps the
@@ -125,7 +126,9 @@ def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=Non
 
     if open_neurons(b) or output:
         if alpha_pays(b.layers):
-            b = alpha_bounds(net, domain, initial=b, output=not output, options=alpha_options)
+            # only the states matter before the sign-only LPs: stop once no neuron settles any more
+            opts = alpha_options if alpha_options is not None else AlphaOptions(stop_on_states=True)
+            b = alpha_bounds(net, domain, initial=b, output=not output, options=opts)
             route.append("alpha")
         if open_neurons(b) or output:
             b = lp_bounds(net, domain, initial=b, output=output, sign_only=True, **lp_kw)

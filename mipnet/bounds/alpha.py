@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -57,6 +57,10 @@ __all__ = [
     "alpha_difference_bounds",
     "difference_network",
     "crown_lower",
+    "SplitBounds",
+    "split_lower_bounds",
+    "envelope_lines",
+    "optimise_envelope",
 ]
 
 _TINY = float(np.finfo(np.float64).tiny)
@@ -75,6 +79,9 @@ class AlphaOptions:
     max_batch : quantities optimised together at most (larger layers are split into chunks).
     threads : torch CPU threads during the optimisation (default 1: the tensors are small, and
         torch's thread pool next to numpy's BLAS threads ran 5-20x slower on 2 cores).
+    stop_on_states : for the bounds of hidden neurons (pairs of rows ``y_i``, ``-y_i``), stop a
+        batch as soon as ``patience`` steps pass without a new neuron settled (a lower bound
+        turning positive): when only the neurons' states matter, not their widths.
     """
 
     iterations: int = 25
@@ -85,6 +92,7 @@ class AlphaOptions:
     device: Optional[str] = None
     max_batch: int = 4096
     threads: Optional[int] = 1
+    stop_on_states: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.iterations, (int, np.integer)) and self.iterations >= 0):
@@ -281,6 +289,7 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions):
     best_alpha = {j: init[j].clone() for j in free}
     first = None
     mark = None  # best bound of the active rows at the last check
+    settled_mark = None  # rows with a positive bound at the last check (stop_on_states)
     lr = opts.lr
     for it in range(opts.iterations + 1):
         lo = bound(Lam0[rows], c0[rows], alphas)
@@ -296,6 +305,11 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions):
                 mark = best.clone()
             if it == opts.iterations:
                 break
+            if it and it % opts.patience == 0 and opts.stop_on_states:
+                settled = int((best > 0).sum())
+                if settled_mark is not None and settled <= settled_mark:
+                    break
+                settled_mark = settled
             if it and it % opts.patience == 0:  # drop converged rows
                 cur = best[rows]
                 scale = torch.maximum(cur.abs(), (cur - first[rows]).abs())
@@ -377,7 +391,9 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
                 C = np.zeros((2 * n, W.shape[0]))
                 C[np.arange(n), idx] = 1.0
                 C[n + np.arange(n), idx] = -1.0
-                v = _bound_rows(net, relax, k, C, xl, xu, hmag, opts)
+                # the output layer's widths matter: stop_on_states is for hidden neurons only
+                o = replace(opts, stop_on_states=False) if is_output and opts.stop_on_states else opts
+                v = _bound_rows(net, relax, k, C, xl, xu, hmag, o)
                 lo[idx] = np.maximum(lo[idx], v[:n])
                 hi[idx] = np.minimum(hi[idx], -v[n:])
                 hi = np.maximum(hi, lo)
@@ -530,3 +546,376 @@ def alpha_difference_bounds(f: Network, g: Network, domain, *, spec=None, option
     if spec is None:
         return alpha_bounds(d, domain, options=opts).output
     return alpha_output_bounds(d, domain, spec=spec, options=opts)
+
+
+# ---------------------------------------------------------------------------- bounds under ReLU splits
+@dataclass(frozen=True, eq=False)
+class SplitBounds:
+    """What :func:`split_lower_bounds` returns for a batch of (row, split) pairs.
+
+    lower : sound lower bounds of ``C_r . y^k`` over the domain's box restricted by row r's splits.
+    points : (B, n0) the box minimiser of each row's final linear function (a candidate witness).
+    scores : per hidden layer j < k, (B, n_j) branching scores (the BaBSR intercept score,
+        Bunel et al. JMLR 2020: how much the relaxation of each free unstable neuron can cost the
+        bound; -inf where a neuron is stable or already split).
+    alt_points : with envelope lines, the box minimisers of the chord-based bound (other candidates).
+    """
+
+    lower: np.ndarray
+    points: np.ndarray
+    scores: list
+    alt_points: Optional[np.ndarray] = None
+
+
+def _split_relax(relax, splits):
+    """Per-row relaxations: a neuron split active is exactly ``h = y``, split inactive ``h = 0``."""
+    out = []
+    for r, s in zip(relax, splits):
+        act, ina = s > 0, s < 0
+        split = act | ina
+        sl = np.where(act, 1.0, np.where(ina, 0.0, r.sl))
+        su = np.where(act, 1.0, np.where(ina, 0.0, r.su))
+        tu = np.where(split, 0.0, r.tu)
+        e_line = np.where(split, 0.0, r.e_line)
+        free = np.zeros(s.shape, dtype=bool)
+        free[:, r.uns] = True
+        free &= ~split
+        out.append((sl, su, tu, e_line, free, s.astype(np.float64)))
+    return out
+
+
+def _split_lower_np(net, relax, prow, k, C, alphas, betas, xl, xu, hmag_prev, env=None):
+    """Sound float64 lower bounds of the rows of ``C y^k`` under per-row splits (see
+    :func:`_crown_lower_np` for the rounding accounting; the beta terms add one rounding per entry)."""
+    u = UNIT_ROUNDOFF
+    W, b = net.layers[k]
+    q = C.shape[0]
+    Lam = C @ W
+    c = C @ b
+    err = np.zeros(q)
+    if not _is_signed_selection(C):
+        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    scores: list = [None] * k
+    for j in range(k - 1, -1, -1):
+        r = relax[j]
+        sl, su, tu, e_line, free, sgn = prow[j]
+        g = gamma(r.su.size + 1)
+        pos, neg = np.maximum(Lam, 0.0), np.minimum(Lam, 0.0)
+        # BaBSR-style score: the intercept a negative coefficient pays on the chord, plus a small
+        # share of the lower line's worst gap for positive ones (so that every free neuron ranks)
+        scores[j] = np.where(free, -neg * tu + 1e-3 * pos * r.ymag, -np.inf)
+        negf = None
+        if j == 0 and env is not None:  # free unstable first-layer ReLUs take their envelope lines
+            negf = np.where(free, neg, 0.0)
+            neg = neg - negf
+        err += np.einsum("bn,bn->b", -neg, e_line + g * tu) + g * np.abs(c)
+        c = c + np.einsum("bn,bn->b", neg, tu)
+        S = sl if alphas is None or alphas[j] is None else np.where(free, np.clip(alphas[j], 0.0, 1.0), sl)
+        Lam = pos * S + neg * su
+        if betas is not None and betas[j] is not None:
+            Lam = Lam - np.maximum(betas[j], 0.0) * sgn
+        step = 2.0 * u * r.ymag + g * r.wmag
+        err += np.abs(Lam) @ step + g * np.abs(c)
+        Wj, bj = net.layers[j]
+        c = c + Lam @ bj
+        Lam = Lam @ Wj
+        if negf is not None:
+            A, t, group = env
+            xmag = np.maximum(np.abs(xl), np.abs(xu))
+            ge = gamma(r.su.size + 2)
+            for gi in np.unique(group):
+                rows = np.flatnonzero(group == gi)
+                nf = negf[rows]
+                Lam[rows] += nf @ A[gi]
+                c[rows] += nf @ t[gi]
+                err[rows] += ge * (np.abs(nf) @ (np.abs(A[gi]) @ xmag + np.abs(t[gi])))
+            err += gamma(2) * (np.abs(Lam) @ xmag + np.abs(c))
+    g0 = gamma(xl.size + 2)
+    lo = np.maximum(Lam, 0.0) @ xl + np.minimum(Lam, 0.0) @ xu + c
+    err += g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
+    points = np.where(Lam > 0, xl, xu)
+    return lo - 2.0 * err - np.where(err > 0, _TINY, 0.0), points, scores
+
+
+def _optimise_split(net, relax, prow, k, C, xl, xu, opts: AlphaOptions, init=None, env=None):
+    """Slopes and split multipliers (beta-CROWN, Wang et al. NeurIPS 2021) maximising each row's
+    lower bound by projected Adam; the best iterate per row is kept. Not trusted: re-evaluated
+    by :func:`_split_lower_np`."""
+    import torch
+
+    dev = _torch_device(opts.device)
+    dt = torch.float64
+    q = C.shape[0]
+    T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dt, device=dev)  # noqa: E731
+    W, b = net.layers[k]
+    Lam0, c0 = T(C @ W), T(C @ b)
+    Ws = [T(net.layers[j][0]) for j in range(k)]
+    bs = [T(net.layers[j][1]) for j in range(k)]
+    sl = [T(p[0]) for p in prow]
+    su = [T(p[1]) for p in prow]
+    tu = [T(p[2]) for p in prow]
+    free = [torch.as_tensor(p[4], device=dev) for p in prow]
+    sgn = [T(p[5]) for p in prow]
+    center, radius = T((xl + xu) / 2), T((xu - xl) / 2)
+    # warm start where given (nan: none; CROWN's slopes and zero multipliers)
+    a0 = [T(p[0] if init is None else np.where(np.isnan(init[0][j]), p[0], init[0][j])) for j, p in enumerate(prow)]
+    b0 = [T(np.zeros(p[5].shape) if init is None else np.nan_to_num(init[1][j], nan=0.0)) for j, p in enumerate(prow)]
+    has_split = [bool((p[5] != 0).any()) for p in prow]
+    params = [a.clone().requires_grad_(True) for a in a0] + [
+        bb.clone().requires_grad_(True) for bb in b0]
+
+    if env is not None:
+        groups = [(torch.as_tensor(np.flatnonzero(env[2] == g), device=dev), T(env[0][g]), T(env[1][g]))
+                  for g in np.unique(env[2])]
+
+    def bound(ps):
+        al, be = ps[:k], ps[k:]
+        Lam, c = Lam0, c0
+        for j in range(k - 1, -1, -1):
+            pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
+            negf = None
+            if j == 0 and env is not None:
+                negf = torch.where(free[0], neg, torch.zeros_like(neg))
+                neg = neg - negf
+            c = c + (neg * tu[j]).sum(1)
+            Lam = pos * torch.where(free[j], al[j], sl[j]) + neg * su[j]
+            if has_split[j]:
+                Lam = Lam - be[j] * sgn[j]
+            c = c + Lam @ bs[j]
+            Lam = Lam @ Ws[j]
+            if negf is not None:
+                extra_L = torch.zeros_like(Lam)
+                extra_c = torch.zeros_like(c)
+                for rows, A, t in groups:
+                    nf = negf[rows]
+                    extra_L = extra_L.index_add(0, rows, nf @ A)
+                    extra_c = extra_c.index_add(0, rows, nf @ t)
+                Lam, c = Lam + extra_L, c + extra_c
+        return Lam @ center - Lam.abs() @ radius + c
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-12
+    m1 = [torch.zeros_like(p) for p in params]
+    m2 = [torch.zeros_like(p) for p in params]
+    best = torch.full((q,), -np.inf, dtype=dt, device=dev)
+    best_p = [p.detach().clone() for p in params]
+    lr = opts.lr
+    for it in range(opts.iterations + 1):
+        lo = bound(params)
+        with torch.no_grad():
+            better = lo > best
+            if bool(better.any()):
+                best[better] = lo[better]
+                for bp, p in zip(best_p, params):
+                    bp[better] = p.detach()[better]
+        if it == opts.iterations:
+            break
+        grads = torch.autograd.grad(-lo.sum(), params, allow_unused=True)
+        with torch.no_grad():
+            t = it + 1
+            for n, (p, g) in enumerate(zip(params, grads)):
+                if g is None:
+                    continue
+                m1[n].mul_(beta1).add_(g, alpha=1 - beta1)
+                m2[n].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (m2[n] / (1 - beta2 ** t)).sqrt_().add_(eps)
+                p.addcdiv_(m1[n], denom, value=-lr / (1 - beta1 ** t))
+                p.clamp_(0.0, 1.0) if n < k else p.clamp_(min=0.0)
+            lr *= opts.lr_decay
+    out = [p.cpu().numpy() for p in best_p]
+    return out[:k], out[k:]
+
+
+def split_lower_bounds(net: Network, layers, k: int, C, splits, domain: Domain, *,
+                       options: Optional[AlphaOptions] = None, init=None, envelope=None
+                       ) -> tuple[SplitBounds, tuple]:
+    """Sound lower bounds of ``C_r . y^k`` for a batch of rows, each under its own ReLU splits:
+    the bounding step of beta-CROWN (Wang, Zhang, Xu, Lin, Jana, Hsieh and Kolter, NeurIPS 2021,
+    arXiv:2103.06624).
+
+    ``layers[j]`` (j < k) are sound bounds of the hidden layers before layer k over the whole
+    domain (valid in every branch); ``splits[j]`` is an int8 array (B, n_j): +1 where row r's
+    branch assumes ``y^j >= 0`` (the ReLU is then exactly ``h = y``), -1 where it assumes
+    ``y^j <= 0`` (``h = 0``), 0 elsewhere. The split constraints enter the back-substitution
+    with multipliers ``beta >= 0`` (``C y >= C y - beta s y^j`` on the branch), and the lower
+    slopes of the free unstable neurons are ``alpha`` in [0, 1]; both are optimised per row by
+    projected Adam in torch (``options.iterations`` steps, from ``init`` = (alphas, betas) when
+    given), then the bound is re-evaluated and widened for rounding in float64 numpy
+    (:func:`_split_lower_np`), so it is valid for any slopes and multipliers. Returns the
+    :class:`SplitBounds` and the (alphas, betas) found (to warm-start the children of a branch).
+
+    ``envelope = (A, t, group)``: sound first-layer lines from :func:`envelope_lines` (G sets of
+    (n1, n0) and (n1,)) and the set ``group[r]`` each row uses: the free unstable ReLUs of the
+    first hidden layer then take ``h <= A x + t`` instead of their chords (in the sound evaluation;
+    the slopes and multipliers are optimised with the chords).
+    """
+    opts = options or AlphaOptions()
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    xl, xu = domain.lower, domain.upper
+    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
+    for j in range(k):
+        W, b = net.layers[j]
+        relax.append(_relaxation(layers[j], W, b, hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    prow = _split_relax(relax, [np.asarray(s) for s in splits])
+    found = (None, None)
+    if opts.iterations:
+        with _torch_threads(opts):
+            found = _optimise_split(net, relax, prow, k, C, xl, xu, opts, init, envelope)
+    lo, points, scores = _split_lower_np(net, relax, prow, k, C, found[0], found[1], xl, xu, hmag)
+    alt = None
+    if envelope is not None:
+        lo_e, p_e, _ = _split_lower_np(net, relax, prow, k, C, found[0], found[1], xl, xu, hmag, env=envelope)
+        better = lo_e > lo
+        lo = np.where(better, lo_e, lo)
+        alt = points
+        points = np.where(better[:, None], p_e, points)
+    if found[0] is not None:  # CROWN's own slopes without multipliers: never worse than them
+        lo0, p0, _ = _split_lower_np(net, relax, prow, k, C, None, None, xl, xu, hmag)
+        worse = lo0 > lo
+        lo = np.where(worse, lo0, lo)
+        points = np.where(worse[:, None], p0, points)
+    return SplitBounds(lo, points, scores, alt), found
+
+
+def envelope_lines(net: Network, domain: Domain, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sound linear upper lines of the first layer's ReLUs over the domain's box, one per slope set.
+
+    ``sigma`` (G, n1, n0) in [0, 1]: line g of neuron j is ``h_j <= A_gj . x + t_gj`` with
+    ``A_gj = sigma_gj * W_j`` (per input coordinate) and the smallest ``t_gj`` that keeps the line
+    above ``0`` and above ``W_j x + b_j`` on the box (both minimised in closed form), widened for
+    rounding. ``sigma_gj = U/(U-L)`` everywhere gives the chord; other slopes give the other
+    valid lines, whose lower envelope over all ``sigma`` is the convex hull of the ReLU over the box
+    (the ideal single-neuron relaxation of Anderson, Huchette, Ma, Tjandraatmadja and Vielma,
+    Math. Programming 2020, whose facets have coefficients ``w_i`` or 0 per coordinate).
+    """
+    W, b = net.layers[0]
+    xl, xu = domain.lower, domain.upper
+    xmag = np.maximum(np.abs(xl), np.abs(xu))
+    A = np.clip(sigma, 0.0, 1.0) * W[None]
+    n0 = W.shape[1]
+    m1 = np.minimum(A * xl, A * xu).sum(-1)
+    e1 = gamma(n0 + 2) * (np.abs(A) @ xmag)
+    D = A - W[None]
+    m2 = np.minimum(D * xl, D * xu).sum(-1)
+    e2 = gamma(n0 + 3) * (np.abs(D) @ xmag)
+    t = np.maximum(-(m1 - e1), b[None] - (m2 - e2))
+    t = t + gamma(4) * (np.abs(b)[None] + np.abs(m1) + e1 + np.abs(m2) + e2) + _TINY
+    return A, t
+
+
+def optimise_envelope(net: Network, layers, k: int, C, domain: Domain, *, iterations: int = 30,
+                      lr: float = 0.15, threads: Optional[int] = 1, until: Optional[float] = None) -> np.ndarray:
+    """Per-row first-layer slopes ``sigma`` (q, n1, n0) that minimise the CROWN bound of ``-C y^k``...
+
+    i.e. maximise the lower bound of each row of ``C y^k`` when the free unstable ReLUs of the
+    first hidden layer take the lines of :func:`envelope_lines` instead of their chords (the other
+    layers keep alpha slopes, optimised jointly). Projected Adam from the chords; the best iterate
+    per row is kept; no step starts after ``until`` (a ``time.perf_counter()`` value). Not trusted:
+    the caller evaluates the lines with :func:`envelope_lines` and the bound with
+    :func:`split_lower_bounds`.
+    """
+    import torch
+
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    xl, xu = domain.lower, domain.upper
+    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
+    for j in range(k):
+        W, b = net.layers[j]
+        relax.append(_relaxation(layers[j], W, b, hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    q = C.shape[0]
+    dt = torch.float64
+    T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dt)  # noqa: E731
+    saved = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        W, b = net.layers[k]
+        Lam0, c0 = T(C @ W), T(C @ b)
+        Ws = [T(net.layers[j][0]) for j in range(k)]
+        bs = [T(net.layers[j][1]) for j in range(k)]
+        sl = [T(r.sl) for r in relax]
+        su = [T(r.su) for r in relax]
+        tu = [T(r.tu) for r in relax]
+        free = []
+        for r in relax:
+            f = np.zeros(r.sl.size, dtype=bool)
+            f[r.uns] = True
+            free.append(torch.as_tensor(f))
+        lo_x, hi_x = T(xl), T(xu)
+        center, radius = (lo_x + hi_x) / 2, (hi_x - lo_x) / 2
+        W0, b0 = Ws[0], bs[0]
+        # the first-layer ReLUs that take envelope lines: free unstable ones with a negative
+        # coefficient under CROWN's slopes (the others keep their chords; any line is valid)
+        Lh = C @ W
+        for j in range(k - 1, 0, -1):
+            Lh = (np.maximum(Lh, 0.0) * relax[j].sl + np.minimum(Lh, 0.0) * relax[j].su) @ net.layers[j][0]
+        free0 = np.zeros(relax[0].sl.size, dtype=bool)
+        free0[relax[0].uns] = True
+        sel = (Lh < 0) & free0[None]
+        m = max(int(sel.sum(1).max()) if q else 0, 1)
+        order = np.argsort(~sel, axis=1, kind="stable")[:, :m]  # selected neurons first
+        valid = np.take_along_axis(sel, order, 1)
+        idx = torch.as_tensor(order)
+        vt = T(valid.astype(np.float64))
+        P = (W0 * center - W0.abs() * radius)[idx]  # (q, m, n0)
+        Q = (W0 * center + W0.abs() * radius)[idx]
+        Qs = Q.sum(-1)
+        Wg, bg = W0[idx], b0[idx]
+        selt = torch.as_tensor(sel)
+        sig = su[0][idx][:, :, None].expand(-1, -1, W0.shape[1]).clone().requires_grad_(True)
+        al = [sl[j].expand(q, -1).clone().requires_grad_(True) for j in range(k)]
+        params = [sig] + al
+
+        def bound(sig, al):
+            Lam, c = Lam0, c0
+            for j in range(k - 1, -1, -1):
+                pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
+                S = torch.where(free[j], al[j], sl[j])
+                if j == 0:
+                    negf = torch.where(selt, neg, torch.zeros_like(neg))
+                    neg = neg - negf
+                    nf = negf.gather(1, idx) * vt
+                    # min over the box of (sigma W) x and of (sigma W - W) x, for sigma in [0, 1]
+                    m1 = (sig * P).sum(-1)
+                    m2 = (sig * Q).sum(-1) - Qs
+                    t = torch.maximum(-m1, bg - m2)
+                    c = c + (neg * tu[0]).sum(1) + (nf * t).sum(1)
+                    Lz = pos * S + neg * su[0]
+                    c = c + Lz @ b0
+                    Lam = Lz @ W0 + ((nf[:, :, None] * sig) * Wg).sum(1)
+                else:
+                    c = c + (neg * tu[j]).sum(1)
+                    Lam = pos * S + neg * su[j]
+                    c = c + Lam @ bs[j]
+                    Lam = Lam @ Ws[j]
+            return Lam @ center - Lam.abs() @ radius + c
+
+        m1s = [torch.zeros_like(p) for p in params]
+        m2s = [torch.zeros_like(p) for p in params]
+        best = torch.full((q,), -np.inf, dtype=dt)
+        best_sig = sig.detach().clone()
+        for it in range(iterations + 1):
+            lo = bound(sig, al)
+            with torch.no_grad():
+                better = lo > best
+                if bool(better.any()):
+                    best[better] = lo[better]
+                    best_sig[better] = sig.detach()[better]
+            if it == iterations or (until is not None and time.perf_counter() >= until):
+                break
+            grads = torch.autograd.grad(-lo.sum(), params)
+            with torch.no_grad():
+                for n, (p, g) in enumerate(zip(params, grads)):
+                    m1s[n].mul_(0.9).add_(g, alpha=0.1)
+                    m2s[n].mul_(0.999).addcmul_(g, g, value=0.001)
+                    denom = (m2s[n] / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-12)
+                    p.addcdiv_(m1s[n], denom, value=-lr / (1 - 0.9 ** (it + 1)))
+                    p.clamp_(0.0, 1.0)
+        out = np.broadcast_to(relax[0].su[None, :, None], (q, W0.shape[0], W0.shape[1])).copy()
+        bs_np = best_sig.numpy()
+        for r in range(q):
+            out[r, order[r][valid[r]]] = bs_np[r][valid[r]]
+        return out
+    finally:
+        torch.set_num_threads(saved)
