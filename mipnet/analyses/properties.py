@@ -215,6 +215,12 @@ class Property:
     def widen(self, upper: float, err) -> float:
         return upper + 2.0 * float(np.max(err, initial=0.0))
 
+    def bab_rows(self, bb) -> list:
+        """Rows ``(i, s)`` of the difference network's output (``[f - g; f; g; spec]``) whose bound
+        ``s y_i <= ...`` an optimised bound (alpha-CROWN) should tighten on a box: all of them."""
+        n = bb.d_lo.size + bb.fa_lo.size + bb.fb_lo.size + bb.spec_lo.size
+        return [(i, s) for i in range(n) for s in (1, -1)]
+
     def milp(self, problem, deadline, notes: list):
         r = search_property(problem, self, tol=self.tol, deadline=deadline)
         notes.extend(r["notes"])
@@ -278,6 +284,11 @@ class LinfGap(Property):
     def widen(self, upper, err):
         return upper + float(np.max(err, initial=0.0))
 
+    def bab_rows(self, bb) -> list:
+        """Only the signed gap rows ``+-(f_k - g_k)`` still above ``proven``."""
+        p = self.proven
+        return [(k, s) for k in range(bb.d_lo.size) for s, v in ((1, bb.d_hi[k]), (-1, -bb.d_lo[k])) if v > p]
+
     def milp(self, problem, deadline, notes):
         from mipnet.analyses.joint import gap_search
 
@@ -325,6 +336,10 @@ class L1Gap(Property):
 
     def widen(self, upper, err):
         return (upper + float(np.sum(err))) * (1.0 + 2.0 * gamma(np.size(err) + 1))
+
+    def bab_rows(self, bb) -> list:
+        """The signed gap rows ``+-(f_k - g_k)`` (the bound sums their magnitudes)."""
+        return [(k, s) for k in range(bb.d_lo.size) for s in (1, -1)]
 
     def milp(self, problem, deadline, notes):
         from mipnet.analyses.joint import l1_search
