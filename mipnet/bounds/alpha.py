@@ -495,8 +495,10 @@ def alpha_spec_bounds(net: Network, domain: Domain, layers, C, *, init=None,
         W, b = net.layers[j]
         relax.append(_relaxation(layers[j], W, b, hmag))
         hmag = np.maximum(layers[j].upper, 0.0)
-    with _torch_threads(opts):
-        best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
+    best = None
+    if opts.iterations > 0 and any(r.uns.size for r in relax):  # else torch is not even imported
+        with _torch_threads(opts):
+            best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
     q = C.shape[0]
     full = []
     for j in range(k):
