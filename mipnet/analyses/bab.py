@@ -37,7 +37,7 @@ import numpy as np
 
 from mipnet.analyses.common import Status, deadline_after, remaining
 from mipnet.analyses.differential import DiffPair, box_bounds, refine_rows
-from mipnet.core.domain import Domain
+from mipnet.core.domain import Domain, L1BallDomain
 from mipnet.core.errors import MipnetError
 from mipnet.core.numerics import in_domain
 from mipnet.parallel import as_executor
@@ -140,7 +140,7 @@ def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOpt
         parts.append(rng.uniform(lo, hi, size=(opts.samples, n)))
         parts.append(np.where(rng.integers(0, 2, size=(min(opts.samples, 2 ** min(n, 20)), n)).astype(bool), hi, lo))
     X = np.concatenate(parts)
-    if domain is not None and domain.has_constraints:
+    if domain is not None and not domain.is_box:
         X = X[in_domain(domain, X)]
     if not len(X):
         return -np.inf, None, np.zeros(n)
@@ -158,7 +158,7 @@ def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOpt
         if it == opts.ascent_steps or not np.any(g):
             break
         y = np.clip(x + step * np.sign(g), lo, hi)
-        if domain is not None and domain.has_constraints and not in_domain(domain, y)[0]:
+        if domain is not None and not domain.is_box and not in_domain(domain, y)[0]:
             break
         vy = float(_measure(pair, prop, y[None, :])[0])
         if vy > best:
@@ -235,6 +235,8 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
     with the measure's gradient.
     """
     lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    if _misses(domain, lo, hi):
+        return BoxOutcome(key, lo, hi, -np.inf, -np.inf, None, None, True, 0, notes=())
     bb = box_bounds(pair, lo, hi, want_bounds=True, parent_layers=parent_layers, aligned=aligned)
     # bounds of the original nets (the aligned copy's error is inside); the parent's bound holds here too
     bound = min(prop.upper(bb), parent_bound)
@@ -269,7 +271,8 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
         else:
             if wit_m is not None:
                 v = float(_measure(pair, prop, wit_m[None, :])[0])
-                if v > prop.threshold and np.all(wit_m >= lo) and np.all(wit_m <= hi):
+                if (v > prop.threshold and np.all(wit_m >= lo) and np.all(wit_m <= hi)
+                        and (domain is None or in_domain(domain, wit_m)[0])):
                     witness, best, x = wit_m, v, wit_m
             if witness is None and upper_m < bound:
                 bound = upper_m
@@ -278,11 +281,31 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
                       tried, tuple(notes), stopped, bb.product_layers, slopes)
 
 
+def _sub_domain(domain: Optional[Domain], lo, hi) -> Domain:
+    """The domain's part in the box ``[lo, hi]`` (its rows and its L1 ball kept)."""
+    if domain is None or domain.is_box:
+        return Domain(lo, hi)
+    if isinstance(domain, L1BallDomain):
+        return L1BallDomain(lo, hi, domain.A, domain.c, l1_center=domain.l1_center, l1_radius=domain.l1_radius)
+    return Domain(lo, hi, domain.A, domain.c)
+
+
+def _misses(domain: Optional[Domain], lo, hi) -> bool:
+    """True if the box ``[lo, hi]`` provably misses the domain's L1 ball (the box is then empty of
+    domain points and closed without bounds): the ball's centre is farther than its radius from
+    the box in L1, with a relative margin for rounding."""
+    if not isinstance(domain, L1BallDomain):
+        return False
+    c = domain.l1_center
+    dist = float(np.sum(np.maximum(np.maximum(lo - c, c - hi), 0.0)))
+    return dist > domain.l1_radius * (1.0 + 1e-9) + 1e-12 * float(np.sum(np.abs(c)) + 1.0)
+
+
 def _leaf_milp(pair: DiffPair, prop, lo, hi, bb, domain, x, opts, time_limit, notes):
     """The property's MILP on the box, on the aligned nets when they exist (with differential rows)."""
     from mipnet.analyses.joint import GapProblem
 
-    dom = Domain(lo, hi) if domain is None or not domain.has_constraints else Domain(lo, hi, domain.A, domain.c)
+    dom = _sub_domain(domain, lo, hi)
     if pair.aligned is not None and bb.bounds_a is not None:
         A, B = pair.aligned
         ba, bbb = bb.bounds_a, bb.bounds_b
@@ -381,7 +404,7 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
     t0 = time.perf_counter()
     opts = options or BabOptions()
     deadline = deadline_after(time_limit, t0)
-    dom_arg = domain if domain.has_constraints else None
+    dom_arg = None if domain.is_box else domain
     sens = _sensitivity(pair)
     sens = sens / sens.max() if sens.max() > 0 else sens
     use_aligned = _use_aligned(pair, domain, opts)
