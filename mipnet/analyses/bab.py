@@ -58,9 +58,10 @@ class BabOptions:
     times 4 x the workers with an executor);
     ``seed``: of the random points (mixed with the box id); ``alpha_iterations``:
     slope-optimisation steps of alpha-CROWN on the difference network (warm-started from the
-    parent box) on boxes the cheap bounds do not close (0: CROWN's slopes only; on the 5-input
-    pairs the optimised slopes tightened a box's bound by ~10 % but cost 3x the box's time, so
-    the search got slower); ``split``: ``"bound"`` (the input coefficients of the worst row's
+    parent box) on boxes the cheap bounds do not close (0: CROWN's slopes only; measured on the
+    5-input student pair in-process: 20 steps proved the box [-0.1, 0.1]^5 with 200 boxes
+    instead of 297 but in 17.3 s instead of 6.6 s, and on [-1, 1]^5 reached bound 2.88 in 60 s
+    instead of 2.41: the optimised slopes pay only where a box costs much more than its bounds); ``split``: ``"bound"`` (the input coefficients of the worst row's
     linear bound, see :func:`evaluate_box`) or ``"grad"`` (the measure's gradient and the
     static sensitivity only); ``aligned``: use the aligned differential intervals on every box
     (``"on"``), never (``"off"``), or where they beat the difference network's own bound at the
