@@ -324,3 +324,27 @@ def test_bab_refutes_a_too_small_epsilon_with_a_float64_witness():
     assert res.verdict == "not_equivalent"
     x = np.asarray(res.counterexample)
     assert dom.contains(x) and float(np.abs(f.forward(x) - g.forward(x)).max()) > eps
+
+
+def test_a_tie_broken_by_rounding_is_not_a_counterexample():
+    """g = f with every hidden neuron split in two halves: the same real function. At a tie of
+    two top logits float64 rounding can make the argmaxes differ (margin ~1e-17); the branch and
+    bound must not report that as a counterexample (it needs a margin above the forward passes'
+    rounding bound) and proves top-1 equivalence instead."""
+    f = Network.random([2, 6, 6, 3], seed=1)
+    Ws, bs = [], []
+    for l, (W, b) in enumerate(f.layers):
+        if l == 0:
+            Ws.append(np.vstack([W, W]))
+            bs.append(np.concatenate([b, b]))
+        elif l < len(f.layers) - 1:
+            Ws.append(np.block([[W / 2, W / 2], [W / 2, W / 2]]))
+            bs.append(np.concatenate([b, b]))
+        else:
+            Ws.append(np.hstack([W / 2, W / 2]))
+            bs.append(b.copy())
+    g = Network(Ws, bs)
+    x = np.array([0.40948753, 0.1594884])  # near a tie of outputs 0 and 2 that the search reached
+    assert abs(float(top1_margin(f.forward(x), g.forward(x))[0])) < 1e-3
+    res = verify_equivalence(f, g, Box(-1.0, 1.0, dim=2), mode="top1", engine="bab", time_limit=60)
+    assert res.verdict == "equivalent"

@@ -9,7 +9,8 @@ Best-first bisection of the input box (the open box with the largest bound first
    ``bound <= proven`` closes the box;
 2. a counterexample search: centre, random points and vertices, then signed finite-difference
    ascent steps on the property's measure (the nets are piecewise linear); a point whose float64
-   measure exceeds the threshold refutes the property;
+   measure exceeds the threshold by more than a bound on the rounding of the two forward passes
+   refutes the property (so a tie broken by rounding is no counterexample);
 3. on boxes where the two nets have few unstable neurons, the MILP of
    :class:`~mipnet.analyses.joint.GapProblem` (the property's ``milp`` hook) with a short
    time limit;
@@ -131,6 +132,31 @@ def _measure(pair: DiffPair, prop, X: np.ndarray) -> np.ndarray:
     return prop.measure(pair.net_a.forward(X), pair.net_b.forward(X))
 
 
+def _forward_error(net, x: np.ndarray) -> float:
+    """A bound on ``max_k |fl(f_k(x)) - f_k(x)|``, the rounding of a float64 forward pass at x:
+    per layer ``e <- |W| e + gamma_{n+1} (|W| |h| + |b|)`` (Higham, Thm 3.5; any summation
+    order or FMA), doubled for the rounding of this sum; ReLU is 1-Lipschitz and exact."""
+    from mipnet.bounds import gamma
+
+    h, e = np.asarray(x, dtype=np.float64), np.zeros(np.size(x))
+    for i, (W, b) in enumerate(net.layers):
+        aW = np.abs(W)
+        y = W @ h + b
+        e = 2.0 * (aW @ e + gamma(W.shape[1] + 1) * (aW @ np.abs(h) + np.abs(b)))
+        h = np.maximum(y, 0.0) if i < len(net.layers) - 1 else y
+    return float(np.max(e, initial=0.0))
+
+
+def _refutes(pair: DiffPair, prop, x: np.ndarray, v: float) -> bool:
+    """True if the float64 measure ``v`` at x exceeds the threshold by more than the rounding of
+    the two forward passes can explain (twice each net's bound: a margin combines differences
+    of two outputs), so that x is a counterexample of the real-valued networks too -- not a tie
+    (e.g. two equal top logits) that rounding happened to break."""
+    if not v > prop.threshold:
+        return False
+    return v - prop.threshold > 2.0 * (_forward_error(pair.net_a, x) + _forward_error(pair.net_b, x))
+
+
 def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOptions, key: int):
     """Best verified point of the box: samples, then signed finite-difference ascent."""
     n = lo.size
@@ -242,7 +268,7 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
     # bounds of the original nets (the aligned copy's error is inside); the parent's bound holds here too
     bound = min(prop.upper(bb), parent_bound)
     best, x, grad = _search(pair, prop, domain, lo, hi, opts, key)
-    witness = x.copy() if best > prop.threshold else None
+    witness = x.copy() if x is not None and _refutes(pair, prop, x, best) else None
     closed = bound <= prop.proven
     slopes, coef = None, None
     if witness is None and not closed and (opts.alpha_iterations > 0 or opts.split == "bound"):
@@ -272,7 +298,7 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
         else:
             if wit_m is not None:
                 v = float(_measure(pair, prop, wit_m[None, :])[0])
-                if (v > prop.threshold and np.all(wit_m >= lo) and np.all(wit_m <= hi)
+                if (_refutes(pair, prop, wit_m, v) and np.all(wit_m >= lo) and np.all(wit_m <= hi)
                         and (domain is None or in_domain(domain, wit_m)[0])):
                     witness, best, x = wit_m, v, wit_m
             if witness is None and upper_m < bound:
