@@ -190,3 +190,161 @@ def test_false_neuron_map_claims_are_not_facts():
     res = verify_equivalence(net, net, dom, mode="exact", correspondence=wrong, engine="bab", time_limit=3)
     assert res.verdict in ("equivalent", "unknown") and res.counterexample is None
     assert res.gap_upper_bound >= 0
+
+
+# ---------------------------------------------------------------------------- issue 10: tighter, cheaper boxes
+def _trained_like_pair(seed: int):
+    """Two 5-input nets of different depths (no neuron map)."""
+    f = Network.random([5, 24, 24, 2], seed=seed)
+    g = Network.random([5, 40, 2], seed=seed + 50)
+    return f, g
+
+
+def _preacts(net: Network, X: np.ndarray) -> list:
+    out, h = [], X
+    for i, (W, b) in enumerate(net.layers):
+        y = h @ W.T + b
+        out.append(y)
+        h = np.maximum(y, 0.0)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_symbolic_layers_with_parent_bounds_are_sound_and_no_looser(seed):
+    from mipnet.bounds import symbolic_layers
+    from mipnet.core.domain import Domain
+
+    f, g = _trained_like_pair(seed)
+    pair = DiffPair.build(f, g, Box(-1, 1, dim=5))
+    P = pair.product
+    parent = symbolic_layers(P, Domain(-np.ones(5), np.ones(5)))
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(-1, 0.2, 5)
+    hi = np.minimum(lo + rng.uniform(0.1, 0.8, 5), 1.0)
+    child = symbolic_layers(P, Domain(lo, hi), initial=parent)
+    plain = symbolic_layers(P, Domain(lo, hi))
+    X = np.concatenate([rng.uniform(lo, hi, (3000, 5)), np.where(rng.integers(0, 2, (64, 5)) > 0, hi, lo)])
+    for lb, pl, pa, y in zip(child, plain, parent, _preacts(P, X)):
+        assert np.all(y >= lb.lower) and np.all(y <= lb.upper)
+        assert np.all(lb.lower >= pl.lower) and np.all(lb.upper <= pl.upper)  # intersected: never looser
+        assert np.all(lb.lower >= pa.lower) and np.all(lb.upper <= pa.upper)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_alpha_spec_bounds_sound_no_looser_than_crown_and_warm_startable(seed):
+    from mipnet.bounds import AlphaOptions, alpha_spec_bounds, symbolic_layers
+    from mipnet.core.domain import Domain
+
+    f, g = _trained_like_pair(seed)
+    pair = DiffPair.build(f, g, Box(-1, 1, dim=5))
+    P = pair.product
+    dom = Domain(-0.5 * np.ones(5), 0.5 * np.ones(5))
+    layers = symbolic_layers(P, dom)
+    rng = np.random.default_rng(seed)
+    C = np.zeros((4, P.output_dim))
+    C[[0, 1, 2, 3], [0, 0, 1, 1]] = [1.0, -1.0, 1.0, -1.0]  # +-(f_k - g_k)
+    crown, _, _ = alpha_spec_bounds(P, dom, layers[:-1], C, options=AlphaOptions(iterations=0))
+    opt, slopes, coef = alpha_spec_bounds(P, dom, layers[:-1], C, options=AlphaOptions(iterations=30))
+    assert np.all(opt >= crown) and np.any(opt > crown + 1e-9)  # optimised: tighter somewhere
+    assert coef.shape == (4, 5) and [s.shape for s in slopes] == [(4, lb.lower.size) for lb in layers[:-1]]
+    # any slopes in [0, 1] are sound: a random warm start, and the returned slopes reused
+    init = [rng.uniform(0, 1, s.shape) for s in slopes]
+    warm, _, _ = alpha_spec_bounds(P, dom, layers[:-1], C, init=init, options=AlphaOptions(iterations=5))
+    again, _, _ = alpha_spec_bounds(P, dom, layers[:-1], C, init=slopes, options=AlphaOptions(iterations=1))
+    assert np.all(again >= opt - 1e-12)  # warm start from the best slopes: no worse
+    X = np.concatenate([rng.uniform(dom.lower, dom.upper, (5000, 5)),
+                        np.where(rng.integers(0, 2, (64, 5)) > 0, dom.upper, dom.lower)])
+    Y = P.forward(X) @ C.T
+    for v in (crown, opt, warm, again):
+        assert np.all(Y >= v[None, :])
+
+
+@pytest.mark.parametrize("alpha", [0, 10])
+def test_evaluate_box_bound_is_sound_with_parent_layers_and_alpha(alpha):
+    from mipnet.analyses.bab import evaluate_box
+
+    f, g = _trained_like_pair(4)
+    dom = Box(-1, 1, dim=5)
+    Xd = dom.sample(20_000, seed=1, include_vertices=True)
+    prop = LinfGap(1.2 * float(np.abs(f.forward(Xd) - g.forward(Xd)).max())).with_tol(1e-6)  # no witness
+    pair = DiffPair.build(f, g, dom, spec=prop.spec(2))
+    opts = BabOptions(alpha_iterations=alpha, milp_unstable=0)
+    root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0)
+    lo, hi = dom.lower.copy(), dom.upper.copy()
+    hi[root.split] = 0.0
+    child = evaluate_box(pair, prop, lo, hi, opts, 1, parent_bound=root.bound, parent_layers=root.layers,
+                         parent_slopes=root.slopes)
+    assert child.bound <= root.bound
+    X = np.concatenate([Box(lo, hi).sample(5000, seed=2, include_vertices=True)])
+    gap = np.abs(f.forward(X) - g.forward(X)).max(axis=1)
+    assert root.witness is None and child.witness is None and not child.closed
+    assert np.all(gap <= child.bound)  # sound on the child
+    if alpha:
+        assert child.slopes is not None and set(child.slopes) <= {(0, 1), (0, -1), (1, 1), (1, -1)}
+
+
+def _close_copy(seed: int, noise: float):
+    """f and a copy of another depth that computes f plus a small perturbation (g = f + noise net)."""
+    f = Network.random([4, 16, 16, 2], seed=seed)
+    h = Network.random([4, 8, 2], seed=seed + 7)
+    # g(x) = f(x) + noise * h(x), one wider net: hidden [f; h] side by side, output [W_f, noise W_h]
+    from mipnet.analyses.differential import difference_network
+
+    I = np.eye(2)
+    g, _ = difference_network(f, h, I, noise * I)
+    return f, g
+
+
+@pytest.mark.parametrize("seed,alpha,split", [(0, 0, "bound"), (1, 8, "bound"), (2, 0, "grad")])
+def test_bab_proves_epsilon_equivalence_of_a_structurally_different_copy(seed, alpha, split):
+    f, g = _close_copy(seed, 0.02)
+    dom = Box(-1, 1, dim=4)
+    X = dom.sample(100_000, seed=seed, include_vertices=True)
+    sampled = float(np.abs(f.forward(X) - g.forward(X)).max())
+    eps = 1.3 * sampled
+    res = verify_equivalence(f, g, dom, mode="epsilon", epsilon=eps, engine="bab", time_limit=60,
+                             bab_options=BabOptions(alpha_iterations=alpha, split=split))
+    if res.verdict == "equivalent":
+        assert res.gap_upper_bound <= eps + 2e-6
+        Y = dom.sample(200_000, seed=seed + 11, include_vertices=True)
+        assert float(np.abs(f.forward(Y) - g.forward(Y)).max()) <= eps
+    else:  # a counterexample must survive an independent float64 forward pass
+        assert res.verdict == "not_equivalent"
+        x = np.asarray(res.counterexample)
+        assert dom.contains(x) and float(np.abs(f.forward(x) - g.forward(x)).max()) > eps
+    assert res.verdict == "equivalent"  # these pairs are equivalent at 1.3x the sampled maximum
+
+
+def test_bab_refutes_a_too_small_epsilon_with_a_float64_witness():
+    f, g = _close_copy(3, 0.05)
+    dom = Box(-1, 1, dim=4)
+    X = dom.sample(20_000, seed=0, include_vertices=True)
+    eps = 0.8 * float(np.abs(f.forward(X) - g.forward(X)).max())
+    res = verify_equivalence(f, g, dom, mode="epsilon", epsilon=eps, engine="bab", time_limit=30)
+    assert res.verdict == "not_equivalent"
+    x = np.asarray(res.counterexample)
+    assert dom.contains(x) and float(np.abs(f.forward(x) - g.forward(x)).max()) > eps
+
+
+def test_a_tie_broken_by_rounding_is_not_a_counterexample():
+    """g = f with every hidden neuron split in two halves: the same real function. At a tie of
+    two top logits float64 rounding can make the argmaxes differ (margin ~1e-17); the branch and
+    bound must not report that as a counterexample (it needs a margin above the forward passes'
+    rounding bound) and proves top-1 equivalence instead."""
+    f = Network.random([2, 6, 6, 3], seed=1)
+    Ws, bs = [], []
+    for l, (W, b) in enumerate(f.layers):
+        if l == 0:
+            Ws.append(np.vstack([W, W]))
+            bs.append(np.concatenate([b, b]))
+        elif l < len(f.layers) - 1:
+            Ws.append(np.block([[W / 2, W / 2], [W / 2, W / 2]]))
+            bs.append(np.concatenate([b, b]))
+        else:
+            Ws.append(np.hstack([W / 2, W / 2]))
+            bs.append(b.copy())
+    g = Network(Ws, bs)
+    x = np.array([0.40948753, 0.1594884])  # near a tie of outputs 0 and 2 that the search reached
+    assert abs(float(top1_margin(f.forward(x), g.forward(x))[0])) < 1e-3
+    res = verify_equivalence(f, g, Box(-1.0, 1.0, dim=2), mode="top1", engine="bab", time_limit=60)
+    assert res.verdict == "equivalent"

@@ -200,3 +200,77 @@ def test_attack_stays_inside_and_never_loses_margin(prop):
         X = attack(f, g, dom, prop, X0, starts=10, iterations=15)
         assert len(X) and dom.contains(X).all()
         assert prop.margin(f.forward(X), g.forward(X)).max() >= prop.margin(f.forward(X0), g.forward(X0)).max()
+
+
+# ---------------------------------------------------------------------------- the input branch and bound (issue 10)
+def _check_verdict(f, g, dom, prop, res, n=20_000, seed=0):
+    """An equivalent verdict: no sampled violation; a counterexample: float64 margin > 0, in the domain."""
+    if res.verdict == "equivalent":
+        X = dom.sample(n, seed=seed, include_vertices=True)
+        assert not np.any(prop.margin(f.forward(X), g.forward(X)) > 0)
+    elif res.verdict == "not_equivalent":
+        x = np.asarray(res.counterexample)
+        assert dom.contains(x) and prop.margin(f.forward(x), g.forward(x))[0] > 0
+
+
+@pytest.mark.parametrize("prop, seed", [(TopK(1), 0), (TopK(1), 1), (TopK(1), 3), (TopK(2), 0), (TopK(2), 3),
+                                        (DeltaTop1(0.3), 1), (DeltaTop1(0.3), 3)])
+def test_bab_engine_decides_topk_and_delta_top1_like_the_milp(prop, seed):
+    f, g = _pruned_pair(seed)
+    dom = Box(-1, 1, dim=4)
+    milp = verify_equivalence(f, g, dom, mode=prop, samples=0)
+    bab = verify_equivalence(f, g, dom, mode=prop, engine="bab", time_limit=60)
+    assert bab.search is not None and bab.search["engine"] == "bab"
+    assert bab.verdict == milp.verdict != "unknown"
+    assert bab.mode == prop.name
+    _check_verdict(f, g, dom, prop, bab, seed=seed)
+
+
+def test_bab_engine_decides_an_output_disjunction_with_its_rows_as_spec():
+    f, g = _pruned_pair(5)
+    f = Network(list(f.weights[:-1]) + [f.weights[-1][:2]], list(f.biases[:-1]) + [f.biases[-1][:2]])
+    g = Network(list(g.weights[:-1]) + [g.weights[-1][:2]], list(g.biases[:-1]) + [g.biases[-1][:2]])
+    C1 = np.array([[-1.0, 1, 0, 0], [0, 0, 1, -1]])
+    p = OutputDisjunction([(C1, np.zeros(2)), (-C1, np.zeros(2))], 2)  # argmax disagreement
+    Ca, Cb = p.spec(2)
+    assert Ca.shape == (4, 2) and Cb.shape == (4, 2)
+    for dom in (Box(-1, 1, dim=4), Box(-0.2, 0.2, dim=4)):
+        a = verify_equivalence(f, g, dom, mode=p, engine="bab", time_limit=60)
+        b = verify_equivalence(f, g, dom, mode="top1", samples=0)
+        assert a.verdict == b.verdict != "unknown"
+        _check_verdict(f, g, dom, p, a)
+    # a property that always holds (f0 - f1 <= 100 is never violated here): proven at the root
+    q = OutputDisjunction([(np.array([[-1.0, 1, 0, 0]]), np.array([-100.0]))], 2)
+    r = verify_equivalence(f, g, Box(-1, 1, dim=4), mode=q, engine="bab")
+    assert r.verdict == "equivalent" and r.search["boxes_closed"] == 1
+
+
+@pytest.mark.parametrize("seed, radius", [(1, 0.5), (2, 0.5)])
+def test_bab_engine_on_l1_balls_agrees_with_the_milp(seed, radius):
+    f, g = _pruned_pair(seed)
+    dom = L1Ball(np.zeros(4), radius, -1, 1)
+    for mode in ("top1", TopK(2)):
+        prop = TopK(1) if mode == "top1" else mode
+        milp = verify_equivalence(f, g, dom, mode=mode, samples=0, engine="milp")
+        bab = verify_equivalence(f, g, dom, mode=mode, engine="bab", time_limit=60)
+        assert bab.verdict == milp.verdict != "unknown"
+        _check_verdict(f, g, dom, prop, bab, seed=seed)
+    X = dom.sample(20_000, seed=seed, include_vertices=True)
+    eps = 1.2 * float(np.abs(f.forward(X) - g.forward(X)).max())
+    r = verify_equivalence(f, g, dom, mode="epsilon", epsilon=eps, engine="bab", time_limit=60)
+    assert r.verdict == "equivalent"
+    _check_verdict(f, g, dom, LinfGap(eps), r, seed=seed + 1)
+
+
+def test_bab_on_an_l1_ball_never_reports_a_witness_outside_it():
+    """The ball's box contains disagreements that the ball excludes (test_l1_ball_decides_what_its_box_cannot)."""
+    W0 = np.eye(2)
+    b0 = np.full(2, 2.0)
+    W1 = np.array([[1.0, -1.0], [0.0, 0.0]])
+    f = Network([W0, W1], [b0, np.zeros(2)])
+    g = Network([W0, W1], [b0, np.array([0.5, 0.0])])
+    ball = L1Ball(np.array([0.5, -0.5]), 0.9, -1, 1)
+    r = verify_equivalence(f, g, ball, mode=TopK(1), engine="bab", time_limit=60)
+    assert r.verdict == "equivalent"
+    rb = verify_equivalence(f, g, Box(ball.lower, ball.upper), mode=TopK(1), engine="bab", time_limit=60)
+    assert rb.verdict == "not_equivalent" and not ball.contains(rb.counterexample)

@@ -505,14 +505,25 @@ def prove_neuron_claims(net: Network, domain, neuron_map, *, time_limit: Optiona
                 else:
                     todo.append((l, i, sign, cut))
     if todo:
+        from mipnet.core.bounds import Bounds, LayerBounds
         from mipnet.milp.encoding import HighsModel
 
-        model = HighsModel(domain)
-        nv = model.add_network(net, bounds)
+
+        models: dict = {}
         for l, i, sign, cut in todo:
             if deadline is not None and time.perf_counter() >= deadline:
                 break
-            col = int(nv.layers[l].y_cols[i])
+            if l not in models:  # the net cut after layer l, only the claimed rows (later layers cannot matter)
+                rows = np.unique([t[1] for t in todo if t[0] == l])
+                W, b = net.layers[l]
+                lb = bounds.layers[l]
+                model = HighsModel(domain)
+                sub = Network.from_layers(list(net.layers[:l]) + [(W[rows], b[rows])])
+                nv = model.add_network(sub, Bounds(tuple(bounds.layers[:l]) + (LayerBounds(lb.lower[rows], lb.upper[rows]),),
+                                                   bounds.method))
+                models[l] = (model, nv, {int(r): k for k, r in enumerate(rows)})
+            model, nv, pos = models[l]
+            col = int(nv.output_cols[pos[i]])
             if col < 0:
                 continue
             model.set_objective([col], [float(sign)], maximize=True)

@@ -36,7 +36,7 @@ from mipnet.core.errors import InvalidNetworkError
 from mipnet.core.network import Network
 
 __all__ = ["Correspondence", "match_neurons", "correspondence_from_map", "align", "difference_network",
-           "alignment_error", "DiffPair", "BoxBounds", "box_bounds"]
+           "alignment_error", "DiffPair", "BoxBounds", "box_bounds", "refine_rows"]
 
 _TINY = float(np.finfo(np.float64).tiny)
 
@@ -331,6 +331,7 @@ class BoxBounds:
     unstable: int
     bounds_a: Optional[Bounds] = None
     bounds_b: Optional[Bounds] = None
+    product_layers: Optional[tuple] = None  #: the difference network's layer bounds (for alpha-CROWN, children)
 
 
 def _row_widening(row_mag: tuple, layers: list) -> np.ndarray:
@@ -347,12 +348,19 @@ def _meet(lb: LayerBounds, fact: tuple) -> LayerBounds:
     return LayerBounds(np.minimum(lo, hi), hi)
 
 
-def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bounds: bool = False) -> BoxBounds:
-    """:class:`BoxBounds` of the pair on the box ``[lower, upper]`` (see the module docstring)."""
+def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bounds: bool = False,
+               parent_layers: Optional[Sequence] = None, aligned: bool = True) -> BoxBounds:
+    """:class:`BoxBounds` of the pair on the box ``[lower, upper]`` (see the module docstring).
+
+    ``parent_layers``: sound bounds of the difference network's layers on a box containing this
+    one (the parent box's ``product_layers``): intersected in, and its stable neurons are not
+    bounded again (:func:`~mipnet.bounds.symbolic_layers`). ``aligned=False`` skips the aligned
+    differential intervals (sound either way; they cost more than they give for unrelated nets).
+    """
     from mipnet.analyses.joint import differential_layers
 
     dom = Domain(lower, upper)
-    layers = symbolic_layers(pair.product, dom)
+    layers = symbolic_layers(pair.product, dom, initial=parent_layers)
     w = _row_widening(pair.row_mag, layers)
     lo, hi = layers[-1].lower - w, layers[-1].upper + w
     m = pair.m
@@ -361,7 +369,7 @@ def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bou
     s_lo, s_hi = lo[3 * m:], hi[3 * m:]
     unstable = sum(int(np.sum((lb.lower < 0) & (lb.upper > 0))) for lb in layers[:-1])
     ba = bb = None
-    if pair.aligned is not None:
+    if pair.aligned is not None and aligned:
         A, B = pair.aligned
         la = symbolic_layers(A, dom)
         if pair.facts_a is not None:
@@ -376,4 +384,28 @@ def box_bounds(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, *, want_bou
         fb_lo, fb_hi = np.maximum(fb_lo, bb.output.lower - e), np.minimum(fb_hi, bb.output.upper + e)
         d_hi = np.maximum(d_hi, d_lo)
     return BoxBounds(d_lo, d_hi, fa_lo, fa_hi, fb_lo, fb_hi, s_lo, s_hi, unstable,
-                     ba if want_bounds else None, bb if want_bounds else None)
+                     ba if want_bounds else None, bb if want_bounds else None, tuple(layers))
+
+
+def refine_rows(pair: DiffPair, bb: BoxBounds, rows, lower: np.ndarray) -> BoxBounds:
+    """``bb`` intersected with sound bounds on single rows of the difference network's output.
+
+    ``rows``: ``(i, s)`` pairs (output row i of :attr:`DiffPair.product`, sign s = +1 or -1);
+    ``lower[r]``: a sound lower bound of ``s y_i`` of the product network as stored (e.g. from
+    :func:`~mipnet.bounds.alpha_spec_bounds` with ``bb.product_layers``). Each is widened by the
+    rounding of the product's output weights (as in :func:`box_bounds`), so the result bounds
+    the rows ``Ca f + Cb g`` of the original nets.
+    """
+    layers = list(bb.product_layers)
+    w = _row_widening(pair.row_mag, layers)
+    lo = np.concatenate([bb.d_lo, bb.fa_lo, bb.fb_lo, bb.spec_lo])
+    hi = np.concatenate([bb.d_hi, bb.fa_hi, bb.fb_hi, bb.spec_hi])
+    for (i, s), v in zip(rows, np.asarray(lower, dtype=np.float64)):
+        if s > 0:
+            lo[i] = max(lo[i], v - w[i])
+        else:
+            hi[i] = min(hi[i], -v + w[i])
+    hi = np.maximum(hi, lo)
+    m = pair.m
+    return BoxBounds(lo[:m], hi[:m], lo[m:2 * m], hi[m:2 * m], lo[2 * m:3 * m], hi[2 * m:3 * m], lo[3 * m:],
+                     hi[3 * m:], bb.unstable, bb.bounds_a, bb.bounds_b, bb.product_layers)

@@ -168,7 +168,9 @@ def verify_equivalence(
         ``exact``: ``|f - g|_inf <= tol`` everywhere; ``epsilon``:
         ``|f - g| <= epsilon`` in ``norm``; ``top1``: same argmax everywhere. A
         :class:`~mipnet.analyses.properties.Property` (``TopK(k)``, ``DeltaTop1(d)``, a
-        VNN-LIB property) is decided by :func:`~mipnet.analyses.properties.verify_property`.
+        VNN-LIB property) is decided by :func:`~mipnet.analyses.properties.verify_property`
+        (the MILP), or with ``engine="bab"`` (or an executor or correspondence) by the input
+        branch and bound on the property's branch-and-bound face.
     epsilon : float
         Required by (and only allowed with) ``mode="epsilon"``.
     norm : {"linf", "l1"}
@@ -194,9 +196,11 @@ def verify_equivalence(
     engine : {"auto", "bab", "milp"}
         ``milp``: the joint MILPs on the whole domain. ``bab``: branch and bound over the
         input box (:mod:`mipnet.analyses.bab`) with differential bounds
-        (:mod:`mipnet.analyses.differential`) and MILPs on small leaves. ``auto`` (default):
-        the differential bounds on the whole box first; if they do not settle it, ``bab`` for
-        inputs of dimension <= 16 and ``milp`` otherwise.
+        (:mod:`mipnet.analyses.differential`) and MILPs on small leaves (an L1 ball: its
+        enclosing box is split, boxes that miss the ball are dropped, witnesses must lie in
+        the ball). ``auto`` (default): the differential bounds on the whole box first; if they
+        do not settle it, ``bab`` for inputs of dimension <= 16 and ``milp`` otherwise (an L1
+        ball and a Property: ``milp``).
     correspondence : Correspondence, neuron map or None
         Which hidden neuron of ``net_b`` copies which of ``net_a`` (a
         :class:`~mipnet.analyses.differential.Correspondence`, or the ``neuron_map`` list that
@@ -225,9 +229,13 @@ def verify_equivalence(
     if hasattr(mode, "verify"):  # a Property (top-k, delta-top-1, VNN-LIB) of mipnet.analyses.properties
         if epsilon is not None or norm != "linf":
             raise ValueError("epsilon and norm are not used with a Property mode (the property carries its own)")
+        if engine not in ("auto", "bab", "milp"):
+            raise ValueError(f"engine must be 'auto', 'bab' or 'milp', got {engine!r}")
         if engine == "bab" or correspondence is not None or executor is not None:
-            raise ValueError("a Property mode (top-k, delta-top-1, VNN-LIB) runs on the MILP engine in this "
-                             "version: drop engine='bab', correspondence and executor")
+            if engine == "milp":
+                raise ValueError("correspondence and executor belong to engine='bab'")
+            return _verify_property_bab(net_a, net_b, domain, mode, tol, correspondence, executor, bab_options,
+                                        time_limit, progress, samples)
         return mode.verify(net_a, net_b, domain, time_limit=time_limit, tol=tol, bounds_a=bounds_a,
                            bounds_b=bounds_b, differential=differential, samples=samples, seed=seed,
                            solver_options=solver_options)
@@ -243,9 +251,9 @@ def verify_equivalence(
         raise ValueError(f"engine must be 'auto', 'bab' or 'milp', got {engine!r}")
     from mipnet.core.domain import L1BallDomain
 
-    if engine == "bab" and isinstance(domain, L1BallDomain):
-        raise ValueError("engine='bab' splits boxes and polytopes; an L1 ball runs on engine='milp' (or 'auto')")
-    if engine != "milp" and not isinstance(domain, L1BallDomain):
+    # an L1 ball: engine "bab" splits its enclosing box (boxes that miss the ball are dropped);
+    # "auto" keeps the MILP, which encodes the ball exactly
+    if engine == "bab" or (engine == "auto" and not isinstance(domain, L1BallDomain)):
         r = _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspondence, executor,
                         bab_options, deadline, time_limit, progress, t0, samples)
         if r is not None:
@@ -286,15 +294,18 @@ def verify_equivalence(
 
 
 def _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspondence, executor, bab_options,
-                deadline, time_limit, progress, t0, samples) -> Optional[EquivalenceResult]:
-    """``engine="bab"`` (or ``"auto"`` where it applies): None when auto hands over to the MILP."""
+                deadline, time_limit, progress, t0, samples, prop=None) -> Optional[EquivalenceResult]:
+    """``engine="bab"`` (or ``"auto"`` where it applies): None when auto hands over to the MILP.
+    ``prop``: a Property object instead of a mode (then ``mode`` is that object)."""
     from dataclasses import replace
 
     from mipnet.analyses.bab import BabOptions, branch_and_bound
     from mipnet.analyses.differential import Correspondence, DiffPair, correspondence_from_map
     from mipnet.analyses.properties import property_for_mode
 
-    prop = property_for_mode(mode, epsilon=epsilon, norm=norm, tol=tol)
+    as_property = prop is not None
+    if prop is None:
+        prop = property_for_mode(mode, epsilon=epsilon, norm=norm, tol=tol)
     notes: list[str] = []
     facts = None
     opts = bab_options if bab_options is not None else BabOptions()
@@ -332,15 +343,80 @@ def _verify_bab(net_a, net_b, domain, mode, epsilon, norm, tol, engine, correspo
             r = branch_and_bound(pair, prop, domain, time_limit=remaining(deadline), executor=executor,
                                  options=opts, progress=progress)
     except KeyboardInterrupt:
+        if as_property:
+            return _property_verdict(net_a, net_b, domain, prop, -np.inf, np.inf, None, t0, 0, False, True,
+                                     time_limit, ["interrupted (Ctrl-C) while preparing the differential bounds"], None)
         return _verdict(net_a, net_b, domain, mode, prop.threshold, norm, tol, prop.proven, -np.inf, np.inf, None, (),
                         t0, 0, False, True, time_limit, ["interrupted (Ctrl-C) while preparing the differential bounds"])
     notes.extend(r.notes)
     search = dict(engine="bab", **r.to_dict(), aligned=pair.aligned is not None)
+    if as_property:
+        return _property_verdict(net_a, net_b, domain, prop, r.lower, r.upper, r.witness, t0, r.num_milps,
+                                 r.status == Status.TIME_LIMIT, r.status == Status.INTERRUPTED, time_limit, notes,
+                                 search)
     res = _verdict(net_a, net_b, domain, mode, prop.threshold, norm, tol, prop.proven, r.lower, r.upper, r.witness, (),
                    t0, r.num_milps, r.status == Status.TIME_LIMIT, r.status == Status.INTERRUPTED, time_limit, notes)
     if r.status == Status.INCOMPLETE and res.verdict == Verdict.UNKNOWN:
         res = replace(res, message="not decided: " + "; ".join(r.notes) if r.notes else res.message)
     return replace(res, search=search)
+
+
+def _verify_property_bab(net_a, net_b, domain, prop, tol, correspondence, executor, bab_options, time_limit,
+                         progress, samples) -> EquivalenceResult:
+    """A :class:`~mipnet.analyses.properties.Property` (top-k, delta-top-1, VNN-LIB output
+    disjunction) on the input branch and bound: the property's branch-and-bound face (measure,
+    sound per-box bound from the difference network with its ``spec`` rows, leaf MILP). The
+    verdict's witness is re-checked here: ``prop.margin > 0`` in a float64 forward pass of both
+    networks, inside the domain."""
+    from mipnet.analyses.properties import OutputDisjunction
+    from mipnet.core.domain import as_domain
+
+    t0 = time.perf_counter()
+    for name, net in (("net_a", net_a), ("net_b", net_b)):
+        if not isinstance(net, Network):
+            raise InvalidNetworkError(f"{name} must be a mipnet.Network, got {type(net).__name__}")
+    if net_a.input_dim != net_b.input_dim or net_a.output_dim != net_b.output_dim:
+        raise InvalidNetworkError(f"the networks must have the same input and output sizes; got "
+                                  f"{net_a.input_dim}->{net_a.output_dim} and {net_b.input_dim}->{net_b.output_dim}")
+    if isinstance(prop, OutputDisjunction) and prop.m != net_a.output_dim:
+        raise ValueError(f"the property is over {prop.m} outputs per network, the networks have {net_a.output_dim}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    domain = as_domain(domain, net_a.input_dim)
+    deadline = deadline_after(time_limit, t0)
+    p = prop.with_tol(float(tol))
+    r = _verify_bab(net_a, net_b, domain, p, None, "linf", float(tol), "bab", correspondence, executor, bab_options,
+                    deadline, time_limit, progress, t0, samples, prop=p)
+    return r
+def _property_verdict(net_a, net_b, domain, prop, lower, upper, witness, t0, num_milps, timed_out, interrupted,
+                      time_limit, notes, search) -> EquivalenceResult:
+    """The verdict of a Property on the B&B (measure = margin + offset, in the property's units),
+    after the float64 re-check of any counterexample (``margin > 0``, inside the domain)."""
+    from dataclasses import replace
+
+    fa = fb = None
+    off = prop.offset
+    if witness is not None:
+        fa, fb = net_a.forward(witness), net_b.forward(witness)
+        if not (float(prop.margin(fa, fb)[0]) > 0 and in_domain(domain, witness)[0]):
+            raise SolverError("internal error: a counterexample failed its float64 re-check")
+        verdict, status, msg, gap = Verdict.NOT_EQUIVALENT, Status.COUNTEREXAMPLE, (
+            "counterexample found and re-checked by a float64 forward pass of both networks"), lower - off
+    elif upper <= prop.proven:
+        verdict, status, msg, gap = Verdict.EQUIVALENT, Status.PROVEN, "", upper - off
+    else:
+        verdict, gap = Verdict.UNKNOWN, upper - off
+        if interrupted:
+            status, msg = Status.INTERRUPTED, "interrupted (Ctrl-C) before a decision"
+        elif timed_out:
+            status, msg = Status.TIME_LIMIT, f"time limit of {time_limit} s reached before a decision"
+        else:
+            status, msg = Status.INCOMPLETE, "not decided: " + ("; ".join(notes) if notes else "boxes left open")
+    eps = float(getattr(prop, "delta", getattr(prop, "eps", 0.0)))
+    res = EquivalenceResult(verdict, prop.name, eps, "linf", prop.tol, float(gap) + 0.0, float(lower - off) + 0.0,
+                            float(upper - off) + 0.0, witness, fa, fb, (), time.perf_counter() - t0, int(num_milps),
+                            status, msg, tuple(dict.fromkeys(notes)))
+    return replace(res, search=search) if search is not None else res
 
 
 def _unmatched_facts(net_a, domain, corr, deadline, notes):

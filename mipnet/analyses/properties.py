@@ -215,6 +215,12 @@ class Property:
     def widen(self, upper: float, err) -> float:
         return upper + 2.0 * float(np.max(err, initial=0.0))
 
+    def bab_rows(self, bb) -> list:
+        """Rows ``(i, s)`` of the difference network's output (``[f - g; f; g; spec]``) whose bound
+        ``s y_i <= ...`` an optimised bound (alpha-CROWN) should tighten on a box: all of them."""
+        n = bb.d_lo.size + bb.fa_lo.size + bb.fb_lo.size + bb.spec_lo.size
+        return [(i, s) for i in range(n) for s in (1, -1)]
+
     def milp(self, problem, deadline, notes: list):
         r = search_property(problem, self, tol=self.tol, deadline=deadline)
         notes.extend(r["notes"])
@@ -278,6 +284,12 @@ class LinfGap(Property):
     def widen(self, upper, err):
         return upper + float(np.max(err, initial=0.0))
 
+    def bab_rows(self, bb) -> list:
+        """Only the gap bounds still above ``proven``: row ``(k, -1)`` (a lower bound of ``-(f_k - g_k)``)
+        tightens ``max (f_k - g_k)``, row ``(k, 1)`` tightens ``max (g_k - f_k)``."""
+        p = self.proven
+        return [(k, s) for k in range(bb.d_lo.size) for s, v in ((-1, bb.d_hi[k]), (1, -bb.d_lo[k])) if v > p]
+
     def milp(self, problem, deadline, notes):
         from mipnet.analyses.joint import gap_search
 
@@ -325,6 +337,10 @@ class L1Gap(Property):
 
     def widen(self, upper, err):
         return (upper + float(np.sum(err))) * (1.0 + 2.0 * gamma(np.size(err) + 1))
+
+    def bab_rows(self, bb) -> list:
+        """The signed gap rows ``+-(f_k - g_k)`` (the bound sums their magnitudes)."""
+        return [(k, s) for k in range(bb.d_lo.size) for s in (1, -1)]
 
     def milp(self, problem, deadline, notes):
         from mipnet.analyses.joint import l1_search
@@ -579,6 +595,30 @@ class OutputDisjunction(Property):
 
     def upper_bound(self, ob):
         return float(np.max(self._term_bounds(ob)))
+
+    # (d) on a box: every row of every conjunction is a spec row of the difference network, so its
+    # lower bound comes from one linear bound of ``C_ij [f; g]`` (the shared input correlates f and g)
+    def spec(self, m):
+        rows = [C for C, b in self.terms if len(b)]
+        if not rows:
+            return None
+        C = np.vstack(rows)
+        return C[:, :self.m], C[:, self.m:]
+
+    def upper(self, bb) -> float:
+        base = Property.upper(self, bb)
+        if bb.spec_lo is None or not bb.spec_lo.size:
+            return base
+        out, r = [], 0
+        mag = float(np.max(np.abs(np.concatenate([bb.spec_lo, bb.spec_hi])), initial=0.0))
+        for C, b in self.terms:
+            if not len(b):
+                out.append(np.inf)
+                continue
+            lo = bb.spec_lo[r:r + len(b)]
+            r += len(b)
+            out.append(_up(float(np.min(b - lo)), mag + float(np.abs(b).max())))
+        return min(base, float(np.max(out)))
 
     def subproblems(self, ob, tol, X=None, FA=None, FB=None):
         ub = self._term_bounds(ob)

@@ -44,7 +44,7 @@ import time
 
 import numpy as np
 
-from mipnet.bounds.alpha import AlphaOptions, alpha_bounds, alpha_difference_bounds, alpha_output_bounds
+from mipnet.bounds.alpha import AlphaOptions, alpha_bounds, alpha_difference_bounds, alpha_output_bounds, alpha_spec_bounds
 from mipnet.bounds.alpha import difference_network
 from mipnet.bounds.interval import gamma, interval_bounds, interval_layer, interval_layers, rounding_error
 from mipnet.bounds.lp import LP_OPTIONS, GroupBounds, lp_bounds, lp_slack, tighten_neurons
@@ -63,6 +63,7 @@ __all__ = [
     "interval_layers",
     "symbolic_bounds",
     "symbolic_layers",
+    "alpha_spec_bounds",
     "lp_bounds",
     "lp_slack",
     "LP_OPTIONS",

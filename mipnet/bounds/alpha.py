@@ -55,6 +55,7 @@ __all__ = [
     "alpha_layers",
     "alpha_output_bounds",
     "alpha_difference_bounds",
+    "alpha_spec_bounds",
     "difference_network",
     "crown_lower",
     "SplitBounds",
@@ -234,7 +235,7 @@ def _torch_threads(opts: AlphaOptions):
         torch.set_num_threads(saved)
 
 
-def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions):
+def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
     """Best slopes found per row of C (list per hidden layer j < k of arrays (q, #unstable_j)).
 
     Lower bounds of ``C y^k`` are maximised by Adam on the slopes, projected to [0, 1]; the
@@ -263,7 +264,10 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions):
     tu = [T(r.tu) for r in relax]
     uns = [torch.as_tensor(r.uns, dtype=torch.long, device=dev) for r in relax]
     center, radius = T((xl + xu) / 2), T((xu - xl) / 2)
-    init = {j: T(np.broadcast_to(relax[j].sl[relax[j].uns], (q, relax[j].uns.size))) for j in free}
+    if init_full is None:
+        init = {j: T(np.broadcast_to(relax[j].sl[relax[j].uns], (q, relax[j].uns.size))) for j in free}
+    else:
+        init = {j: T(np.clip(np.asarray(init_full[j], dtype=np.float64)[:, relax[j].uns], 0.0, 1.0)) for j in free}
 
     def bound(Lam, c, alphas):
         n = Lam.shape[0]
@@ -483,6 +487,55 @@ def alpha_output_bounds(net: Network, domain, spec=None, *, bounds: Optional[Bou
     ia_lo, ia_hi = interval_layer(C, np.zeros(m), ob.lower, ob.upper)
     lo, hi = np.maximum(lo, ia_lo), np.minimum(hi, ia_hi)
     return LayerBounds(lo, np.maximum(hi, lo))
+
+
+def alpha_spec_bounds(net: Network, domain: Domain, layers, C, *, init=None,
+                      options: Optional[AlphaOptions] = None):
+    """Sound lower bounds of ``C y^out`` (rows of ``C`` over the output layer) with optimised
+    slopes, given sound bounds ``layers`` of the hidden layers (alpha-CROWN with a fixed
+    specification, Xu et al., ICLR 2021, arXiv:2011.13824, Sec. 3.1).
+
+    Returns ``(lower, slopes, coef)``: ``lower`` (q,) sound in float64 (the re-evaluation of
+    :func:`crown_lower`, never looser than CROWN's adaptive slopes); ``slopes``: per hidden layer
+    a (q, n_j) array of the best slopes (CROWN's choice on stable neurons), to warm-start a
+    sub-domain (``init``: the same shape; an input branch and bound passes the parent box's
+    slopes); ``coef``: (q, n0) the input coefficients of the final linear bound of each row
+    with those slopes (for a split heuristic; not part of the bound).
+    """
+    opts = options or AlphaOptions()
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    k = len(net.layers) - 1
+    xl, xu = domain.lower, domain.upper
+    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
+    for j in range(k):
+        W, b = net.layers[j]
+        relax.append(_relaxation(layers[j], W, b, hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    best = None
+    if opts.iterations > 0 and any(r.uns.size for r in relax):  # else torch is not even imported
+        with _torch_threads(opts):
+            best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
+    q = C.shape[0]
+    full = []
+    for j in range(k):
+        S = np.broadcast_to(relax[j].sl, (q, relax[j].sl.size)).copy()
+        if best is not None and best[j] is not None and relax[j].uns.size:
+            S[:, relax[j].uns] = np.clip(best[j], 0.0, 1.0)
+        full.append(S)
+    lo = _crown_lower_np(net, relax, k, C, [f[:, r.uns] for f, r in zip(full, relax)], xl, xu, hmag)
+    crown = _crown_lower_np(net, relax, k, C, None, xl, xu, hmag)
+    worse = crown > lo
+    if np.any(worse):
+        lo = np.maximum(lo, crown)
+        for j in range(k):
+            full[j][worse] = relax[j].sl
+    # the input coefficients of the final linear functions with CROWN's slopes (float64, no error
+    # analysis: a split heuristic; measured better for splitting than those of the optimised slopes)
+    Lam = C @ net.layers[k][0]
+    for j in range(k - 1, -1, -1):
+        pos, neg = np.maximum(Lam, 0.0), np.minimum(Lam, 0.0)
+        Lam = (pos * relax[j].sl + neg * relax[j].su) @ net.layers[j][0]
+    return lo, full, Lam
 
 
 # ---------------------------------------------------------------------------- f - g

@@ -57,8 +57,14 @@ def _line_error(su: np.ndarray, lb: LayerBounds) -> np.ndarray:
     return np.where(lb.states() == NeuronState.UNSTABLE, 4.0 * gamma(3) * su * m, 0.0)
 
 
-def symbolic_layers(net: Network, domain: Domain) -> list[LayerBounds]:
+def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBounds]:
     """Back-substitution bounds of every affine layer on a (validated) domain.
+
+    ``initial`` (optional): sound bounds of every affine layer on a set containing the domain
+    (e.g. the parent box of an input branch and bound). They are intersected into each layer
+    before its relaxation is formed, and a hidden neuron they already prove stable is not
+    back-substituted again (its bounds are ``initial`` intersected with the interval bounds; its
+    relaxation is exact either way), so a sub-box costs only its parent's unstable rows.
 
     For layer k, ``y^k = Lambda h^{k-1} + const`` is pushed back through every
     earlier layer, replacing each ReLU by its upper line where the coefficient
@@ -74,7 +80,15 @@ def symbolic_layers(net: Network, domain: Domain) -> list[LayerBounds]:
     layers: list[LayerBounds] = []
     relax = []  # per hidden layer j: (sl, su, tu, line error, |y^j| bound, |W_j| |h^{j-1}| + |b_j|)
     hmag_prev = xmag
-    for k, (W, b) in enumerate(net.layers):
+    n_layers = len(net.layers)
+    for k, (W_full, b_full) in enumerate(net.layers):
+        rows = None
+        if initial is not None and k < n_layers - 1:
+            il = initial[k]
+            rows = np.flatnonzero((il.lower < 0) & (il.upper > 0))
+            if rows.size == W_full.shape[0]:
+                rows = None
+        W, b = (W_full, b_full) if rows is None else (W_full[rows], b_full[rows])
         # upper: Lu h + cu ; lower: Ll h + cl, over h = h^{k-1}; eu, el: accumulated rounding errors
         Lu, Ll = W.copy(), W.copy()
         cu, cl = b.copy(), b.copy()
@@ -112,14 +126,20 @@ def symbolic_layers(net: Network, domain: Domain) -> list[LayerBounds]:
             eu += 3 * g1 * (np.abs(Lu) @ xmag + np.abs(cu))
             el += 3 * g1 * (np.abs(Ll) @ xmag + np.abs(cl))
         # doubled: the error sums are rounded too
-        lo = np.maximum(lo - 2.0 * el - np.where(el > 0, _TINY, 0.0), ia[k].lower)
-        hi = np.minimum(hi + 2.0 * eu + np.where(eu > 0, _TINY, 0.0), ia[k].upper)
+        lo_r = lo - 2.0 * el - np.where(el > 0, _TINY, 0.0)
+        hi_r = hi + 2.0 * eu + np.where(eu > 0, _TINY, 0.0)
+        lo, hi = ia[k].lower.copy(), ia[k].upper.copy()
+        sel = slice(None) if rows is None else rows
+        lo[sel] = np.maximum(lo[sel], lo_r)
+        hi[sel] = np.minimum(hi[sel], hi_r)
+        if initial is not None:
+            lo, hi = np.maximum(lo, initial[k].lower), np.minimum(hi, initial[k].upper)
         lb = LayerBounds(lo, np.maximum(hi, lo))
         layers.append(lb)
         if k < len(net.layers) - 1:
             sl, su, tu = relu_relaxation(lb)
             ymag = np.maximum(np.abs(lb.lower), np.abs(lb.upper))
-            wmag = np.abs(W) @ hmag_prev + np.abs(b)
+            wmag = np.abs(W_full) @ hmag_prev + np.abs(b_full)
             relax.append((sl, su, tu, _line_error(su, lb), ymag, wmag))
             hmag_prev = np.maximum(lb.upper, 0.0)
     return layers

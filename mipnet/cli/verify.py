@@ -134,12 +134,9 @@ def handle(args: argparse.Namespace) -> int:
             from mipnet.analyses.properties import TopK
 
             mode = TopK(2 if args.k is None else args.k) if mode == "topk" else TopK(1, args.delta)
-    if isinstance(mode, str):
+    if isinstance(mode, str) or args.engine == "bab":
         extra = {"engine": args.engine, "correspondence": _neuron_map(args)}
-    elif args.engine == "bab":
-        raise InvalidArgumentError("--mode topk/delta-top1 and --vnnlib run on the MILP engine in this version: "
-                                   "drop --engine bab")
-    else:
+    else:  # a property (top-k, delta-top-1, VNN-LIB): the MILP unless --engine bab
         extra = {}
     from mipnet.cli.common import executor_kwargs, parallel_executor
 
