@@ -6,8 +6,8 @@
 Cases: a calibration (pure-Python CPU units: the speed-up the machine allows at that
 moment; with Linux autogroup scheduling a session's processes share one slice of a busy
 machine), an exact region count (5-16-16-1, ~37k regions), LP bound tightening of
-784-100-100-10, a pruning-gap sweep (10 cells), an equivalence proof that needs splitting
-(only once ``verify_equivalence`` takes an ``executor``), and the per-task overhead. Each
+784-100-100-10, a pruning-gap sweep (10 cells), an equivalence proof that needs splitting (the
+5-input retrained pair of bench_equivalence.py on its small box), and the per-task overhead. Each
 case runs serially (the baseline, in this process), then on a LocalCluster of 1 and of 2
 worker processes (threads_per_worker=1; cluster start-up and the workers' first imports are
 excluded: a warm-up run comes first). The load average (``os.getloadavg``) is recorded with
@@ -198,23 +198,29 @@ class GapSweep(Case):
 
 
 class Equivalence(Case):
-    name = "equivalence proof (branch and bound)"
-
-    def __init__(self):
-        from mipnet.analyses.equivalence import verify_equivalence
-
-        self.fn = verify_equivalence
-        self.a = Network.random([8, 32, 32, 4], seed=0)
-        W = [w.copy() for w, _ in self.a.layers]
-        W[1][np.abs(W[1]) < 0.02] = 0.0
-        self.b = Network(W, [b for _, b in self.a.layers])
-        self.dom = Box(-1, 1, dim=8)
+    name = "equivalence proof (input branch and bound)"
 
     #: seconds per run (the verdict is then unknown with the bound reached; the rows say so)
     time_limit = 120.0
 
+    def __init__(self):
+        from bench_equivalence import _control_target, _max_gap_found, _regression_net
+
+        from mipnet.analyses.equivalence import verify_equivalence
+
+        self.fn = verify_equivalence
+        # the 5-input pair of bench_equivalence.py: a net and a retrained copy (300 ReLUs each) on the
+        # box a tenth as wide, eps = 1.25 x the sampled maximum gap: proven only by splitting the box
+        rng = np.random.default_rng(0)
+        X = rng.uniform(-1, 1, (3000, 5))
+        Y = _control_target(X)
+        self.a = _regression_net([5, 100, 100, 100, 2], X, Y, 0, 40)
+        self.b = _regression_net([5, 100, 100, 100, 2], X, Y, 1, 40)
+        self.dom = Box(-0.1, 0.1, dim=5)
+        self.eps = float(f"{1.25 * _max_gap_found(self.a, self.b, self.dom):.3g}")
+
     def run(self, executor):
-        return self.fn(self.a, self.b, self.dom, mode="epsilon", epsilon=0.5, engine="bab",
+        return self.fn(self.a, self.b, self.dom, mode="epsilon", epsilon=self.eps, engine="bab",
                        time_limit=self.time_limit, executor=executor)
 
     def serial(self):
@@ -231,8 +237,8 @@ class Equivalence(Case):
 
     def describe(self, r):
         s = r.search or {}
-        return (f"verdict {r.verdict.value}, bound {r.gap_upper_bound:.3g}, boxes {s.get('boxes_closed', '?')} closed + "
-                f"{s.get('boxes_open', '?')} open")
+        return (f"eps {self.eps:g}: {r.verdict.value}, bound {r.gap_upper_bound:.3g}, boxes "
+                f"{s.get('boxes_closed', '?')} closed + {s.get('boxes_open', '?')} open")
 
 
 CASES = {"calibrate": Calibrate, "regions": Regions, "lp": LPBounds, "gap": GapSweep, "equivalence": Equivalence}
