@@ -159,6 +159,40 @@ def test_models_solve_after_and_before_a_foreign_highs_scheduler():
         assert all(r is True for r in res if isinstance(r, bool)) and ours == [2.5, 2.5], res
 
 
+def test_large_milp_under_a_time_limit_skips_presolve():
+    """HiGHS's MIP presolve can overrun a time limit many times over (8.8 s of a 0.7 s limit on a
+    784-input stability MILP): a large MILP under a time limit solves without it, then the option
+    is back; a small one keeps it."""
+    from mipnet.solver.highs import PRESOLVE_MAX_NONZEROS
+
+    rng = np.random.default_rng(0)
+    m, n = 250, 480
+    assert m * n >= PRESOLVE_MAX_NONZEROS
+    A = rng.uniform(1.0, 2.0, size=(m, n))
+    big = LinearModel()
+    x = big.add_binaries(n)
+    big.add_rows(np.full(m, -INF), A.sum(axis=1) / 2, A, cols=x)
+    big.set_objective(x, rng.uniform(0.5, 1.5, n), maximize=True)
+    seen = []  # the presolve option as HiGHS's MIP callbacks see it during each solve
+
+    def watch(model):
+        model.highs.cbMipInterrupt.subscribe(lambda e: seen.append(model.highs.getOptionValue("presolve")[1]))
+
+    watch(big)
+    t0 = time.perf_counter()
+    r = big.solve(time_limit=1.0)
+    assert time.perf_counter() - t0 < 10
+    assert seen and set(seen) == {"off"}
+    assert big.highs.getOptionValue("presolve")[1] == "choose"  # restored for the next solve
+    if r.has_solution:  # whatever the status, a found solution is feasible
+        assert np.all(A @ np.round(r.values[x]) <= A.sum(axis=1) / 2 + 1e-6)
+    small, _ = _knapsack(30)
+    watch(small)
+    seen.clear()
+    small.solve(time_limit=10.0)
+    assert seen and set(seen) == {"choose"}
+
+
 def test_interrupted_is_a_keyboard_interrupt_not_an_exception():
     assert issubclass(Interrupted, KeyboardInterrupt) and not issubclass(Interrupted, Exception)
 
