@@ -368,20 +368,11 @@ def _verify_property_bab(net_a, net_b, domain, prop, tol, correspondence, execut
     sound per-box bound from the difference network with its ``spec`` rows, leaf MILP). The
     verdict's witness is re-checked here: ``prop.margin > 0`` in a float64 forward pass of both
     networks, inside the domain."""
-    from mipnet.analyses.properties import OutputDisjunction
+    from mipnet.analyses.properties import check_property_pair
     from mipnet.core.domain import as_domain
 
     t0 = time.perf_counter()
-    for name, net in (("net_a", net_a), ("net_b", net_b)):
-        if not isinstance(net, Network):
-            raise InvalidNetworkError(f"{name} must be a mipnet.Network, got {type(net).__name__}")
-    if net_a.input_dim != net_b.input_dim or net_a.output_dim != net_b.output_dim:
-        raise InvalidNetworkError(f"the networks must have the same input and output sizes; got "
-                                  f"{net_a.input_dim}->{net_a.output_dim} and {net_b.input_dim}->{net_b.output_dim}")
-    if isinstance(prop, OutputDisjunction) and prop.m != net_a.output_dim:
-        raise ValueError(f"the property is over {prop.m} outputs per network, the networks have {net_a.output_dim}")
-    if time_limit is not None and not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    check_property_pair(net_a, net_b, prop, time_limit)
     domain = as_domain(domain, net_a.input_dim)
     deadline = deadline_after(time_limit, t0)
     p = prop.with_tol(float(tol))

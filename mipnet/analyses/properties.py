@@ -87,6 +87,7 @@ __all__ = [
     "search_property",
     "attack",
     "verify_property",
+    "check_property_pair",
 ]
 
 _EPS = np.finfo(np.float64).eps
@@ -852,6 +853,24 @@ def attack(net_a: Network, net_b: Network, domain, prop: Property, X0, *, starts
 
 
 # ---------------------------------------------------------------------------- verify
+def check_property_pair(net_a, net_b, prop, time_limit) -> None:
+    """Validate the arguments both engines share: two networks of the same input and output sizes,
+    a :class:`Property` over their outputs, a positive time limit or None."""
+    if not isinstance(prop, Property):
+        raise InvalidArgumentError(f"prop must be a mipnet.analyses.properties.Property, got {type(prop).__name__}")
+    for name, net in (("net_a", net_a), ("net_b", net_b)):
+        if not isinstance(net, Network):
+            raise InvalidNetworkError(f"{name} must be a mipnet.Network, got {type(net).__name__}")
+    if net_a.input_dim != net_b.input_dim or net_a.output_dim != net_b.output_dim:
+        raise InvalidNetworkError(f"the networks must have the same input and output sizes; got "
+                                  f"{net_a.input_dim}->{net_a.output_dim} and {net_b.input_dim}->{net_b.output_dim}")
+    if isinstance(prop, OutputDisjunction) and prop.m != net_a.output_dim:
+        raise InvalidArgumentError(f"the property is over {prop.m} outputs per network, the networks have "
+                                   f"{net_a.output_dim}")
+    if time_limit is not None and not time_limit > 0:
+        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+
+
 def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, time_limit: Optional[float] = None,
                     tol: float = 1e-6, bounds_a=None, bounds_b=None, differential: bool = True, samples: int = 1000,
                     seed: int = 0, solver_options: Optional[dict] = None):
@@ -866,19 +885,7 @@ def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, t
     from mipnet.solver.highs import check_options
 
     t0 = time.perf_counter()
-    if not isinstance(prop, Property):
-        raise InvalidArgumentError(f"prop must be a mipnet.analyses.properties.Property, got {type(prop).__name__}")
-    for name, net in (("net_a", net_a), ("net_b", net_b)):
-        if not isinstance(net, Network):
-            raise InvalidNetworkError(f"{name} must be a mipnet.Network, got {type(net).__name__}")
-    if net_a.input_dim != net_b.input_dim or net_a.output_dim != net_b.output_dim:
-        raise InvalidNetworkError(f"the networks must have the same input and output sizes; got "
-                                  f"{net_a.input_dim}->{net_a.output_dim} and {net_b.input_dim}->{net_b.output_dim}")
-    if isinstance(prop, OutputDisjunction) and prop.m != net_a.output_dim:
-        raise InvalidArgumentError(f"the property is over {prop.m} outputs per network, the networks have "
-                                   f"{net_a.output_dim}")
-    if time_limit is not None and not time_limit > 0:
-        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
+    check_property_pair(net_a, net_b, prop, time_limit)
     tol = _nonneg("tol", tol)
     domain = as_domain(domain, net_a.input_dim)
     options = check_options(solver_options)
