@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,11 @@ from mipnet.io import load_network  # noqa: E402
 FOLDER = SHARED_MODELS / "equivalence"
 SMALL_TEACHER = "mnist8x8_teacher_64-32-16-10.onnx"
 _NETS: dict = {}
+
+
+def _load() -> str:
+    """The 1/5/15-minute load averages: how busy the machine was (the written text states it)."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _net(name):
@@ -256,8 +262,8 @@ def main(argv=None) -> None:
         if args.quick and not args.write:
             return
         body = (
-            f"`nice -n 5 python benchmarks/bench_equivalence.py --structural` on {machine()} (shared, busy "
-            f"machine: 5 jobs on 2 cores), {time.strftime('%Y-%m-%d')}; whole run {total:.0f} s. Each pair is "
+            f"`nice -n 5 python benchmarks/bench_equivalence.py --structural` on {machine()} (load average at "
+            f"the end {_load()}), {time.strftime('%Y-%m-%d')}; whole run {total:.0f} s. Each pair is "
             "verified twice in the same run: `engine=\"bab\"` (input branch and bound with differential "
             "bounds, MILPs on small leaves; the compressed nets with the compressor's neuron map; the 5-input "
             "pairs with 2 worker processes) and `engine=\"milp\"` (the joint MILP on the whole domain, the "
@@ -317,7 +323,7 @@ def main(argv=None) -> None:
     within = sum(1 for r in pub_rows if r[5] == "equivalent" and r[6] <= r[7])
     body = (
         f"`nice -n 10 python benchmarks/bench_equivalence.py{' --quick' if args.quick else ''}` on {machine()} "
-        f"(shared, busy machine), {time.strftime('%Y-%m-%d')}; whole run {total:.0f} s. Instances: "
+        f"(load average at the end {_load()}), {time.strftime('%Y-%m-%d')}; whole run {total:.0f} s. Instances: "
         "`shared/models/equivalence` (MNIST 8x8 pairs of nnequiv-experiments; 5 published, all equivalent, "
         "and 4 derived non-equivalent boxes with stored witnesses). *our s* = wall time of "
         "`verify_equivalence` (HiGHS, LP bounds, top-1 pair decomposition, 1000 random samples tried first "
