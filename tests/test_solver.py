@@ -119,6 +119,22 @@ def test_model_time_limit_is_the_default_of_every_solve():
         assert r.dual_bound is None or r.objective is None or r.dual_bound >= r.objective - 1e-6
 
 
+def test_time_limit_option_never_outlives_its_solve():
+    # a time limit given as a HiGHS option is the model's until a solve sets its own: each solve
+    # runs under the limit it was asked for (solve only touches the option when that changes)
+    m = LinearModel(options={"time_limit": 5.0})
+    x = m.add_cols(np.zeros(2), np.ones(2))
+    m.add_rows([-INF], [1.5], np.ones((1, 2)), cols=x)
+    m.set_objective(x, [1.0, 2.0], maximize=True)
+    m.solve()
+    assert m.highs.getOptionValue("time_limit")[1] == INF
+    m.solve(time_limit=3.0)
+    assert m.highs.getOptionValue("time_limit")[1] == 3.0
+    m.set_options({"time_limit": 7.0})
+    m.solve(time_limit=3.0)
+    assert m.highs.getOptionValue("time_limit")[1] == 3.0
+
+
 def test_options_checked_by_name():
     assert check_options({"mip_rel_gap": 1e-3})["mip_rel_gap"] == 1e-3
     with pytest.raises(InvalidArgumentError, match="not a HiGHS option"):

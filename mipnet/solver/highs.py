@@ -259,10 +259,10 @@ class LinearModel:
                  interruptible: bool = True) -> None:
         self.highs = new_highs()
         self._presolve_chosen = False  # the caller set "presolve": leave it alone
+        self._time_limit_set = INF  # the value HiGHS holds now (solve sets it only when it changes)
         for k, v in (options or {}).items():
             self._set(k, v)
         self.time_limit = time_limit
-        self._time_limit_set = INF  # the value HiGHS holds now (set only when it changes)
         self._interruptible = interruptible and hasattr(self.highs, "cbMipInterrupt")
         self._stop = threading.Event()
         self._subscribed = False
@@ -278,6 +278,8 @@ class LinearModel:
             raise InvalidArgumentError(f"HiGHS rejected option {name}={value!r}")
         if name == "presolve":
             self._presolve_chosen = True
+        elif name == "time_limit":
+            self._time_limit_set = float(value)
 
     def set_options(self, options: dict) -> None:
         """Set HiGHS options on this model (checked by name and value)."""
@@ -451,7 +453,6 @@ class LinearModel:
         tl = float(tl) if tl is not None else INF
         if tl != self._time_limit_set:
             self._set("time_limit", tl)
-            self._time_limit_set = tl
         if mip_rel_gap is not None:
             self._set("mip_rel_gap", float(mip_rel_gap))
         use_cut = self.is_mip and cutoff is not None
