@@ -35,7 +35,7 @@ from mipnet.core.errors import SolverError
 
 from .problem import EPS, Problem
 
-__all__ = ["Decision", "ChebyshevLP", "certified_lower", "certified_upper", "LP_OPTIONS"]
+__all__ = ["Decision", "ChebyshevLP", "certified_upper", "LP_OPTIONS"]
 
 #: HiGHS options of the Chebyshev LPs: tiny LPs re-solved from a warm basis (no presolve),
 #: at HiGHS's tightest feasibility tolerances (on one thread, like every model: mipnet.solver.highs).
@@ -54,18 +54,6 @@ class Decision(enum.Enum):
     FULL = "full"
     EMPTY = "empty"
     AMBIGUOUS = "ambiguous"
-
-
-def certified_lower(A, beta, ea, eb, u) -> float:
-    """Radius of a ball around ``u`` inside every row (sound up to float64 rounding of this formula)."""
-    if beta.size == 0:
-        return _INF
-    un = float(np.sqrt(u @ u))
-    c = 4 * EPS * max(1, u.size)
-    res = beta - A @ u
-    res -= ea * un + eb
-    res -= c * (un + np.abs(beta))
-    return float(res.min())
 
 
 def certified_upper(A, beta, ea, eb, lower, upper, y) -> float:
@@ -121,6 +109,7 @@ class ChebyshevLP:
         self._ea = np.zeros(cap)
         self._eb = np.zeros(cap)
         # per-row terms of certified_lower, kept with the rows: ea + c and eb + c |beta|
+        # (c bounds the rounding of the n-term products a . u)
         self._c = 4 * EPS * max(1, n)
         self._eac = np.zeros(cap)
         self._ebc = np.zeros(cap)
@@ -200,8 +189,10 @@ class ChebyshevLP:
         u = np.minimum(np.maximum(v[:self.n], self.prob.lower), self.prob.upper)  # the u columns come first
         return u, float(v[self.n]), None
 
-    def _lower_at(self, u: np.ndarray) -> float:
-        """:func:`certified_lower` of the cell's rows at ``u``, from the per-row terms kept with the rows."""
+    def certified_lower(self, u: np.ndarray) -> float:
+        """Radius of a ball around ``u`` inside every row of the cell (module docstring): the least
+        ``beta_k - a_k . u - (ea_k + c) |u| - (eb_k + c |beta_k|)``, sound up to float64 rounding of
+        this formula; the per-row terms are kept with the rows."""
         k = self._k
         if k == 0:
             return _INF
@@ -220,7 +211,7 @@ class ChebyshevLP:
         u, t, _ = self.solve_raw()
         if u is None:
             return Decision.EMPTY, None, -_INF
-        t_lo = min(self._lower_at(u), self.tmax)
+        t_lo = min(self.certified_lower(u), self.tmax)
         if t_lo > floor:
             return Decision.FULL, u, t_lo
         if t < _CLEARLY_EMPTY:
@@ -242,7 +233,7 @@ class ChebyshevLP:
         # polish the primal point on the active rows
         u2 = _polish_primal(A, b, d, u, lo, hi)
         if u2 is not None:
-            t2 = min(certified_lower(A, b, ea, eb, u2), self.tmax)
+            t2 = min(self.certified_lower(u2), self.tmax)
             if t2 > floor:
                 return Decision.FULL, u2, t2
         return Decision.AMBIGUOUS, u, t_lo
