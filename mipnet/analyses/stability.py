@@ -540,6 +540,17 @@ class _Search:
                 cols[near_on] = h
         return cols, prev_states, lvs
 
+    def layer_model(self, l: int):
+        """A MILP of hidden layers ``0 .. l-1`` (:meth:`encode`) and layer ``l``'s pre-activations:
+        ``(model, y_cols)``, the model of the per-neuron questions of layer ``l``."""
+        from mipnet.milp.encoding import HighsModel
+
+        model = HighsModel(self.domain, options=self.options)
+        cols, prev_states, _ = self.encode(model, l)
+        W, b = self.net.layers[l]
+        y = model.add_affine(cols, W, b, LayerBounds(self.lower[l], self.upper[l]), prev_states=prev_states)
+        return model, y
+
     def propagate(self, start: int) -> None:
         """Interval arithmetic from hidden layer ``start`` onwards, intersected with what is known.
 
@@ -669,9 +680,6 @@ def _per_neuron(s: _Search, executor=None, progress: bool = False) -> None:
     is reported unknown only when the time limit is reached). With an ``executor`` the
     questions of a layer go out in groups (:func:`stability_unit`), each group with the time left.
     """
-    from mipnet.milp.encoding import HighsModel
-
-    net = s.net
     for l in range(s.L):
         if s.timed_up():
             return
@@ -679,10 +687,7 @@ def _per_neuron(s: _Search, executor=None, progress: bool = False) -> None:
         if todo.size and executor is not None:
             _layer_on_executor(s, l, _questions(s, l, todo), executor, progress)
         elif todo.size:
-            model = HighsModel(s.domain, options=s.options)
-            cols, prev_states, _ = s.encode(model, l)
-            W, b = net.layers[l]
-            y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
+            model, y = s.layer_model(l)
             questions = _questions(s, l, todo)
 
             def open_(q) -> bool:
@@ -733,15 +738,10 @@ def stability_unit(task, deadline):
     proven bounds of layer ``l`` and the inputs the MILPs found (re-checked by the caller's
     float64 forward pass before any of them counts as a witness).
     """
-    from mipnet.milp.encoding import HighsModel
-
     net, domain, lower, upper, l, questions, tol, options = task
     dl = None if deadline is None else time.perf_counter() + max(deadline - time.time(), 0.0)
     s = _Search(net, domain, _LayerBoundsList(lower, upper), tol, dl, options)
-    model = HighsModel(domain, options=options)
-    cols, prev_states, _ = s.encode(model, l)
-    W, b = net.layers[l]
-    y = model.add_affine(cols, W, b, LayerBounds(s.lower[l], s.upper[l]), prev_states=prev_states)
+    model, y = s.layer_model(l)
     asked = 0
     for i, sign in questions:
         if s.timed_up():
@@ -751,7 +751,7 @@ def stability_unit(task, deadline):
         asked += 1
     X = np.array(s.witnesses) if s.witnesses else np.zeros((0, net.input_dim))
     value = {"upper": s.upper[l], "lower": s.lower[l], "X": X, "num_milps": s.num_milps,
-             "milp_seconds": s.milp_seconds, "notes": s.notes, "interrupted": s.interrupted}
+             "milp_seconds": s.milp_seconds, "notes": s.notes}
     if s.interrupted:  # Ctrl-C in this process: stop the whole run (run_units returns what finished)
         raise KeyboardInterrupt
     return asked == len(questions), value
