@@ -82,7 +82,7 @@ def validate_pair(net_a, net_b, domain) -> Domain:
     return as_domain(domain, net_a.input_dim)
 
 
-def _pair_bounds(net: Network, domain: Domain, bounds, scaling: "Scaling") -> Bounds:
+def _pair_bounds(net: Network, domain: Domain, bounds, scaling: Scaling) -> Bounds:
     """The bounds of one net of a pair in the problem's units: given (rescaled), by name, or LP."""
     if isinstance(bounds, Bounds):
         return _scaled_bounds(bounds, scaling)
@@ -147,8 +147,8 @@ def differential_bounds(net_a: Network, net_b: Network, domain, *, bounds_a: Opt
                                   f"{net_a.widths} and {net_b.widths}")
     check_bounds("bounds_a", bounds_a, net_a)
     check_bounds("bounds_b", bounds_b, net_b)
-    bounds_a = bounds_a if isinstance(bounds_a, Bounds) else compute_bounds(net_a, domain, method=bounds_a or "lp")
-    bounds_b = bounds_b if isinstance(bounds_b, Bounds) else compute_bounds(net_b, domain, method=bounds_b or "lp")
+    unit = Scaling()  # the original units
+    bounds_a, bounds_b = _pair_bounds(net_a, domain, bounds_a, unit), _pair_bounds(net_b, domain, bounds_b, unit)
     return differential_layers(net_a, net_b, domain, bounds_a, bounds_b)
 
 
