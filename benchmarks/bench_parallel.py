@@ -6,7 +6,8 @@
 Cases: a calibration (pure-Python CPU units: the speed-up the machine allows at that
 moment; with Linux autogroup scheduling a session's processes share one slice of a busy
 machine), an exact region count (5-16-16-1, ~37k regions), LP bound tightening of
-784-100-100-10, a pruning-gap sweep (10 cells), an equivalence proof that needs splitting (the
+784-100-100-10 (exact: every unstable neuron's min and max, 220 LPs; and the default path, where
+alpha-CROWN in the caller and witnesses leave about 20 sign LPs), a pruning-gap sweep (10 cells), an equivalence proof that needs splitting (the
 5-input retrained pair of bench_equivalence.py on its small box), and the per-task overhead. Each
 case runs serially (the baseline, in this process), then on a LocalCluster of 1 and of 2
 worker processes (threads_per_worker=1; cluster start-up and the workers' first imports are
@@ -126,7 +127,10 @@ class Regions(Case):
 
 
 class LPBounds(Case):
-    name = "LP bounds 784-100-100-10 on [0,1]^784"
+    """Exact LP tightening (every unstable neuron's min and max, every output's): 220 LPs."""
+
+    name = "LP bounds 784-100-100-10 on [0,1]^784, exact"
+    kw = {"sign_only": False}
 
     def __init__(self):
         self.net, self.dom = Network.random([784, 100, 100, 10], seed=0), Box(0, 1, dim=784)
@@ -134,13 +138,13 @@ class LPBounds(Case):
     def serial(self):
         from mipnet.bounds import lp_bounds
 
-        return lp_bounds(self.net, self.dom)
+        return lp_bounds(self.net, self.dom, **self.kw, **({"start": "symbolic"} if self.kw else {}))
 
     def parallel(self, client):
         from mipnet.bounds.lp_parallel import lp_bounds_parallel
 
         self.reports = []
-        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports)
+        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports, **self.kw)
 
     def units(self, r):
         return [x for rep in self.reports for x in rep.unit_seconds]
@@ -156,6 +160,13 @@ class LPBounds(Case):
 
     def describe(self, r):
         return f"{r.lp_solves} LPs, {r.num_unstable} unstable"
+
+
+class LPBoundsDefault(LPBounds):
+    """The default path (alpha-CROWN start in the caller, witnesses, sign-only LPs): little LP work left."""
+
+    name = "LP bounds 784-100-100-10 on [0,1]^784, default"
+    kw = {}
 
 
 class GapSweep(Case):
@@ -241,7 +252,8 @@ class Equivalence(Case):
                 f"{s.get('boxes_closed', '?')} closed + {s.get('boxes_open', '?')} open")
 
 
-CASES = {"calibrate": Calibrate, "regions": Regions, "lp": LPBounds, "gap": GapSweep, "equivalence": Equivalence}
+CASES = {"calibrate": Calibrate, "regions": Regions, "lp": LPBounds, "lp-default": LPBoundsDefault, "gap": GapSweep,
+         "equivalence": Equivalence}
 
 
 def overhead(client, n: int = 400) -> float:
@@ -319,4 +331,4 @@ def main(names) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["calibrate", "regions", "lp", "gap", "equivalence"])
+    main(sys.argv[1:] or list(CASES))

@@ -232,6 +232,30 @@ def test_lp_bounds_groups_match_serial(client):
     assert par.lp_solves == serial.lp_solves == inproc.lp_solves
 
 
+def test_lp_bounds_parallel_sign_only_uses_witnesses():
+    """Sign-only groups get the signs that samples and the gradient search show (run once, in the
+    caller): the same stable sets as the serial pass, with far fewer LPs than without witnesses."""
+    from mipnet.bounds.lp import lp_bounds
+    from mipnet.bounds.lp_parallel import lp_bounds_parallel
+    from mipnet.bounds.symbolic import symbolic_bounds
+    from mipnet.core.bounds import classify_neurons
+
+    net = Network.random((10, 40, 40, 30, 2), seed=5)
+    dom = Box(-1, 1, dim=10)
+    start = symbolic_bounds(net, dom)
+    serial = lp_bounds(net, dom, initial=start, sign_only=True)
+    par = lp_bounds_parallel(net, dom, initial=start, sign_only=True, group_size=8)
+    blind = lp_bounds_parallel(net, dom, initial=start, sign_only=True, group_size=8, witnesses=0)
+    for s, p, q in zip(serial.layers[:-1], par.layers[:-1], blind.layers[:-1]):
+        assert np.array_equal(classify_neurons(s.lower, s.upper), classify_neurons(p.lower, p.upper))
+        assert np.array_equal(classify_neurons(q.lower, q.upper), classify_neurons(p.lower, p.upper))
+    assert par.lp_solves < blind.lp_solves
+    pre = net.preactivations(dom.sample(5000, seed=0))
+    assert all((z >= p.lower).all() and (z <= p.upper).all() for z, p in zip(pre, par.layers))
+    with pytest.raises(ValueError, match="witnesses"):
+        lp_bounds_parallel(net, dom, witnesses=-1)
+
+
 # ---------------------------------------------------------------------------- stable neurons
 def test_stability_units_match_serial(client, tmp_path):
     import subprocess

@@ -64,7 +64,7 @@ from mipnet.milp.encoding import HighsModel
 from mipnet.solver.highs import INF, SolveStatus
 
 __all__ = ["LP_FEASIBILITY", "LP_OPTIONS", "ALPHA_MIN_OPEN", "lp_slack", "lp_bounds", "tighten_neurons", "GroupBounds",
-           "chain_order", "alpha_pays", "Witnesses", "propagate_intervals"]
+           "relaxation_basis", "chain_order", "alpha_pays", "Witnesses", "propagate_intervals"]
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,8 @@ def tighten_neurons(
     tol: float = LP_FEASIBILITY,
     time_limit_per_lp: Optional[float] = None,
     solver_options: Optional[dict] = None,
+    seen: Optional[tuple] = None,
+    basis: Optional[tuple] = None,
 ) -> GroupBounds:
     """LP tightening of one group of neurons, as a pure function of picklable inputs.
 
@@ -248,7 +250,11 @@ def tighten_neurons(
     built from them, one model for the group (warm starts along :func:`chain_order`). With
     ``sign_only`` only the signs of the group's unstable hidden neurons are settled (stopped
     LPs, the LP optima as witnesses), else each unstable neuron's min and max (every output's)
-    to optimality. Nothing is shared between calls, so groups of a layer can run in separate
+    to optimality; ``seen = (pos, neg)``, boolean masks over the layer, are the signs that real
+    inputs have shown already (:class:`Witnesses`): a sign-only group solves no LP for them;
+    ``basis``, from :func:`relaxation_basis`, starts the first LP warm (a cold start costs about
+    ten warm LPs on a 784-input layer).
+    Nothing is shared between calls, so groups of a layer can run in separate
     processes; :func:`lp_bounds` does the same work layer by layer on one reused model.
     Merge the results with ``max``/``min`` into the bounds so far (each is sound on its own).
 
@@ -272,27 +278,62 @@ def tighten_neurons(
     width = net.layers[layer][0].shape[0]
     if neurons.size and (neurons[0] < 0 or neurons[-1] >= width):
         raise InvalidArgumentError(f"neurons must be indices in [0, {width}) of layer {layer}")
+    model, cols, hmag = _relaxation(net, domain, layers, layer, solver_options, time_limit_per_lp)
+    W, b = net.layers[layer]
+    is_output = layer == len(net.layers) - 1
+    notes: list = []
+    solves = 0
+    if basis is not None and neurons.size:
+        model.set_basis(basis)  # rejected: the first LP starts cold, nothing else changes
+    if neurons.size:
+        if sign_only and not is_output:
+            stats = {"lp": 0, "stopped": 0, "skipped": 0}
+            wit = Witnesses(net, domain, layers)
+            if seen is not None:
+                pos, neg = (np.asarray(m, dtype=bool) for m in seen)
+                if pos.shape != (width,) or neg.shape != (width,):
+                    raise InvalidArgumentError(f"seen must be two boolean masks of length {width}")
+                wit.pos[layer] |= pos
+                wit.neg[layer] |= neg
+            solves = _sign_layer(model, cols, W, b, layers, layer, hmag, tol, wit, False, notes, stats,
+                                 neurons=neurons)
+        else:
+            solves = _tighten_layer(model, cols, W, b, layers, layer, hmag, tol, is_output, notes, neurons=neurons)
+    lb = layers[layer]
+    return GroupBounds(int(layer), neurons, lb.lower[neurons].copy(), lb.upper[neurons].copy(), solves, tuple(notes))
+
+
+def _relaxation(net: Network, domain: Domain, layers, layer: int, solver_options, time_limit):
+    """A model of the triangle relaxation of the layers before ``layer``: ``(model, h_cols, hmag)``."""
     model = HighsModel(domain, options=dict(LP_OPTIONS if solver_options is None else solver_options),
-                       time_limit=time_limit_per_lp)
+                       time_limit=time_limit)
     cols = model.input_cols
     hmag = np.maximum(np.abs(domain.lower), np.abs(domain.upper))
     for j in range(layer):
         W, b = net.layers[j]
         cols = model.add_layer(cols, W, b, layers[j], relax=True).h_cols
         hmag = np.maximum(layers[j].upper, 0.0)
+    return model, cols, hmag
+
+
+def relaxation_basis(net: Network, domain, bounds, layer: int, neurons=None, *,
+                     solver_options: Optional[dict] = None) -> Optional[tuple]:
+    """A simplex basis from which the LPs of ``layer``'s ``neurons`` (default all) start warm.
+
+    The basis is optimal for the sum of the neurons' pre-activations, maximised over the model
+    :func:`tighten_neurons` builds (same ``bounds``, same options), so every group of the layer
+    can start from it instead of a cold start: the same start whatever worker runs the group,
+    so the bounds do not depend on the executor. None if the LP did not solve.
+    """
+    domain = as_domain(domain, net.input_dim)
+    layers = list(bounds.layers if isinstance(bounds, Bounds) else bounds)
+    model, cols, _ = _relaxation(net, domain, layers, layer, solver_options, None)
     W, b = net.layers[layer]
-    is_output = layer == len(net.layers) - 1
-    notes: list = []
-    solves = 0
-    if neurons.size:
-        if sign_only and not is_output:
-            stats = {"lp": 0, "stopped": 0, "skipped": 0}
-            solves = _sign_layer(model, cols, W, b, layers, layer, hmag, tol, Witnesses(net, domain, layers),
-                                 False, notes, stats, neurons=neurons)
-        else:
-            solves = _tighten_layer(model, cols, W, b, layers, layer, hmag, tol, is_output, notes, neurons=neurons)
-    lb = layers[layer]
-    return GroupBounds(int(layer), neurons, lb.lower[neurons].copy(), lb.upper[neurons].copy(), solves, tuple(notes))
+    rows = W if neurons is None else W[np.asarray(list(neurons), dtype=np.int64)]
+    model.set_objective(np.asarray(cols), rows.sum(axis=0), maximize=True)
+    if model.solve().status != SolveStatus.OPTIMAL:
+        return None
+    return model.get_basis()
 
 
 def alpha_pays(layers) -> bool:
@@ -348,6 +389,17 @@ class Witnesses:
 
     def unstable(self, l: int) -> np.ndarray:
         return self.pos[l] & self.neg[l]
+
+    def search_open(self, l: int, open_: np.ndarray) -> None:
+        """:meth:`search` for each sign of layer l's ``open_`` neurons (a mask) not seen yet, from
+        64 samples of the domain (vertices first) and its centre."""
+        if not np.any(open_ & ~self.unstable(l)):
+            return
+        need_pos = np.flatnonzero(open_ & ~self.pos[l])
+        need_neg = np.flatnonzero(open_ & ~self.neg[l])
+        X0 = np.concatenate([self.domain.sample(64, seed=l + 1, include_vertices=True), self.domain.center[None, :]])
+        self.search(l, np.concatenate([need_pos, need_neg]),
+                    np.concatenate([np.ones(need_pos.size), -np.ones(need_neg.size)]), X0)
 
     def search(self, l: int, targets: np.ndarray, signs: np.ndarray, X0: np.ndarray, *, steps: int = 10) -> None:
         """Signed-gradient ascent of ``sign * y^l_i`` over the box, one point per target, from the best
@@ -412,12 +464,8 @@ def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, se
     open_ = (lo < 0) & (hi > 0)
     if neurons is not None:
         open_ &= np.isin(np.arange(lo.size), neurons)
-    if search and np.any(open_ & ~wit.unstable(l)):
-        need_pos = np.flatnonzero(open_ & ~wit.pos[l])
-        need_neg = np.flatnonzero(open_ & ~wit.neg[l])
-        X0 = np.concatenate([wit.domain.sample(64, seed=l + 1, include_vertices=True), wit.domain.center[None, :]])
-        wit.search(l, np.concatenate([need_pos, need_neg]),
-                   np.concatenate([np.ones(need_pos.size), -np.ones(need_neg.size)]), X0)
+    if search:
+        wit.search_open(l, open_)
     stats["skipped"] += int(np.sum(open_ & wit.unstable(l)))
     solves = 0
     inputs = model.input_cols

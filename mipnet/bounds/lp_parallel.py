@@ -19,7 +19,8 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.bounds.lp import LP_FEASIBILITY, alpha_pays, propagate_intervals, tighten_neurons
+from mipnet.bounds.lp import (LP_FEASIBILITY, Witnesses, alpha_pays, propagate_intervals, relaxation_basis,
+                              tighten_neurons)
 from mipnet.bounds.symbolic import symbolic_layers
 from mipnet.core.bounds import Bounds, LayerBounds
 from mipnet.core.domain import as_domain
@@ -47,7 +48,8 @@ def lp_group_unit(task, deadline: Optional[float]):
     """
     net, domain, layers, l, idx, opts = task
     g = tighten_neurons(net, domain, layers, l, idx, sign_only=opts["sign_only"], tol=opts["tol"],
-                        time_limit_per_lp=opts["time_limit_per_lp"])
+                        time_limit_per_lp=opts["time_limit_per_lp"], seen=opts.get("seen"),
+                        basis=opts.get("basis"))
     lo = np.maximum(layers[l].lower[idx], g.lower)
     hi = np.minimum(layers[l].upper[idx], g.upper)
     return True, (lo, hi, g.lp_solves, list(g.notes))
@@ -65,18 +67,23 @@ def lp_bounds_parallel(
     sign_only: Optional[bool] = None,
     progress: bool = False,
     group_size: int = GROUP_SIZE,
+    witnesses: int = 256,
     report: Optional[list] = None,
 ) -> Bounds:
     """:func:`mipnet.bounds.lp.lp_bounds` with each layer's LPs run as groups on ``executor``.
 
     ``executor``: None (in-process), a ``concurrent.futures.Executor`` or a
     ``dask.distributed.Client``; ``sign_only`` as in ``lp_bounds`` (default: where alpha-CROWN
-    pays, as there); ``group_size`` neurons per unit; ``report``, a list, receives
+    pays, as there); ``group_size`` neurons per unit; ``witnesses`` as in ``lp_bounds`` (the
+    samples and the gradient search run here, before the groups: a sign they show gets no LP);
+    ``report``, a list, receives
     each layer's :class:`mipnet.parallel.RunReport`. On Ctrl-C raises
     :class:`Interrupted` with the sound bounds reached so far in ``partial``.
     """
     if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
         raise InvalidArgumentError(f"group_size must be a positive integer, got {group_size!r}")
+    if isinstance(witnesses, bool) or not isinstance(witnesses, (int, np.integer)) or witnesses < 0:
+        raise InvalidArgumentError(f"witnesses must be an integer >= 0, got {witnesses!r}")
     t0 = time.perf_counter()
     domain = as_domain(domain, net.input_dim)
     started_alpha = False  # the same start as lp_bounds: alpha-CROWN where it pays, then sign-only LPs
@@ -92,6 +99,11 @@ def lp_bounds_parallel(
             started_alpha = True
     if sign_only is None:
         sign_only = started_alpha
+    wit = None
+    if sign_only:  # as lp_bounds: real inputs show most neurons unstable, so that no group spends LPs on them
+        wit = Witnesses(net, domain, layers)
+        wit.add(np.concatenate([domain.sample(int(witnesses), seed=0, include_vertices=True),
+                                domain.center[None, :]]) if witnesses else np.empty((0, net.input_dim)))
     solves, notes = 0, []
     n_layers = len(net.layers)
     for l in range(n_layers):
@@ -102,10 +114,24 @@ def lp_bounds_parallel(
             continue
         lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
         todo = np.arange(lo.size) if is_output else np.flatnonzero((lo < 0) & (hi > 0))
-        n_groups = min(todo.size, max(-(-todo.size // int(group_size)), MIN_GROUPS))
-        groups = [g for g in np.array_split(todo, n_groups) if g.size] if todo.size else []
-        opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp,
-                "sign_only": bool(sign_only) and not is_output and l > 0}
+        sign_layer = bool(sign_only) and not is_output and l > 0
+        seen = None
+        try:
+            if sign_layer:
+                if witnesses:
+                    wit.search_open(l, (lo < 0) & (hi > 0))
+                seen = (wit.pos[l].copy(), wit.neg[l].copy())
+                todo = todo[~wit.unstable(l)[todo]]
+            n_groups = min(todo.size, max(-(-todo.size // int(group_size)), MIN_GROUPS))
+            groups = [g for g in np.array_split(todo, n_groups) if g.size] if todo.size else []
+            # one warm start for every group (a cold start costs about ten warm LPs on a 784-input layer)
+            basis = relaxation_basis(net, domain, layers, l, todo) if len(groups) > 1 else None
+        except KeyboardInterrupt:
+            notes.append(f"interrupted in layer {l + 1}: later layers keep their symbolic bounds")
+            partial = Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
+            raise Interrupted("LP bounds interrupted", partial=partial) from None
+        opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp, "sign_only": sign_layer, "seen": seen,
+                "basis": basis}
         tasks = [(net, domain, tuple(layers), l, g, opts) for g in groups]
         rep = run_units(lp_group_unit, tasks, executor, progress=progress, desc=f"LP bounds layer {l + 1}")
         if report is not None:

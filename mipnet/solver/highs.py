@@ -421,6 +421,30 @@ class LinearModel:
             return None
         return res.dual_bound
 
+    # ---------------------------------------------------------------- warm starts
+    def get_basis(self) -> Optional[tuple]:
+        """The simplex basis of the last LP solve as ``(col_status, row_status)`` int8 arrays
+        (HiGHS's ``HighsBasisStatus`` codes; picklable), or None if there is no valid basis."""
+        b = self.highs.getBasis()
+        if not b.valid:
+            return None
+        return (np.fromiter((int(x) for x in b.col_status), dtype=np.int8, count=len(b.col_status)),
+                np.fromiter((int(x) for x in b.row_status), dtype=np.int8, count=len(b.row_status)))
+
+    def set_basis(self, basis: tuple) -> bool:
+        """Start the next LP solve from ``basis`` (from :meth:`get_basis` on a model with the same
+        columns and rows). Returns False, leaving the solver as it was, if HiGHS rejects it."""
+        cols, rows = (np.asarray(a, dtype=np.int64) for a in basis)
+        if cols.size != self._num_cols or rows.size != self._num_rows:
+            raise InvalidArgumentError(f"basis of {cols.size} columns and {rows.size} rows for a model of "
+                                       f"{self._num_cols} columns and {self._num_rows} rows")
+        status = highspy.HighsBasisStatus
+        b = highspy.HighsBasis()
+        b.col_status = [status(int(x)) for x in cols]
+        b.row_status = [status(int(x)) for x in rows]
+        b.valid = True
+        return self.highs.setBasis(b) == highspy.HighsStatus.kOk
+
     # ---------------------------------------------------------------- solving
     def solve(
         self,
