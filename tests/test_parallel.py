@@ -34,6 +34,21 @@ def client():
         yield c
 
 
+def _profiler_enabled():
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_cluster_workers_run_without_the_profiler(client):
+    """The statistical profiler (10 ms stack samples) is off on local_cluster's workers, and the
+    caller's dask config is left as it was."""
+    import dask
+
+    assert set(client.run(_profiler_enabled).values()) == {False}
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+
+
 # ---------------------------------------------------------------------------- units for the engine tests
 def sum_unit(task, deadline):
     """Sum of range(a, b); more than 8 numbers is 'too long' (unfinished)."""

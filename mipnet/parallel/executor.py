@@ -107,10 +107,16 @@ def local_cluster(n: int, *, threads_per_worker: int = 1, memory_limit="auto", s
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidArgumentError(f"the number of workers must be an integer >= 1, got {n!r}")
     distributed = _require_dask()
+    import dask
+
     kw = {"silence_logs": logging.ERROR} if silence else {}
+    # the workers' statistical profiler samples every thread's stack every 10 ms (for the dashboard):
+    # measured, it added 5-10 % to the CPU time of an LP work unit; the workers start without it
+    # (the nannies keep the config they started with, also for a worker they restart)
     with _quiet("distributed", silence):
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                                           dashboard_address=":0", memory_limit=memory_limit, **kw)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                                               dashboard_address=":0", memory_limit=memory_limit, **kw)
         try:
             client = distributed.Client(cluster)
             try:
