@@ -7,9 +7,14 @@ of at most ``group_size`` (and at least ``MIN_GROUPS`` groups); a group is one c
 :func:`mipnet.bounds.lp.tighten_neurons` (the triangle relaxation, Ehlers 2017, of the earlier
 layers built once, warm-started along a chain, widened by :func:`mipnet.bounds.lp.lp_slack`):
 each unstable neuron's min and max LP to optimality, or, where ``lp_bounds`` starts from
-alpha-CROWN and stops at the sign (large nets), the same sign-only LPs. The groups depend only on the layer, never on
-the number of workers, so the bounds are identical for any executor; they agree with the
-serial ``lp_bounds`` up to the LP solver's tolerance (both are sound).
+alpha-CROWN and stops at the sign (large nets), the same sign-only LPs. Two things are done once
+per layer in the caller and sent to every group: the signs that real inputs show (samples and
+the gradient search of :class:`mipnet.bounds.lp.Witnesses`: a sign seen gets no LP, as in the
+serial pass), and a simplex basis to start from (:func:`mipnet.bounds.lp.relaxation_basis`: a
+cold start cost about ten warm LPs on a 784-input layer, so without it small groups spent most
+of their time starting). The groups depend only on the layer, never on the number of workers,
+so the bounds are identical for any executor; they agree with the serial ``lp_bounds`` up to
+the LP solver's tolerance (both are sound).
 """
 
 from __future__ import annotations
