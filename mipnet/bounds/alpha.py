@@ -16,7 +16,8 @@ Layer by layer: the bounds of layer k use the (already optimised) bounds of the 
 it, which fix the chords and the set of unstable neurons; only neurons left unstable by the
 bounds known so far are bounded (a stable neuron's sign is settled and its relaxation exact).
 
-Soundness. The optimisation runs in torch (float64; CUDA with ``device="cuda"``), but its
+Soundness. The optimisation runs in float64, in numpy on the CPU (the gradient derived by hand,
+:class:`_Chain`) or in torch with autograd (``device="cuda"``, or ``backend="torch"``), but its
 result is not trusted: the best slopes found are clamped to [0, 1] and the bound they give is
 re-evaluated in float64 numpy, widened by a bound on its rounding error relative to the
 magnitudes it multiplies (the accounting of :mod:`mipnet.bounds.symbolic`), and intersected
@@ -29,8 +30,9 @@ Also here: :func:`difference_network` (``f - g`` as one ReLU network over a shar
 the equivalence engine), :func:`alpha_difference_bounds` (bounds on ``f(x) - g(x)``) and
 :func:`alpha_output_bounds` (bounds on ``C f(x)``).
 
-torch is imported inside the functions that need it (``import mipnet.bounds`` stays light);
-this module is the only one below :mod:`mipnet.nn` that uses torch, as a tensor library only.
+torch is imported inside the functions that need it (``import mipnet.bounds`` stays light, and
+alpha-CROWN on the CPU does not load it); this module is the only one below :mod:`mipnet.nn`
+that uses torch, as a tensor library only.
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ class AlphaOptions:
     stop_on_states : for the bounds of hidden neurons (pairs of rows ``y_i``, ``-y_i``), stop a
         batch as soon as ``patience`` steps pass without a new neuron settled (a lower bound
         turning positive): when only the neurons' states matter, not their widths.
+    backend : "numpy", "torch" or None (numpy on the CPU, torch on CUDA). The numpy path runs the
+        same projected Adam with the gradient derived by hand (:class:`_Chain`): no autograd
+        overhead per step (about 0.6 ms per backward pass in torch on small nets).
     """
 
     iterations: int = 25
@@ -94,6 +99,7 @@ class AlphaOptions:
     max_batch: int = 4096
     threads: Optional[int] = 1
     stop_on_states: bool = False
+    backend: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.iterations, (int, np.integer)) and self.iterations >= 0):
@@ -108,6 +114,10 @@ class AlphaOptions:
             raise InvalidArgumentError(f"threads must be an integer >= 1 or None, got {self.threads!r}")
         if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise InvalidArgumentError(f"device must be 'cpu', 'cuda' or None, got {self.device!r}")
+        if self.backend not in (None, "numpy", "torch"):
+            raise InvalidArgumentError(f"backend must be 'numpy', 'torch' or None, got {self.backend!r}")
+        if self.backend == "numpy" and self.device not in (None, "cpu"):
+            raise InvalidArgumentError(f"backend 'numpy' runs on the CPU, not on device {self.device!r}")
 
 
 # ---------------------------------------------------------------------------- relaxations
@@ -235,7 +245,38 @@ def _torch_threads(opts: AlphaOptions):
         torch.set_num_threads(saved)
 
 
-def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
+class _Schedule:
+    """When a batch of rows stops and which rows leave it, for both optimisers.
+
+    Every ``patience`` steps: with ``stop_on_states``, the batch stops when no row's best bound
+    turned positive since the last check; and a row whose best bound gained less than
+    ``rel_tol`` times its magnitude (or its gain since iteration 0) leaves the batch.
+    """
+
+    def __init__(self, opts: AlphaOptions, first: np.ndarray):
+        self.opts = opts
+        self.first = first.copy()  # the bounds at iteration 0 (CROWN's slopes or the warm start)
+        self.mark = first.copy()  # the best bounds at the last check
+        self.settled = None  # rows with a positive bound at the last check (stop_on_states)
+
+    def due(self, it: int) -> bool:
+        return it > 0 and it % self.opts.patience == 0
+
+    def keep(self, best: np.ndarray, rows: np.ndarray) -> Optional[np.ndarray]:
+        """None: all the batch's rows go on; else which of them do (none: stop the batch)."""
+        if self.opts.stop_on_states:
+            settled = int((best > 0).sum())
+            if self.settled is not None and settled <= self.settled:
+                return np.zeros(rows.size, dtype=bool)
+            self.settled = settled
+        cur = best[rows]
+        scale = np.maximum(np.abs(cur), np.abs(cur - self.first[rows]))
+        keep = (cur - self.mark[rows]) > self.opts.rel_tol * scale + 1e-300
+        self.mark[rows] = cur
+        return None if keep.all() else keep
+
+
+def _optimise_slopes_torch(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
     """Best slopes found per row of C (list per hidden layer j < k of arrays (q, #unstable_j)).
 
     Lower bounds of ``C y^k`` are maximised by Adam on the slopes, projected to [0, 1]; the
@@ -291,9 +332,7 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=Non
     m2 = {j: torch.zeros_like(init[j]) for j in free}
     best = torch.full((q,), -np.inf, dtype=dt, device=dev)
     best_alpha = {j: init[j].clone() for j in free}
-    first = None
-    mark = None  # best bound of the active rows at the last check
-    settled_mark = None  # rows with a positive bound at the last check (stop_on_states)
+    sched = None
     lr = opts.lr
     for it in range(opts.iterations + 1):
         lo = bound(Lam0[rows], c0[rows], alphas)
@@ -304,24 +343,16 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=Non
                 best[idx] = lo[better]
                 for j in free:
                     best_alpha[j][idx] = alphas[j][better].detach()
-            if first is None:
-                first = best.clone()
-                mark = best.clone()
+            if sched is None:
+                sched = _Schedule(opts, best.cpu().numpy())
             if it == opts.iterations:
                 break
-            if it and it % opts.patience == 0 and opts.stop_on_states:
-                settled = int((best > 0).sum())
-                if settled_mark is not None and settled <= settled_mark:
-                    break
-                settled_mark = settled
-            if it and it % opts.patience == 0:  # drop converged rows
-                cur = best[rows]
-                scale = torch.maximum(cur.abs(), (cur - first[rows]).abs())
-                keep = (cur - mark[rows]) > opts.rel_tol * scale + 1e-300
-                mark[rows] = cur
-                if not bool(keep.any()):
-                    break
-                if not bool(keep.all()):
+            if sched.due(it):
+                keep = sched.keep(best.cpu().numpy(), rows.cpu().numpy())
+                if keep is not None:
+                    if not keep.any():
+                        break
+                    keep = torch.as_tensor(keep, device=dev)
                     rows = rows[keep]
                     alphas = {j: alphas[j].detach()[keep].clone().requires_grad_(True) for j in free}
                     m1 = {j: m1[j][keep] for j in free}
@@ -344,13 +375,204 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=Non
     return [best_alpha[j].cpu().numpy() if j in best_alpha else None for j in range(k)]
 
 
+def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
+    """Best slopes per row of C: :func:`_optimise_slopes_np` or :func:`_optimise_slopes_torch`
+    by ``opts.backend`` (None: numpy on the CPU, torch on CUDA). On the CPU numpy was faster on
+    every net measured, 64-50x5-10 to 784-400-400-10 (1.1-4x; benchmarks/RESULTS.md, "Bounds")."""
+    if opts.iterations == 0 or not any(relax[j].uns.size for j in range(k)):
+        return None
+    if (opts.backend or ("numpy" if opts.device in (None, "cpu") else "torch")) == "numpy":
+        return _optimise_slopes_np(net, relax, k, C, xl, xu, opts, init_full)
+    with _torch_threads(opts):
+        return _optimise_slopes_torch(net, relax, k, C, xl, xu, opts, init_full)
+
+
+class _Chain:
+    """The CROWN bound of rows of ``C y^k`` as a function of the lower slopes, and its gradient,
+    in numpy (alpha-CROWN, Xu et al. ICLR 2021, arXiv:2011.13824, Sec. 3; CROWN: Zhang et al.
+    NeurIPS 2018).
+
+    The bound of a row is a backward pass from ``Lam = C W_k``, ``c = C b_k``: at hidden layer j,
+    with ``Lam`` the coefficients of ``h^j``, ``D = S_j`` (the lower slopes: alpha on unstable
+    neurons) where ``Lam > 0`` and ``su_j`` elsewhere, and ``T = tu_j`` where ``Lam <= 0``, 0
+    elsewhere,
+
+        c += (D Lam) . b_j + Lam . T,    Lam <- (D Lam) W_j,
+
+    and finally ``lo = Lam . x* + c`` with ``x* = center - sign(Lam) radius`` (the box's
+    minimiser). With the signs fixed the bound is linear in every ``D Lam``, so its gradient is a
+    forward pass of the minimiser through the chosen relaxation lines: ``yhat^0 = W_0 x* + b_0``,
+    ``hhat^j = D yhat^j + T``, ``yhat^{j+1} = W_{j+1} hhat^j + b_{j+1}``, and
+
+        d lo / d alpha_{j,i} = max(Lam_{j,i}, 0) yhat^j_i
+
+    (the coefficient of neuron i at its lower line times the relaxed pre-activation the bound's
+    minimiser induces there). This is what autograd computes on the torch path (tested to 1e-8).
+
+    Inactive neurons (both lines 0) are left out of the weights, and each layer's unstable
+    neurons come first (their slopes are the first ``nu[j]`` columns, in ``relax[j].uns`` order):
+    only those columns change from step to step. The top layer's coefficients ``C W_k`` do not
+    depend on the slopes, so their active part is multiplied through once (:meth:`start`).
+    No rounding analysis: :func:`_crown_lower_np` re-evaluates whatever slopes come out.
+    """
+
+    def __init__(self, net, relax, k, xl, xu):
+        self.k = k
+        self.nu = [r.uns.size for r in relax[:k]]
+        self.off = np.concatenate([[0], np.cumsum(self.nu)]).astype(int)
+        self.last = max((j for j in range(k) if self.nu[j]), default=-1)  # the highest free layer
+        order = []
+        for r in relax[:k]:
+            rest = r.su > 0
+            rest[r.uns] = False
+            order.append(np.concatenate([r.uns, np.flatnonzero(rest)]))
+        self.Ws, self.WTs, self.bs, self.su, self.tu = [], [], [], [], []
+        for j in range(k):
+            Wj, bj = net.layers[j]
+            Wj = Wj[order[j]] if j == 0 else Wj[order[j]][:, order[j - 1]]
+            n = self.nu[j]
+            self.Ws.append(np.ascontiguousarray(Wj))
+            self.WTs.append(np.ascontiguousarray(Wj.T if j < k - 1 else Wj[:n].T))
+            self.bs.append(bj[order[j]])
+            self.su.append(relax[j].su[order[j]][:n])
+            self.tu.append(relax[j].tu[order[j]][:n])
+        self.Wk = net.layers[k][0][:, order[k - 1]]
+        self.bk = net.layers[k][1]
+        self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
+
+    def start(self, C):
+        """The slope-free part of the rows of C: at the top hidden layer, the positive and
+        negative parts of the unstable neurons' coefficients, the active neurons' coefficients
+        multiplied through ``W_{k-1}``, and the constant (a list of row arrays)."""
+        j, n = self.k - 1, self.nu[self.k - 1]
+        Lam = C @ self.Wk
+        pos = np.maximum(Lam[:, :n], 0.0)
+        neg = Lam[:, :n] - pos
+        fixed = Lam[:, n:] @ self.Ws[j][n:]
+        c = C @ self.bk + Lam[:, n:] @ self.bs[j][n:] + neg @ self.tu[j]
+        return [pos, neg, fixed, c]
+
+    def bound(self, rows, A):
+        """The bounds of the rows (from :meth:`start`) with slopes A (q, sum of nu), the final
+        coefficients and the tape for :meth:`gradient`."""
+        pos, neg, Lam, c = rows
+        k, nu, off = self.k, self.nu, self.off
+        tape = [None] * k
+        j, n = k - 1, nu[k - 1]
+        if n:
+            Lt = pos * A[:, off[j]:off[j + 1]] + neg * self.su[j]
+            Lam = Lam + Lt @ self.Ws[j][:n]
+            c = c + Lt @ self.bs[j][:n]
+            tape[j] = pos
+        else:
+            Lam = Lam.copy()
+        for j in range(k - 2, -1, -1):
+            n = nu[j]
+            if n:
+                Lu = Lam[:, :n]
+                p = np.maximum(Lu, 0.0)
+                m = Lu - p
+                c = c + m @ self.tu[j]
+                Lam[:, :n] = p * A[:, off[j]:off[j + 1]] + m * self.su[j]
+                tape[j] = p
+            c = c + Lam @ self.bs[j]
+            Lam = Lam @ self.Ws[j]
+        return Lam @ self.center - np.abs(Lam) @ self.radius + c, Lam, tape
+
+    def gradient(self, Lam, tape, A):
+        """d lo / d A (q, sum of nu): the forward pass of the bound's minimiser."""
+        k, nu, off, last = self.k, self.nu, self.off, self.last
+        G = np.empty(A.shape)
+        Y = self.center - np.sign(Lam) * self.radius
+        for j in range(last + 1):
+            n = nu[j]
+            Y = Y @ self.WTs[j] + (self.bs[j][:n] if j == k - 1 else self.bs[j])
+            if n:
+                Yu = Y[:, :n]
+                p = tape[j]
+                G[:, off[j]:off[j + 1]] = p * Yu
+                if j < last:  # through the line each coefficient took: D y + T
+                    Y[:, :n] = np.where(p > 0, A[:, off[j]:off[j + 1]] * Yu, self.su[j] * Yu + self.tu[j])
+        return G
+
+
+def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
+    """The float64 CROWN bound of the rows of ``C y^k`` with the given slopes (per layer (q,
+    #unstable) or None), and its gradient in the slopes (per layer, None where none is free)."""
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    ch = _Chain(net, relax, k, xl, xu)
+    q = C.shape[0]
+    A = np.concatenate([np.broadcast_to(relax[j].sl[relax[j].uns], (q, ch.nu[j]))
+                        if slopes is None or slopes[j] is None else np.asarray(slopes[j], dtype=np.float64)
+                        for j in range(k)], axis=1)
+    lo, Lam_in, tape = ch.bound(ch.start(C), A)
+    G = ch.gradient(Lam_in, tape, A)
+    return lo, [G[:, ch.off[j]:ch.off[j + 1]] if ch.nu[j] else None for j in range(k)]
+
+
+def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
+    """:func:`_optimise_slopes_torch` in numpy: the same projected Adam, best-iterate bookkeeping
+    and dropping of converged rows, with the gradient of :class:`_Chain` (derived by hand)
+    instead of autograd, which costs about 0.6 ms per backward pass in torch on small nets."""
+    ch = _Chain(net, relax, k, xl, xu)
+    nu, off = ch.nu, ch.off
+    free = [j for j in range(k) if nu[j]]
+    if not free or opts.iterations == 0:
+        return None
+    q = C.shape[0]
+    if init_full is None:
+        parts = [np.broadcast_to(relax[j].sl[relax[j].uns], (q, nu[j])) for j in range(k)]
+    else:
+        parts = [np.clip(np.asarray(init_full[j], dtype=np.float64)[:, relax[j].uns], 0.0, 1.0) for j in range(k)]
+    A = np.concatenate(parts, axis=1).astype(np.float64)
+    state = ch.start(C)
+    beta1, beta2, eps = 0.9, 0.999, 1e-12
+    rows = np.arange(q)  # the rows still in the batch
+    m1, m2 = np.zeros_like(A), np.zeros_like(A)
+    best = np.full(q, -np.inf)
+    best_A = A.copy()
+    sched = None
+    lr = opts.lr
+    for it in range(opts.iterations + 1):
+        lo, Lam_in, tape = ch.bound(state, A)
+        better = lo > best[rows]
+        if better.any():
+            idx = rows[better]
+            best[idx] = lo[better]
+            best_A[idx] = A[better]
+        if sched is None:
+            sched = _Schedule(opts, best)
+        if it == opts.iterations:
+            break
+        if sched.due(it):
+            keep = sched.keep(best, rows)
+            if keep is not None:
+                if not keep.any():
+                    break
+                rows = rows[keep]
+                A, m1, m2, Lam_in = A[keep], m1[keep], m2[keep], Lam_in[keep]
+                state = [x[keep] for x in state]
+                tape = [None if x is None else x[keep] for x in tape]
+        g = ch.gradient(Lam_in, tape, A)  # of lo: Adam below ascends
+        t = it + 1
+        m1 *= beta1
+        m1 += (1 - beta1) * g
+        m2 *= beta2
+        m2 += (1 - beta2) * (g * g)
+        denom = np.sqrt(m2 / (1 - beta2 ** t))
+        denom += eps
+        A += (lr / (1 - beta1 ** t)) * (m1 / denom)
+        np.minimum(np.maximum(A, 0.0, out=A), 1.0, out=A)
+        lr *= opts.lr_decay
+    return [best_A[:, off[j]:off[j + 1]] if nu[j] else None for j in range(k)]
+
+
 def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions) -> np.ndarray:
     """Sound lower bounds of ``C y^k`` with optimised slopes, in chunks of ``opts.max_batch`` rows."""
     out = np.empty(C.shape[0])
     for s in range(0, C.shape[0], opts.max_batch):
         Cs = C[s:s + opts.max_batch]
-        with _torch_threads(opts):
-            slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts)
+        slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts)
         lo = _crown_lower_np(net, relax, k, Cs, slopes, xl, xu, hmag_prev)
         if slopes is not None:  # CROWN's own slopes, re-evaluated: never worse than them
             lo = np.maximum(lo, _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev))
@@ -513,8 +735,7 @@ def alpha_spec_bounds(net: Network, domain: Domain, layers, C, *, init=None,
         hmag = np.maximum(layers[j].upper, 0.0)
     best = None
     if opts.iterations > 0 and any(r.uns.size for r in relax):  # else torch is not even imported
-        with _torch_threads(opts):
-            best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
+        best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
     q = C.shape[0]
     full = []
     for j in range(k):
