@@ -38,6 +38,7 @@ that uses torch, as a tensor library only.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 _TINY = float(np.finfo(np.float64).tiny)
+#: Row-wise dot products (numpy >= 2 has a ufunc for them).
+_rowdot = getattr(np, "vecdot", None) or (lambda a, b: np.einsum("ij,ij->i", a, b))
 
 
 @dataclass(frozen=True)
@@ -431,39 +434,45 @@ class _Chain:
             Wj, bj = net.layers[j]
             Wj = Wj[order[j]] if j == 0 else Wj[order[j]][:, order[j - 1]]
             n = self.nu[j]
-            self.Ws.append(np.ascontiguousarray(Wj))
-            self.WTs.append(np.ascontiguousarray(Wj.T if j < k - 1 else Wj[:n].T))
-            self.bs.append(bj[order[j]])
+            top = j == k - 1  # only the unstable rows of the top layer change with the slopes
+            self.Ws.append(np.ascontiguousarray(Wj[:n] if top else Wj))
+            self.WTs.append(np.ascontiguousarray(Wj[:n].T if top else Wj.T))
+            self.bs.append(bj[order[j]][:n] if top else bj[order[j]])
             self.su.append(relax[j].su[order[j]][:n])
             self.tu.append(relax[j].tu[order[j]][:n])
+        j = k - 1
+        Wtop = net.layers[j][0][order[j]] if j == 0 else net.layers[j][0][order[j]][:, order[j - 1]]
+        self.Wtop_act, self.btop_act = Wtop[self.nu[j]:], net.layers[j][1][order[j]][self.nu[j]:]
         self.Wk = net.layers[k][0][:, order[k - 1]]
         self.bk = net.layers[k][1]
         self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
 
     def start(self, C):
-        """The slope-free part of the rows of C: at the top hidden layer, the positive and
-        negative parts of the unstable neurons' coefficients, the active neurons' coefficients
-        multiplied through ``W_{k-1}``, and the constant (a list of row arrays)."""
+        """The slope-free part of the rows of C: at the top hidden layer, the positive parts of
+        the unstable neurons' coefficients and the negative parts times their upper slopes, the
+        active neurons' coefficients multiplied through ``W_{k-1}``, and the constant (a list of
+        row arrays)."""
         j, n = self.k - 1, self.nu[self.k - 1]
         Lam = C @ self.Wk
         pos = np.maximum(Lam[:, :n], 0.0)
         neg = Lam[:, :n] - pos
-        fixed = Lam[:, n:] @ self.Ws[j][n:]
-        c = C @ self.bk + Lam[:, n:] @ self.bs[j][n:] + neg @ self.tu[j]
-        return [pos, neg, fixed, c]
+        fixed = Lam[:, n:] @ self.Wtop_act
+        c = C @ self.bk + Lam[:, n:] @ self.btop_act + neg @ self.tu[j]
+        return [pos, neg * self.su[j], fixed, c]
 
     def bound(self, rows, A):
-        """The bounds of the rows (from :meth:`start`) with slopes A (q, sum of nu), the final
-        coefficients and the tape for :meth:`gradient`."""
-        pos, neg, Lam, c = rows
+        """The bounds of the rows (from :meth:`start`) with slopes A (q, sum of nu), the box's
+        minimiser of each row's final linear function and the tape for :meth:`gradient`."""
+        pos, negsu, Lam, c = rows
         k, nu, off = self.k, self.nu, self.off
         tape = [None] * k
-        j, n = k - 1, nu[k - 1]
-        if n:
-            Lt = pos * A[:, off[j]:off[j + 1]] + neg * self.su[j]
-            Lam = Lam + Lt @ self.Ws[j][:n]
-            c = c + Lt @ self.bs[j][:n]
-            tape[j] = pos
+        j = k - 1
+        if nu[j]:
+            Lt = pos * A[:, off[j]:off[j + 1]]
+            Lt += negsu
+            Lam = Lam + Lt @ self.Ws[j]
+            c = c + Lt @ self.bs[j]
+            tape[j] = (pos, None, None)
         else:
             Lam = Lam.copy()
         for j in range(k - 2, -1, -1):
@@ -471,28 +480,32 @@ class _Chain:
             if n:
                 Lu = Lam[:, :n]
                 p = np.maximum(Lu, 0.0)
-                m = Lu - p
-                c = c + m @ self.tu[j]
-                Lam[:, :n] = p * A[:, off[j]:off[j + 1]] + m * self.su[j]
-                tape[j] = p
+                mask = p > 0
+                D = np.where(mask, A[:, off[j]:off[j + 1]], self.su[j])  # the slope each coefficient takes
+                T = np.where(mask, 0.0, self.tu[j])  # and the intercept
+                c = c + (Lu - p) @ self.tu[j]
+                Lu *= D
+                tape[j] = (p, D, T)
             c = c + Lam @ self.bs[j]
             Lam = Lam @ self.Ws[j]
-        return Lam @ self.center - np.abs(Lam) @ self.radius + c, Lam, tape
+        x = self.center - np.sign(Lam) * self.radius  # the box's minimiser
+        return _rowdot(Lam, x) + c, x, tape
 
-    def gradient(self, Lam, tape, A):
-        """d lo / d A (q, sum of nu): the forward pass of the bound's minimiser."""
-        k, nu, off, last = self.k, self.nu, self.off, self.last
+    def gradient(self, x, tape, A):
+        """d lo / d A (q, sum of nu): the forward pass of the bound's minimiser x."""
+        nu, off, last = self.nu, self.off, self.last
         G = np.empty(A.shape)
-        Y = self.center - np.sign(Lam) * self.radius
+        Y = x
         for j in range(last + 1):
+            Y = Y @ self.WTs[j] + self.bs[j]
             n = nu[j]
-            Y = Y @ self.WTs[j] + (self.bs[j][:n] if j == k - 1 else self.bs[j])
             if n:
                 Yu = Y[:, :n]
-                p = tape[j]
-                G[:, off[j]:off[j + 1]] = p * Yu
+                p, D, T = tape[j]
+                np.multiply(p, Yu, out=G[:, off[j]:off[j + 1]])
                 if j < last:  # through the line each coefficient took: D y + T
-                    Y[:, :n] = np.where(p > 0, A[:, off[j]:off[j + 1]] * Yu, self.su[j] * Yu + self.tu[j])
+                    Yu *= D
+                    Yu += T
         return G
 
 
@@ -505,8 +518,8 @@ def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
     A = np.concatenate([np.broadcast_to(relax[j].sl[relax[j].uns], (q, ch.nu[j]))
                         if slopes is None or slopes[j] is None else np.asarray(slopes[j], dtype=np.float64)
                         for j in range(k)], axis=1)
-    lo, Lam_in, tape = ch.bound(ch.start(C), A)
-    G = ch.gradient(Lam_in, tape, A)
+    lo, x, tape = ch.bound(ch.start(C), A)
+    G = ch.gradient(x, tape, A)
     return lo, [G[:, ch.off[j]:ch.off[j + 1]] if ch.nu[j] else None for j in range(k)]
 
 
@@ -528,42 +541,47 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
     state = ch.start(C)
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     rows = np.arange(q)  # the rows still in the batch
+    # Adam's moments without their (1 - beta) factors, which the step size absorbs
     m1, m2 = np.zeros_like(A), np.zeros_like(A)
-    best = np.full(q, -np.inf)
+    best = np.full(q, -np.inf)  # of all rows
     best_A = A.copy()
+    cur, cur_A = best.copy(), best_A.copy()  # of the rows in the batch
     sched = None
     lr = opts.lr
     for it in range(opts.iterations + 1):
-        lo, Lam_in, tape = ch.bound(state, A)
-        better = lo > best[rows]
-        if better.any():
-            idx = rows[better]
-            best[idx] = lo[better]
-            best_A[idx] = A[better]
+        lo, x, tape = ch.bound(state, A)
+        better = lo > cur
+        np.maximum(cur, lo, out=cur)
+        np.copyto(cur_A, A, where=better[:, None])
         if sched is None:
-            sched = _Schedule(opts, best)
+            sched = _Schedule(opts, cur)
         if it == opts.iterations:
             break
         if sched.due(it):
+            best[rows], best_A[rows] = cur, cur_A
             keep = sched.keep(best, rows)
             if keep is not None:
                 if not keep.any():
                     break
                 rows = rows[keep]
-                A, m1, m2, Lam_in = A[keep], m1[keep], m2[keep], Lam_in[keep]
-                state = [x[keep] for x in state]
-                tape = [None if x is None else x[keep] for x in tape]
-        g = ch.gradient(Lam_in, tape, A)  # of lo: Adam below ascends
+                A, m1, m2, x, cur, cur_A = A[keep], m1[keep], m2[keep], x[keep], cur[keep], cur_A[keep]
+                state = [v[keep] for v in state]
+                tape = [None if v is None else tuple(None if w is None else w[keep] for w in v) for v in tape]
+        g = ch.gradient(x, tape, A)  # of lo: Adam below ascends
         t = it + 1
         m1 *= beta1
-        m1 += (1 - beta1) * g
+        m1 += g
         m2 *= beta2
-        m2 += (1 - beta2) * (g * g)
-        denom = np.sqrt(m2 / (1 - beta2 ** t))
-        denom += eps
-        A += (lr / (1 - beta1 ** t)) * (m1 / denom)
+        m2 += g * g
+        r = math.sqrt((1 - beta2 ** t) / (1 - beta2))
+        step = np.sqrt(m2)
+        step += eps * r
+        np.divide(m1, step, out=step)
+        step *= lr * (1 - beta1) / (1 - beta1 ** t) * r
+        A += step
         np.minimum(np.maximum(A, 0.0, out=A), 1.0, out=A)
         lr *= opts.lr_decay
+    best[rows], best_A[rows] = cur, cur_A
     return [best_A[:, off[j]:off[j + 1]] if nu[j] else None for j in range(k)]
 
 
@@ -572,11 +590,16 @@ def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions) -> np.n
     out = np.empty(C.shape[0])
     for s in range(0, C.shape[0], opts.max_batch):
         Cs = C[s:s + opts.max_batch]
+        q = Cs.shape[0]
         slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts)
-        lo = _crown_lower_np(net, relax, k, Cs, slopes, xl, xu, hmag_prev)
-        if slopes is not None:  # CROWN's own slopes, re-evaluated: never worse than them
-            lo = np.maximum(lo, _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev))
-        out[s:s + Cs.shape[0]] = lo
+        if slopes is None:
+            lo = _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev)
+        else:  # and CROWN's own slopes, in the same evaluation: never worse than them
+            both = [None if S is None else np.concatenate([S, np.broadcast_to(r.sl[r.uns], S.shape)])
+                    for S, r in zip(slopes, relax)]
+            lo2 = _crown_lower_np(net, relax, k, np.concatenate([Cs, Cs]), both, xl, xu, hmag_prev)
+            lo = np.maximum(lo2[:q], lo2[q:])
+        out[s:s + q] = lo
     return out
 
 
