@@ -83,8 +83,9 @@ class AlphaOptions:
         than ``rel_tol`` times its magnitude (or its gain so far) leaves the batch.
     device : "cpu", "cuda" or None (cpu).
     max_batch : quantities optimised together at most (larger layers are split into chunks).
-    threads : torch CPU threads during the optimisation (default 1: the tensors are small, and
-        torch's thread pool next to numpy's BLAS threads ran 5-20x slower on 2 cores).
+    threads : torch CPU threads during a torch optimisation (default 1: the tensors are small, and
+        torch's thread pool next to numpy's BLAS threads ran 5-20x slower on 2 cores); the numpy
+        optimiser uses numpy's BLAS as configured.
     stop_on_states : for the bounds of hidden neurons (pairs of rows ``y_i``, ``-y_i``), stop a
         batch as soon as ``patience`` steps pass without a new neuron settled (a lower bound
         turning positive): when only the neurons' states matter, not their widths.
@@ -479,11 +480,11 @@ class _Chain:
             n = nu[j]
             if n:
                 Lu = Lam[:, :n]
-                p = np.maximum(Lu, 0.0)
-                mask = p > 0
+                mask = Lu > 0
                 D = np.where(mask, A[:, off[j]:off[j + 1]], self.su[j])  # the slope each coefficient takes
                 T = np.where(mask, 0.0, self.tu[j])  # and the intercept
-                c = c + (Lu - p) @ self.tu[j]
+                c = c + _rowdot(Lu, T)
+                p = np.maximum(Lu, 0.0)
                 Lu *= D
                 tape[j] = (p, D, T)
             c = c + Lam @ self.bs[j]
@@ -557,7 +558,7 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
             sched = _Schedule(opts, cur)
         if it == opts.iterations:
             break
-        if sched.due(it):
+        if it % opts.patience == 0 and sched.due(it):
             best[rows], best_A[rows] = cur, cur_A
             keep = sched.keep(best, rows)
             if keep is not None:
