@@ -379,14 +379,14 @@ def _optimise_slopes_torch(net, relax, k, C, xl, xu, opts: AlphaOptions, init_fu
     return [best_alpha[j].cpu().numpy() if j in best_alpha else None for j in range(k)]
 
 
-def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
+def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None, cache=None):
     """Best slopes per row of C: :func:`_optimise_slopes_np` or :func:`_optimise_slopes_torch`
     by ``opts.backend`` (None: numpy on the CPU, torch on CUDA). On the CPU numpy was faster on
     every net measured, 64-50x5-10 to 784-400-400-10 (1.1-4x; benchmarks/RESULTS.md, "Bounds")."""
     if opts.iterations == 0 or not any(relax[j].uns.size for j in range(k)):
         return None
     if (opts.backend or ("numpy" if opts.device in (None, "cpu") else "torch")) == "numpy":
-        return _optimise_slopes_np(net, relax, k, C, xl, xu, opts, init_full)
+        return _optimise_slopes_np(net, relax, k, C, xl, xu, opts, init_full, cache)
     with _torch_threads(opts):
         return _optimise_slopes_torch(net, relax, k, C, xl, xu, opts, init_full)
 
@@ -420,33 +420,49 @@ class _Chain:
     No rounding analysis: :func:`_crown_lower_np` re-evaluates whatever slopes come out.
     """
 
-    def __init__(self, net, relax, k, xl, xu):
+    def __init__(self, net, relax, k, xl, xu, cache=None):
         self.k = k
         self.nu = [r.uns.size for r in relax[:k]]
         self.off = np.concatenate([[0], np.cumsum(self.nu)]).astype(int)
         self.last = max((j for j in range(k) if self.nu[j]), default=-1)  # the highest free layer
-        order = []
-        for r in relax[:k]:
-            rest = r.su > 0
-            rest[r.uns] = False
-            order.append(np.concatenate([r.uns, np.flatnonzero(rest)]))
+        layers = [_Chain.layer(net, relax, j, cache) for j in range(k)]
         self.Ws, self.WTs, self.bs, self.su, self.tu = [], [], [], [], []
-        for j in range(k):
-            Wj, bj = net.layers[j]
-            Wj = Wj[order[j]] if j == 0 else Wj[order[j]][:, order[j - 1]]
+        for j, (order, Wj, WTj, bj, su, tu) in enumerate(layers):
             n = self.nu[j]
-            top = j == k - 1  # only the unstable rows of the top layer change with the slopes
-            self.Ws.append(np.ascontiguousarray(Wj[:n] if top else Wj))
-            self.WTs.append(np.ascontiguousarray(Wj[:n].T if top else Wj.T))
-            self.bs.append(bj[order[j]][:n] if top else bj[order[j]])
-            self.su.append(relax[j].su[order[j]][:n])
-            self.tu.append(relax[j].tu[order[j]][:n])
-        j = k - 1
-        Wtop = net.layers[j][0][order[j]] if j == 0 else net.layers[j][0][order[j]][:, order[j - 1]]
-        self.Wtop_act, self.btop_act = Wtop[self.nu[j]:], net.layers[j][1][order[j]][self.nu[j]:]
-        self.Wk = net.layers[k][0][:, order[k - 1]]
+            if j < k - 1:
+                self.Ws.append(Wj)
+                self.WTs.append(WTj)
+                self.bs.append(bj)
+            else:  # only the unstable rows of the top layer change with the slopes
+                self.Ws.append(Wj[:n])
+                self.WTs.append(np.ascontiguousarray(Wj[:n].T))
+                self.bs.append(bj[:n])
+                self.Wtop_act, self.btop_act = Wj[n:], bj[n:]
+            self.su.append(su)
+            self.tu.append(tu)
+        self.Wk = net.layers[k][0][:, layers[k - 1][0]]
         self.bk = net.layers[k][1]
         self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
+
+    @staticmethod
+    def layer(net, relax, j, cache=None):
+        """Hidden layer j without its inactive neurons, unstable ones first: (order, W, W^T, b,
+        su and tu of the unstable neurons), kept in ``cache`` (a dict) for the same relaxations."""
+        key = (relax[j], relax[j - 1] if j else None)
+        hit = cache.get(j) if cache is not None else None
+        if hit is not None and hit[0][0] is key[0] and hit[0][1] is key[1]:
+            return hit[1]
+        r = relax[j]
+        rest = r.su > 0
+        rest[r.uns] = False
+        order = np.concatenate([r.uns, np.flatnonzero(rest)])
+        Wj, bj = net.layers[j]
+        Wj = np.ascontiguousarray(Wj[order] if j == 0 else Wj[order][:, _Chain.layer(net, relax, j - 1, cache)[0]])
+        n = r.uns.size
+        out = (order, Wj, np.ascontiguousarray(Wj.T), bj[order], r.su[order][:n], r.tu[order][:n])
+        if cache is not None:
+            cache[j] = (key, out)
+        return out
 
     def start(self, C):
         """The slope-free part of the rows of C: at the top hidden layer, the positive parts of
@@ -524,11 +540,12 @@ def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
     return lo, [G[:, ch.off[j]:ch.off[j + 1]] if ch.nu[j] else None for j in range(k)]
 
 
-def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
+def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None, cache=None):
     """:func:`_optimise_slopes_torch` in numpy: the same projected Adam, best-iterate bookkeeping
     and dropping of converged rows, with the gradient of :class:`_Chain` (derived by hand)
-    instead of autograd, which costs about 0.6 ms per backward pass in torch on small nets."""
-    ch = _Chain(net, relax, k, xl, xu)
+    instead of autograd, which costs about 0.6 ms per backward pass in torch on small nets.
+    ``cache``: a dict kept across the layers of one network (:meth:`_Chain.layer`)."""
+    ch = _Chain(net, relax, k, xl, xu, cache)
     nu, off = ch.nu, ch.off
     free = [j for j in range(k) if nu[j]]
     if not free or opts.iterations == 0:
@@ -586,13 +603,14 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
     return [best_A[:, off[j]:off[j + 1]] if nu[j] else None for j in range(k)]
 
 
-def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions) -> np.ndarray:
-    """Sound lower bounds of ``C y^k`` with optimised slopes, in chunks of ``opts.max_batch`` rows."""
+def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions, cache=None) -> np.ndarray:
+    """Sound lower bounds of ``C y^k`` with optimised slopes, in chunks of ``opts.max_batch`` rows
+    (``cache``: see :meth:`_Chain.layer`)."""
     out = np.empty(C.shape[0])
     for s in range(0, C.shape[0], opts.max_batch):
         Cs = C[s:s + opts.max_batch]
         q = Cs.shape[0]
-        slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts)
+        slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts, cache=cache)
         if slopes is None:
             lo = _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev)
         else:  # and CROWN's own slopes, in the same evaluation: never worse than them
@@ -622,6 +640,7 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
     xl, xu = domain.lower, domain.upper
     layers: list[LayerBounds] = []
     relax: list[_Relax] = []
+    cache: dict = {}  # the compressed layers of the numpy optimiser, shared by the layers' batches
     hmag = np.maximum(np.abs(xl), np.abs(xu))
     n_layers = len(net.layers)
     for k, (W, b) in enumerate(net.layers):
@@ -643,7 +662,7 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
                 C[n + np.arange(n), idx] = -1.0
                 # the output layer's widths matter: stop_on_states is for hidden neurons only
                 o = replace(opts, stop_on_states=False) if is_output and opts.stop_on_states else opts
-                v = _bound_rows(net, relax, k, C, xl, xu, hmag, o)
+                v = _bound_rows(net, relax, k, C, xl, xu, hmag, o, cache)
                 lo[idx] = np.maximum(lo[idx], v[:n])
                 hi[idx] = np.minimum(hi[idx], -v[n:])
                 hi = np.maximum(hi, lo)
