@@ -443,6 +443,9 @@ class _Chain:
         self.Wk = net.layers[k][0][:, layers[k - 1][0]]
         self.bk = net.layers[k][1]
         self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
+        # the layers below the top one, downwards (bound), and up to the highest free one (gradient)
+        self.down = [(j, self.nu[j], self.Ws[j], self.bs[j], self.su[j], self.tu[j]) for j in range(k - 2, -1, -1)]
+        self.up = [(j, self.nu[j], self.WTs[j], self.bs[j], j < self.last) for j in range(self.last + 1)]
 
     @staticmethod
     def layer(net, relax, j, cache=None):
@@ -477,53 +480,55 @@ class _Chain:
         c = C @ self.bk + Lam[:, n:] @ self.btop_act + neg @ self.tu[j]
         return [pos, neg * self.su[j], fixed, c]
 
-    def bound(self, rows, A):
-        """The bounds of the rows (from :meth:`start`) with slopes A (q, sum of nu), the box's
-        minimiser of each row's final linear function and the tape for :meth:`gradient`."""
+    def views(self, A):
+        """Per hidden layer, the columns of A (q, sum of nu) that hold its slopes."""
+        return [A[:, self.off[j]:self.off[j + 1]] for j in range(self.k)]
+
+    def bound(self, rows, Av):
+        """The bounds of the rows (from :meth:`start`) with the slopes ``Av`` (:meth:`views`),
+        the box's minimiser of each row's final linear function and the tape for
+        :meth:`gradient`."""
         pos, negsu, Lam, c = rows
-        k, nu, off = self.k, self.nu, self.off
+        k = self.k
         tape = [None] * k
-        j = k - 1
-        if nu[j]:
-            Lt = pos * A[:, off[j]:off[j + 1]]
+        if self.nu[k - 1]:
+            Lt = pos * Av[k - 1]
             Lt += negsu
-            Lam = Lam + Lt @ self.Ws[j]
-            c = c + Lt @ self.bs[j]
-            tape[j] = (pos, None, None)
+            Lam = Lam + Lt @ self.Ws[k - 1]
+            c = c + Lt @ self.bs[k - 1]
+            tape[k - 1] = (pos, None, None)
         else:
             Lam = Lam.copy()
-        for j in range(k - 2, -1, -1):
-            n = nu[j]
+            c = c.copy()
+        for j, n, W, b, su, tu in self.down:
             if n:
                 Lu = Lam[:, :n]
                 mask = Lu > 0
-                D = np.where(mask, A[:, off[j]:off[j + 1]], self.su[j])  # the slope each coefficient takes
-                T = np.where(mask, 0.0, self.tu[j])  # and the intercept
-                c = c + _rowdot(Lu, T)
-                p = np.maximum(Lu, 0.0)
+                D = np.where(mask, Av[j], su)  # the slope each coefficient takes
+                T = np.where(mask, 0.0, tu)  # and the intercept
+                c += _rowdot(Lu, T)
+                tape[j] = (np.maximum(Lu, 0.0), D, T)
                 Lu *= D
-                tape[j] = (p, D, T)
-            c = c + Lam @ self.bs[j]
-            Lam = Lam @ self.Ws[j]
+            c += Lam @ b
+            Lam = Lam @ W
         x = self.center - np.sign(Lam) * self.radius  # the box's minimiser
-        return _rowdot(Lam, x) + c, x, tape
+        c += _rowdot(Lam, x)
+        return c, x, tape
 
-    def gradient(self, x, tape, A):
-        """d lo / d A (q, sum of nu): the forward pass of the bound's minimiser x."""
-        nu, off, last = self.nu, self.off, self.last
-        G = np.empty(A.shape)
+    def gradient(self, x, tape, Gv):
+        """d lo / d A (q, sum of nu), written into its columns ``Gv`` (:meth:`views`): the
+        forward pass of the bound's minimiser x."""
         Y = x
-        for j in range(last + 1):
-            Y = Y @ self.WTs[j] + self.bs[j]
-            n = nu[j]
+        for j, n, WT, b, inner in self.up:
+            Y = Y @ WT
+            Y += b
             if n:
                 Yu = Y[:, :n]
                 p, D, T = tape[j]
-                np.multiply(p, Yu, out=G[:, off[j]:off[j + 1]])
-                if j < last:  # through the line each coefficient took: D y + T
+                np.multiply(p, Yu, out=Gv[j])
+                if inner:  # through the line each coefficient took: D y + T
                     Yu *= D
                     Yu += T
-        return G
 
 
 def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
@@ -535,8 +540,9 @@ def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
     A = np.concatenate([np.broadcast_to(relax[j].sl[relax[j].uns], (q, ch.nu[j]))
                         if slopes is None or slopes[j] is None else np.asarray(slopes[j], dtype=np.float64)
                         for j in range(k)], axis=1)
-    lo, x, tape = ch.bound(ch.start(C), A)
-    G = ch.gradient(x, tape, A)
+    lo, x, tape = ch.bound(ch.start(C), ch.views(A))
+    G = np.zeros(A.shape)
+    ch.gradient(x, tape, ch.views(G))
     return lo, [G[:, ch.off[j]:ch.off[j + 1]] if ch.nu[j] else None for j in range(k)]
 
 
@@ -560,14 +566,15 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     rows = np.arange(q)  # the rows still in the batch
     # Adam's moments without their (1 - beta) factors, which the step size absorbs
-    m1, m2 = np.zeros_like(A), np.zeros_like(A)
+    m1, m2, G, step = np.zeros_like(A), np.zeros_like(A), np.zeros_like(A), np.zeros_like(A)
+    Av, Gv = ch.views(A), ch.views(G)
     best = np.full(q, -np.inf)  # of all rows
     best_A = A.copy()
     cur, cur_A = best.copy(), best_A.copy()  # of the rows in the batch
     sched = None
     lr = opts.lr
     for it in range(opts.iterations + 1):
-        lo, x, tape = ch.bound(state, A)
+        lo, x, tape = ch.bound(state, Av)
         better = lo > cur
         np.maximum(cur, lo, out=cur)
         np.copyto(cur_A, A, where=better[:, None])
@@ -582,17 +589,20 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
                 if not keep.any():
                     break
                 rows = rows[keep]
-                A, m1, m2, x, cur, cur_A = A[keep], m1[keep], m2[keep], x[keep], cur[keep], cur_A[keep]
+                A, m1, m2, G, step = A[keep], m1[keep], m2[keep], G[keep], step[keep]
+                x, cur, cur_A = x[keep], cur[keep], cur_A[keep]
+                Av, Gv = ch.views(A), ch.views(G)
                 state = [v[keep] for v in state]
                 tape = [None if v is None else tuple(None if w is None else w[keep] for w in v) for v in tape]
-        g = ch.gradient(x, tape, A)  # of lo: Adam below ascends
+        ch.gradient(x, tape, Gv)  # G: of lo, Adam below ascends
         t = it + 1
         m1 *= beta1
-        m1 += g
+        m1 += G
         m2 *= beta2
-        m2 += g * g
+        np.multiply(G, G, out=step)
+        m2 += step
         r = math.sqrt((1 - beta2 ** t) / (1 - beta2))
-        step = np.sqrt(m2)
+        np.sqrt(m2, out=step)
         step += eps * r
         np.divide(m1, step, out=step)
         step *= lr * (1 - beta1) / (1 - beta1 ** t) * r
