@@ -648,8 +648,9 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
     opts = options or AlphaOptions()
     if initial is not None:
         base = list(initial)
-    elif output and opts.iterations and len(net.layers) > 1:
+    elif output and opts.iterations and len(net.layers) > 1 and domain.is_box:
         # every output row is optimised below: the symbolic pass need not bound the output layer
+        # (on a box: elsewhere symbolic_layers also takes the domain's support, which this does not)
         base = symbolic_layers(Network.from_layers(net.layers[:-1]), domain) + [None]
     else:
         base = symbolic_layers(net, domain)
@@ -702,8 +703,8 @@ def alpha_bounds(net: Network, domain, *, initial: Optional[Bounds] = None, outp
     net, domain : the network and its input domain (a box, ball or polytope; the final
         minimisation uses its box).
     initial : Bounds, optional
-        Sound bounds to start from and intersect with (default: symbolic bounds of the hidden
-        layers, and of the output layer unless it is optimised: its optimised bound is never
+        Sound bounds to start from and intersect with (default: symbolic bounds; on a box domain,
+        of the hidden layers only when the output layer is optimised: its optimised bound is never
         looser than CROWN's with the optimised hidden bounds, and was never looser than the
         symbolic one on the nets of tests/ and benchmarks/bench_alpha_backends.py).
     output : bool
