@@ -15,18 +15,14 @@ LP s / alpha s, and the load average before and after.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this working tree's mipnet
+from _common import module_at  # noqa: E402
 from bench_bounds import cases, mean_width  # noqa: E402
 
 from mipnet.bounds import lp_bounds  # noqa: E402
@@ -37,26 +33,13 @@ from mipnet.core.network import Network  # noqa: E402
 OLD_REV = "9880697"  #: main before the numpy optimiser
 
 
-def old_alpha(rev: str):
-    root = Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "show", f"{rev}:mipnet/bounds/alpha.py"], cwd=root, check=True,
-                         capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="bench_alpha_")) / f"alpha_{rev}.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location(f"alpha_{rev}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod.alpha_bounds
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--old-rev", default=OLD_REV)
     ap.add_argument("--no-fashion", action="store_true", help="skip the Fashion-MNIST nets (no training)")
     args = ap.parse_args()
-    old = old_alpha(args.old_rev)
+    old = module_at(args.old_rev, "mipnet/bounds/alpha.py").alpha_bounds
     print(f"load average before: {os.getloadavg()}", flush=True)
     nets, _ = cases(quick=args.no_fashion)
     small = Network.random([4, 8, 8, 2], seed=0)

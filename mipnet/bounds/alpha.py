@@ -161,6 +161,17 @@ def _relaxation(lb: LayerBounds, W: np.ndarray, b: np.ndarray, hmag_prev: np.nda
     return _Relax(sl, su, tu, np.flatnonzero(unstable), e_line, ymag, wmag)
 
 
+def _relaxations(net, layers, k, xl, xu):
+    """The relaxations of the hidden layers before layer k from their bounds ``layers[:k]``, and
+    the bound on ``|h^{k-1}|`` (``|x|`` for k = 0)."""
+    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
+    for j in range(k):
+        W, b = net.layers[j]
+        relax.append(_relaxation(layers[j], W, b, hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    return relax, hmag
+
+
 def _is_signed_selection(C: np.ndarray) -> bool:
     """Every row has exactly one non-zero, +1 or -1 (then ``C W`` and ``C b`` are exact)."""
     nz = C != 0
@@ -179,23 +190,14 @@ def crown_lower(net: Network, layers, k: int, C: np.ndarray, slopes, domain: Dom
     """
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     return _crown_lower_np(net, relax, k, C, slopes, xl, xu, hmag)
 
 
 def _crown_lower_np(net, relax, k, C, slopes, xl, xu, hmag_prev) -> np.ndarray:
     u = UNIT_ROUNDOFF
-    W, b = net.layers[k]
     q = C.shape[0]
-    Lam = C @ W
-    c = C @ b
-    err = np.zeros(q)
-    if not _is_signed_selection(C):
-        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    Lam, c, err = _lower_start(net, k, C, hmag_prev)
     for j in range(k - 1, -1, -1):
         r = relax[j]
         g = gamma(r.su.size + 1)
@@ -215,10 +217,25 @@ def _crown_lower_np(net, relax, k, C, slopes, xl, xu, hmag_prev) -> np.ndarray:
         Wj, bj = net.layers[j]
         c = c + Lam @ bj
         Lam = Lam @ Wj
+    return _lower_end(Lam, c, err, xl, xu)
+
+
+def _lower_start(net, k, C, hmag_prev):
+    """``(C W_k, C b_k, rounding error)``: the start of a sound lower bound of ``C y^k`` (the
+    products are exact for a signed selection; else their error on ``|h^{k-1}| <= hmag_prev``)."""
+    W, b = net.layers[k]
+    err = np.zeros(C.shape[0])
+    if not _is_signed_selection(C):
+        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    return C @ W, C @ b, err
+
+
+def _lower_end(Lam, c, err, xl, xu):
+    """The minimum of ``Lam x + c`` over the box, less twice the accumulated error ``err`` (the
+    error sums are rounded too) and its last product's error."""
     g0 = gamma(xl.size + 2)
     lo = np.maximum(Lam, 0.0) @ xl + np.minimum(Lam, 0.0) @ xu + c
-    err += g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
-    # doubled: the error sums are rounded too
+    err = err + g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
     return lo - 2.0 * err - np.where(err > 0, _TINY, 0.0)
 
 
@@ -427,7 +444,7 @@ class _Chain:
         self.last = max((j for j in range(k) if self.nu[j]), default=-1)  # the highest free layer
         layers = [_Chain.layer(net, relax, j, cache) for j in range(k)]
         self.Ws, self.WTs, self.bs, self.su, self.tu = [], [], [], [], []
-        for j, (order, Wj, WTj, bj, su, tu) in enumerate(layers):
+        for j, (_, Wj, WTj, bj, su, tu) in enumerate(layers):
             n = self.nu[j]
             if j < k - 1:
                 self.Ws.append(Wj)
@@ -762,11 +779,7 @@ def alpha_output_bounds(net: Network, domain, spec=None, *, bounds: Optional[Bou
         raise InvalidArgumentError("bounds must be a Bounds computed for this network")
     k = len(net.layers) - 1
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(bounds.layers[j], W, b, hmag))
-        hmag = np.maximum(bounds.layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, bounds.layers, k, xl, xu)
     m = C.shape[0]
     v = _bound_rows(net, relax, k, np.concatenate([C, -C]), xl, xu, hmag, opts)
     lo, hi = v[:m], -v[m:]
@@ -794,11 +807,7 @@ def alpha_spec_bounds(net: Network, domain: Domain, layers, C, *, init=None,
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     k = len(net.layers) - 1
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     best = None
     if opts.iterations > 0 and any(r.uns.size for r in relax):  # else torch is not even imported
         best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
@@ -928,13 +937,7 @@ def _split_lower_np(net, relax, prow, k, C, alphas, betas, xl, xu, hmag_prev, en
     """Sound float64 lower bounds of the rows of ``C y^k`` under per-row splits (see
     :func:`_crown_lower_np` for the rounding accounting; the beta terms add one rounding per entry)."""
     u = UNIT_ROUNDOFF
-    W, b = net.layers[k]
-    q = C.shape[0]
-    Lam = C @ W
-    c = C @ b
-    err = np.zeros(q)
-    if not _is_signed_selection(C):
-        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    Lam, c, err = _lower_start(net, k, C, hmag_prev)
     scores: list = [None] * k
     for j in range(k - 1, -1, -1):
         r = relax[j]
@@ -970,11 +973,7 @@ def _split_lower_np(net, relax, prow, k, C, alphas, betas, xl, xu, hmag_prev, en
                 c[rows] += nf @ t[gi]
                 err[rows] += ge * (np.abs(nf) @ (np.abs(A[gi]) @ xmag + np.abs(t[gi])))
             err += gamma(2) * (np.abs(Lam) @ xmag + np.abs(c))
-    g0 = gamma(xl.size + 2)
-    lo = np.maximum(Lam, 0.0) @ xl + np.minimum(Lam, 0.0) @ xu + c
-    err += g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
-    points = np.where(Lam > 0, xl, xu)
-    return lo - 2.0 * err - np.where(err > 0, _TINY, 0.0), points, scores
+    return _lower_end(Lam, c, err, xl, xu), np.where(Lam > 0, xl, xu), scores
 
 
 def _optimise_split(net, relax, prow, k, C, xl, xu, opts: AlphaOptions, init=None, env=None):
@@ -1091,11 +1090,7 @@ def split_lower_bounds(net: Network, layers, k: int, C, splits, domain: Domain, 
     opts = options or AlphaOptions()
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     prow = _split_relax(relax, [np.asarray(s) for s in splits])
     found = (None, None)
     if opts.iterations:
@@ -1158,11 +1153,7 @@ def optimise_envelope(net: Network, layers, k: int, C, domain: Domain, *, iterat
 
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     q = C.shape[0]
     dt = torch.float64
     T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dt)  # noqa: E731
