@@ -429,6 +429,9 @@ class _Chain:
 
     (the coefficient of neuron i at its lower line times the relaxed pre-activation the bound's
     minimiser induces there). This is what autograd computes on the torch path (tested to 1e-8).
+    The same forward pass gives the bound itself, ``lo = c_top + Lam_{k-2} . hhat^{k-2}`` (the
+    relaxed network's linear function at its minimiser), so the backward pass only carries the
+    coefficients, not the constant.
 
     Inactive neurons (both lines 0) are left out of the weights, and each layer's unstable
     neurons come first (their slopes are the first ``nu[j]`` columns, in ``relax[j].uns`` order):
@@ -441,7 +444,6 @@ class _Chain:
         self.k = k
         self.nu = [r.uns.size for r in relax[:k]]
         self.off = np.concatenate([[0], np.cumsum(self.nu)]).astype(int)
-        self.last = max((j for j in range(k) if self.nu[j]), default=-1)  # the highest free layer
         layers = [_Chain.layer(net, relax, j, cache) for j in range(k)]
         self.Ws, self.WTs, self.bs, self.su, self.tu = [], [], [], [], []
         for j, (_, Wj, WTj, bj, su, tu) in enumerate(layers):
@@ -460,9 +462,9 @@ class _Chain:
         self.Wk = net.layers[k][0][:, layers[k - 1][0]]
         self.bk = net.layers[k][1]
         self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
-        # the layers below the top one, downwards (bound), and up to the highest free one (gradient)
-        self.down = [(j, self.nu[j], self.Ws[j], self.bs[j], self.su[j], self.tu[j]) for j in range(k - 2, -1, -1)]
-        self.up = [(j, self.nu[j], self.WTs[j], self.bs[j], j < self.last) for j in range(self.last + 1)]
+        # the layers below the top one, downwards (coefficients) and upwards (the minimiser)
+        self.down = [(j, self.nu[j], self.Ws[j], self.su[j], self.tu[j]) for j in range(k - 2, -1, -1)]
+        self.up = [(j, self.nu[j], self.WTs[j], self.bs[j]) for j in range(k - 1)]
 
     @staticmethod
     def layer(net, relax, j, cache=None):
@@ -501,51 +503,43 @@ class _Chain:
         """Per hidden layer, the columns of A (q, sum of nu) that hold its slopes."""
         return [A[:, self.off[j]:self.off[j + 1]] for j in range(self.k)]
 
-    def bound(self, rows, Av):
-        """The bounds of the rows (from :meth:`start`) with the slopes ``Av`` (:meth:`views`),
-        the box's minimiser of each row's final linear function and the tape for
-        :meth:`gradient`."""
+    def evaluate(self, rows, Av, Gv):
+        """The bounds of the rows (from :meth:`start`) with the slopes ``Av`` (:meth:`views`);
+        their gradient in the slopes is written into ``Gv`` (the same views of another array)."""
         pos, negsu, Lam, c = rows
-        k = self.k
+        k, nu = self.k, self.nu
+        top = k - 1
         tape = [None] * k
-        if self.nu[k - 1]:
-            Lt = pos * Av[k - 1]
+        if nu[top]:
+            Lt = pos * Av[top]
             Lt += negsu
-            Lam = Lam + Lt @ self.Ws[k - 1]
-            c = c + Lt @ self.bs[k - 1]
-            tape[k - 1] = (pos, None, None)
-        else:
-            Lam = Lam.copy()
-            c = c.copy()
-        for j, n, W, b, su, tu in self.down:
+            Lam = Lam + Lt @ self.Ws[top]
+            c = c + Lt @ self.bs[top]
+        Lam_mid = Lam  # the coefficients of h^{k-2} (of x for k = 1)
+        if k > 1 and nu[k - 2]:
+            Lam = Lam.copy()  # relaxed in place below
+        for j, n, W, su, tu in self.down:  # backward: the coefficients and the lines they take
             if n:
                 Lu = Lam[:, :n]
                 mask = Lu > 0
                 D = np.where(mask, Av[j], su)  # the slope each coefficient takes
                 T = np.where(mask, 0.0, tu)  # and the intercept
-                c += _rowdot(Lu, T)
                 tape[j] = (np.maximum(Lu, 0.0), D, T)
                 Lu *= D
-            c += Lam @ b
             Lam = Lam @ W
-        x = self.center - np.sign(Lam) * self.radius  # the box's minimiser
-        c += _rowdot(Lam, x)
-        return c, x, tape
-
-    def gradient(self, x, tape, Gv):
-        """d lo / d A (q, sum of nu), written into its columns ``Gv`` (:meth:`views`): the
-        forward pass of the bound's minimiser x."""
-        Y = x
-        for j, n, WT, b, inner in self.up:
+        Y = self.center - np.sign(Lam) * self.radius  # the box's minimiser of the final function
+        for j, n, WT, b in self.up:  # forward: the minimiser through the chosen lines
             Y = Y @ WT
             Y += b
             if n:
                 Yu = Y[:, :n]
                 p, D, T = tape[j]
                 np.multiply(p, Yu, out=Gv[j])
-                if inner:  # through the line each coefficient took: D y + T
-                    Yu *= D
-                    Yu += T
+                Yu *= D
+                Yu += T
+        if nu[top]:
+            np.multiply(pos, Y @ self.WTs[top] + self.bs[top], out=Gv[top])
+        return _rowdot(Lam_mid, Y) + c
 
 
 def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
@@ -557,9 +551,8 @@ def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
     A = np.concatenate([np.broadcast_to(relax[j].sl[relax[j].uns], (q, ch.nu[j]))
                         if slopes is None or slopes[j] is None else np.asarray(slopes[j], dtype=np.float64)
                         for j in range(k)], axis=1)
-    lo, x, tape = ch.bound(ch.start(C), ch.views(A))
     G = np.zeros(A.shape)
-    ch.gradient(x, tape, ch.views(G))
+    lo = ch.evaluate(ch.start(C), ch.views(A), ch.views(G))
     return lo, [G[:, ch.off[j]:ch.off[j + 1]] if ch.nu[j] else None for j in range(k)]
 
 
@@ -591,7 +584,7 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
     sched = None
     lr = opts.lr
     for it in range(opts.iterations + 1):
-        lo, x, tape = ch.bound(state, Av)
+        lo = ch.evaluate(state, Av, Gv)  # and G: its gradient, which Adam below ascends
         better = lo > cur
         np.maximum(cur, lo, out=cur)
         np.copyto(cur_A, A, where=better[:, None])
@@ -607,11 +600,9 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
                     break
                 rows = rows[keep]
                 A, m1, m2, G, step = A[keep], m1[keep], m2[keep], G[keep], step[keep]
-                x, cur, cur_A = x[keep], cur[keep], cur_A[keep]
+                cur, cur_A = cur[keep], cur_A[keep]
                 Av, Gv = ch.views(A), ch.views(G)
                 state = [v[keep] for v in state]
-                tape = [None if v is None else tuple(None if w is None else w[keep] for w in v) for v in tape]
-        ch.gradient(x, tape, Gv)  # G: of lo, Adam below ascends
         t = it + 1
         m1 *= beta1
         m1 += G
