@@ -399,7 +399,8 @@ def _optimise_slopes_torch(net, relax, k, C, xl, xu, opts: AlphaOptions, init_fu
 def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None, cache=None):
     """Best slopes per row of C: :func:`_optimise_slopes_np` or :func:`_optimise_slopes_torch`
     by ``opts.backend`` (None: numpy on the CPU, torch on CUDA). On the CPU numpy was faster on
-    every net measured, 64-50x5-10 to 784-400-400-10 (1.1-4x; benchmarks/RESULTS.md, "Bounds")."""
+    every net measured, from 1.1x (784-400-400-10) to 5x (64-input nets; benchmarks/RESULTS.md,
+    "Bounds", and benchmarks/bench_alpha_backends.py)."""
     if opts.iterations == 0 or not any(relax[j].uns.size for j in range(k)):
         return None
     if (opts.backend or ("numpy" if opts.device in (None, "cpu") else "torch")) == "numpy":
@@ -446,7 +447,7 @@ class _Chain:
         self.off = np.concatenate([[0], np.cumsum(self.nu)]).astype(int)
         layers = [_Chain.layer(net, relax, j, cache) for j in range(k)]
         self.Ws, self.WTs, self.bs, self.su, self.tu = [], [], [], [], []
-        for j, (_, Wj, WTj, bj, su, tu) in enumerate(layers):
+        for j, (_, Wj, WTj, WTu, bj, su, tu, _) in enumerate(layers):
             n = self.nu[j]
             if j < k - 1:
                 self.Ws.append(Wj)
@@ -454,11 +455,12 @@ class _Chain:
                 self.bs.append(bj)
             else:  # only the unstable rows of the top layer change with the slopes
                 self.Ws.append(Wj[:n])
-                self.WTs.append(np.ascontiguousarray(Wj[:n].T))
+                self.WTs.append(WTu)
                 self.bs.append(bj[:n])
                 self.Wtop_act, self.btop_act = Wj[n:], bj[n:]
             self.su.append(su)
             self.tu.append(tu)
+        self.a0 = np.concatenate([lay[7] for lay in layers])  # CROWN's slopes
         self.Wk = net.layers[k][0][:, layers[k - 1][0]]
         self.bk = net.layers[k][1]
         self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
@@ -468,8 +470,9 @@ class _Chain:
 
     @staticmethod
     def layer(net, relax, j, cache=None):
-        """Hidden layer j without its inactive neurons, unstable ones first: (order, W, W^T, b,
-        su and tu of the unstable neurons), kept in ``cache`` (a dict) for the same relaxations."""
+        """Hidden layer j without its inactive neurons, unstable ones first: (order, W, W^T, the
+        unstable rows' W^T, b, and su, tu and CROWN's lower slope of the unstable neurons), kept
+        in ``cache`` (a dict) for the same relaxations."""
         key = (relax[j], relax[j - 1] if j else None)
         hit = cache.get(j) if cache is not None else None
         if hit is not None and hit[0][0] is key[0] and hit[0][1] is key[1]:
@@ -481,7 +484,8 @@ class _Chain:
         Wj, bj = net.layers[j]
         Wj = np.ascontiguousarray(Wj[order] if j == 0 else Wj[order][:, _Chain.layer(net, relax, j - 1, cache)[0]])
         n = r.uns.size
-        out = (order, Wj, np.ascontiguousarray(Wj.T), bj[order], r.su[order][:n], r.tu[order][:n])
+        out = (order, Wj, np.ascontiguousarray(Wj.T), np.ascontiguousarray(Wj[:n].T), bj[order],
+               r.su[order][:n], r.tu[order][:n], r.sl[r.uns])
         if cache is not None:
             cache[j] = (key, out)
         return out
@@ -568,10 +572,10 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
         return None
     q = C.shape[0]
     if init_full is None:
-        parts = [np.broadcast_to(relax[j].sl[relax[j].uns], (q, nu[j])) for j in range(k)]
+        A = np.repeat(ch.a0[None], q, axis=0)
     else:
-        parts = [np.clip(np.asarray(init_full[j], dtype=np.float64)[:, relax[j].uns], 0.0, 1.0) for j in range(k)]
-    A = np.concatenate(parts, axis=1).astype(np.float64)
+        A = np.concatenate([np.clip(np.asarray(init_full[j], dtype=np.float64)[:, relax[j].uns], 0.0, 1.0)
+                            for j in range(k)], axis=1)
     state = ch.start(C)
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     rows = np.arange(q)  # the rows still in the batch
