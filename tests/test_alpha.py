@@ -431,3 +431,25 @@ def test_numpy_backend_is_sound_and_matches_torch(widths, seed, stop_on_states):
         AlphaOptions(backend="jax")
     with pytest.raises(InvalidArgumentError):
         AlphaOptions(backend="numpy", device="cuda")
+
+
+def test_numpy_optimiser_with_a_stable_top_layer_and_dead_layers():
+    """Layers without unstable neurons above free ones (all active: nothing of the top layer's
+    coefficients is free; all inactive: the layer drops out of the numpy optimiser's weights):
+    the numpy optimiser's states and widths are torch's, and its bounds are sound."""
+    pytest.importorskip("torch")
+    net = Network.random([6, 14, 12, 10, 3], seed=11)
+    layers = [list(l) for l in net.layers]
+    layers[2][1] = layers[2][1] + 50.0  # the third hidden layer: always active
+    dead = Network.from_layers([(W, b) for W, b in layers[:2]] + [(layers[2][0], layers[2][1] - 100.0)]
+                               + [tuple(layers[3])])
+    net = Network.from_layers([tuple(l) for l in layers])
+    dom = Box(-1, 1, dim=6)
+    for n in (net, dead):
+        fast, ref = alpha_bounds(n, dom, backend="numpy"), alpha_bounds(n, dom, backend="torch")
+        assert [lb.states().tolist() for lb in fast.hidden] == [lb.states().tolist() for lb in ref.hidden]
+        assert abs(_width(fast) - _width(ref)) <= 1e-6 * (1 + _width(ref))
+        assert fast.contains(n, _points(n, dom, n=5_000), tol=0)
+    states = alpha_bounds(net, dom).hidden[2].states()
+    assert np.all(states == 1)
+    assert np.all(alpha_bounds(dead, dom).hidden[2].states() == -1)
