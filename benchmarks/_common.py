@@ -12,6 +12,26 @@ RESULTS = HERE / "RESULTS.md"
 SHARED_MODELS = HERE.parents[1] / "shared" / "models"
 
 
+def module_at(rev: str, relpath: str):
+    """The module ``relpath`` (e.g. ``mipnet/bounds/lp.py``) as it was at git revision ``rev``,
+    loaded into a temporary module next to this tree's other modules (a baseline to time)."""
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{rev}:{relpath}"], cwd=HERE.parent, check=True,
+                         capture_output=True, text=True).stdout
+    name = f"{Path(relpath).stem}_{rev}"
+    path = Path(tempfile.mkdtemp(prefix="bench_")) / f"{name}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def best_time(fn, repeat: int = 3):
     """(best seconds over ``repeat`` calls, last return value)."""
     best, out = float("inf"), None

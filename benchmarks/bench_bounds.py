@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this working tree's mipnet
-from _common import machine, markdown_table, write_section  # noqa: E402
+from _common import machine, markdown_table, module_at, write_section  # noqa: E402
 
 from mipnet.bounds import compute_bounds, lp_bounds  # noqa: E402
 from mipnet.core.domain import Box, LinfBall  # noqa: E402
@@ -176,19 +176,7 @@ def part1(quick: bool):
 def old_lp_bounds(rev: str = BASELINE_REV):
     """``lp_bounds`` of mipnet/bounds/lp.py at git revision ``rev`` (the code before this issue),
     loaded as a temporary module next to this tree's other modules."""
-    import importlib.util
-    import subprocess
-    import tempfile
-
-    root = Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "show", f"{rev}:mipnet/bounds/lp.py"], cwd=root, check=True,
-                         capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="bench_bounds_")) / f"lp_{rev}.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location(f"lp_{rev}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.lp_bounds
+    return module_at(rev, "mipnet/bounds/lp.py").lp_bounds
 
 
 def part2(quick: bool):

@@ -351,3 +351,105 @@ def test_stop_on_states_keeps_the_states_and_soundness(widths, seed):
     X = _points(net, dom)
     for lb, y in zip(fast.layers, net.preactivations(X)):
         assert np.all(y >= lb.lower - 1e-9) and np.all(y <= lb.upper + 1e-9)
+
+
+def _relaxations(net, layers, dom, k):
+    from mipnet.bounds.alpha import _relaxation
+
+    relax, hmag = [], np.maximum(np.abs(dom.lower), np.abs(dom.upper))
+    for j in range(k):
+        relax.append(_relaxation(layers[j], *net.layers[j], hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    return relax
+
+
+@pytest.mark.parametrize("widths,seed,radius", [([6, 20, 20, 20, 4], 1, 0.2), ([10, 32, 32, 5], 6, 0.15),
+                                                ([5, 15, 3], 2, 0.2), ([7, 12, 9, 11, 8, 3], 4, 0.1)])
+def test_numpy_gradient_is_autograds(widths, seed, radius):
+    """The hand-derived gradient of the CROWN bound in the lower slopes (alpha._Chain) equals
+    torch autograd's on the same bound, to 1e-8, on nets with active, inactive and unstable
+    neurons, random rows and random slopes; and the bound is the one crown_lower re-evaluates."""
+    torch = pytest.importorskip("torch")
+    from mipnet.bounds.alpha import _crown_gradient_np
+
+    net = Network.random(widths, seed=seed)
+    rng = np.random.default_rng(seed)
+    dom = LinfBall(rng.uniform(-0.5, 0.5, size=widths[0]), radius)
+    layers = alpha_bounds(net, dom, iterations=0).layers
+    states = np.concatenate([lb.states() for lb in layers[:-1]])
+    assert len(np.unique(states)) == 3  # active, inactive and unstable neurons all occur
+    for k in range(1, len(net.layers)):
+        relax = _relaxations(net, layers, dom, k)
+        C = rng.normal(size=(7, widths[k + 1]))
+        slopes = [rng.uniform(0, 1, size=(7, r.uns.size)) for r in relax]
+        lo, grads = _crown_gradient_np(net, relax, k, C, slopes, dom.lower, dom.upper)
+        T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64))  # noqa: E731
+        alphas = [T(s).requires_grad_(True) for s in slopes]
+        Lam, c = T(C @ net.layers[k][0]), T(C @ net.layers[k][1])
+        for j in range(k - 1, -1, -1):
+            r = relax[j]
+            pos, neg = Lam.clamp(min=0), Lam.clamp(max=0)
+            S = T(r.sl).expand(7, -1).index_copy(1, torch.as_tensor(r.uns), alphas[j])
+            c = c + neg @ T(r.tu)
+            Lam = pos * S + neg * T(r.su)
+            c = c + Lam @ T(net.layers[j][1])
+            Lam = Lam @ T(net.layers[j][0])
+        ref = Lam @ T((dom.lower + dom.upper) / 2) - Lam.abs() @ T((dom.upper - dom.lower) / 2) + c
+        ref_g = torch.autograd.grad(ref.sum(), [a for a, r in zip(alphas, relax) if r.uns.size])
+        np.testing.assert_allclose(lo, ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+        ours = [g for g, r in zip(grads, relax) if r.uns.size]
+        assert len(ours) == len(ref_g) and len(ours) > 0
+        for g, rg in zip(ours, ref_g):
+            rg = rg.numpy()
+            assert g.shape == rg.shape
+            assert np.all(np.abs(g - rg) <= 1e-8 * (1 + np.abs(rg))), (k, np.max(np.abs(g - rg)))
+        sound = crown_lower(net, layers, k, C, slopes, dom)
+        assert np.all(sound <= lo) and np.all(lo - sound <= 1e-9 * (1 + np.abs(lo)))
+
+
+@pytest.mark.parametrize("widths,seed", [([8, 20, 20, 20, 4], 5), ([10, 32, 32, 5], 6), ([6, 16, 16, 16, 16, 3], 3)])
+@pytest.mark.parametrize("stop_on_states", [False, True])
+def test_numpy_backend_is_sound_and_matches_torch(widths, seed, stop_on_states):
+    """The numpy optimiser (the CPU default) and the torch one: bounds that contain 10^4 samples
+    and box vertices, never looser than CROWN, the same states and the same widths up to 0.1 %."""
+    pytest.importorskip("torch")
+    net = Network.random(widths, seed=seed)
+    dom = LinfBall(np.full(widths[0], 0.1), 0.6)
+    fast = alpha_bounds(net, dom, backend="numpy", stop_on_states=stop_on_states)
+    ref = alpha_bounds(net, dom, backend="torch", stop_on_states=stop_on_states)
+    crown = alpha_bounds(net, dom, iterations=0)
+    assert fast.num_unstable == ref.num_unstable
+    for a, b, c in zip(fast.layers, ref.layers, crown.layers):
+        np.testing.assert_array_equal(a.states(), b.states())
+        assert np.all(a.upper - a.lower <= c.upper - c.lower + 1e-12)
+    assert abs(_width(fast) - _width(ref)) <= 1e-3 * _width(ref)
+    assert _width(fast) < _width(crown)
+    X = _points(net, dom, n=10_000)
+    for lb, y in zip(fast.layers, net.preactivations(X)):
+        assert np.all(y >= lb.lower) and np.all(y <= lb.upper)
+    with pytest.raises(InvalidArgumentError):
+        AlphaOptions(backend="jax")
+    with pytest.raises(InvalidArgumentError):
+        AlphaOptions(backend="numpy", device="cuda")
+
+
+def test_numpy_optimiser_with_a_stable_top_layer_and_dead_layers():
+    """Layers without unstable neurons above free ones (all active: nothing of the top layer's
+    coefficients is free; all inactive: the layer drops out of the numpy optimiser's weights):
+    the numpy optimiser's states and widths are torch's, and its bounds are sound."""
+    pytest.importorskip("torch")
+    net = Network.random([6, 14, 12, 10, 3], seed=11)
+    layers = [list(l) for l in net.layers]
+    layers[2][1] = layers[2][1] + 50.0  # the third hidden layer: always active
+    dead = Network.from_layers([(W, b) for W, b in layers[:2]] + [(layers[2][0], layers[2][1] - 100.0)]
+                               + [tuple(layers[3])])
+    net = Network.from_layers([tuple(l) for l in layers])
+    dom = Box(-1, 1, dim=6)
+    for n in (net, dead):
+        fast, ref = alpha_bounds(n, dom, backend="numpy"), alpha_bounds(n, dom, backend="torch")
+        assert [lb.states().tolist() for lb in fast.hidden] == [lb.states().tolist() for lb in ref.hidden]
+        assert abs(_width(fast) - _width(ref)) <= 1e-6 * (1 + _width(ref))
+        assert fast.contains(n, _points(n, dom, n=5_000), tol=0)
+    states = alpha_bounds(net, dom).hidden[2].states()
+    assert np.all(states == 1)
+    assert np.all(alpha_bounds(dead, dom).hidden[2].states() == -1)

@@ -16,7 +16,8 @@ Layer by layer: the bounds of layer k use the (already optimised) bounds of the 
 it, which fix the chords and the set of unstable neurons; only neurons left unstable by the
 bounds known so far are bounded (a stable neuron's sign is settled and its relaxation exact).
 
-Soundness. The optimisation runs in torch (float64; CUDA with ``device="cuda"``), but its
+Soundness. The optimisation runs in float64, in numpy on the CPU (the gradient derived by hand,
+:class:`_Chain`) or in torch with autograd (``device="cuda"``, or ``backend="torch"``), but its
 result is not trusted: the best slopes found are clamped to [0, 1] and the bound they give is
 re-evaluated in float64 numpy, widened by a bound on its rounding error relative to the
 magnitudes it multiplies (the accounting of :mod:`mipnet.bounds.symbolic`), and intersected
@@ -29,13 +30,15 @@ Also here: :func:`difference_network` (``f - g`` as one ReLU network over a shar
 the equivalence engine), :func:`alpha_difference_bounds` (bounds on ``f(x) - g(x)``) and
 :func:`alpha_output_bounds` (bounds on ``C f(x)``).
 
-torch is imported inside the functions that need it (``import mipnet.bounds`` stays light);
-this module is the only one below :mod:`mipnet.nn` that uses torch, as a tensor library only.
+torch is imported inside the functions that need it (``import mipnet.bounds`` stays light, and
+alpha-CROWN on the CPU does not load it); this module is the only one below :mod:`mipnet.nn`
+that uses torch, as a tensor library only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -65,6 +68,8 @@ __all__ = [
 ]
 
 _TINY = float(np.finfo(np.float64).tiny)
+#: Row-wise dot products (numpy >= 2 has a ufunc for them).
+_rowdot = getattr(np, "vecdot", None) or (lambda a, b: np.einsum("ij,ij->i", a, b))
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,15 @@ class AlphaOptions:
         than ``rel_tol`` times its magnitude (or its gain so far) leaves the batch.
     device : "cpu", "cuda" or None (cpu).
     max_batch : quantities optimised together at most (larger layers are split into chunks).
-    threads : torch CPU threads during the optimisation (default 1: the tensors are small, and
-        torch's thread pool next to numpy's BLAS threads ran 5-20x slower on 2 cores).
+    threads : torch CPU threads during a torch optimisation (default 1: the tensors are small, and
+        torch's thread pool next to numpy's BLAS threads ran 5-20x slower on 2 cores); the numpy
+        optimiser uses numpy's BLAS as configured.
     stop_on_states : for the bounds of hidden neurons (pairs of rows ``y_i``, ``-y_i``), stop a
         batch as soon as ``patience`` steps pass without a new neuron settled (a lower bound
         turning positive): when only the neurons' states matter, not their widths.
+    backend : "numpy", "torch" or None (numpy on the CPU, torch on CUDA). The numpy path runs the
+        same projected Adam with the gradient derived by hand (:class:`_Chain`): no autograd
+        overhead per step (about 0.6 ms per backward pass in torch on small nets).
     """
 
     iterations: int = 25
@@ -94,6 +103,7 @@ class AlphaOptions:
     max_batch: int = 4096
     threads: Optional[int] = 1
     stop_on_states: bool = False
+    backend: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.iterations, (int, np.integer)) and self.iterations >= 0):
@@ -108,6 +118,10 @@ class AlphaOptions:
             raise InvalidArgumentError(f"threads must be an integer >= 1 or None, got {self.threads!r}")
         if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise InvalidArgumentError(f"device must be 'cpu', 'cuda' or None, got {self.device!r}")
+        if self.backend not in (None, "numpy", "torch"):
+            raise InvalidArgumentError(f"backend must be 'numpy', 'torch' or None, got {self.backend!r}")
+        if self.backend == "numpy" and self.device not in (None, "cpu"):
+            raise InvalidArgumentError(f"backend 'numpy' runs on the CPU, not on device {self.device!r}")
 
 
 # ---------------------------------------------------------------------------- relaxations
@@ -147,6 +161,17 @@ def _relaxation(lb: LayerBounds, W: np.ndarray, b: np.ndarray, hmag_prev: np.nda
     return _Relax(sl, su, tu, np.flatnonzero(unstable), e_line, ymag, wmag)
 
 
+def _relaxations(net, layers, k, xl, xu):
+    """The relaxations of the hidden layers before layer k from their bounds ``layers[:k]``, and
+    the bound on ``|h^{k-1}|`` (``|x|`` for k = 0)."""
+    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
+    for j in range(k):
+        W, b = net.layers[j]
+        relax.append(_relaxation(layers[j], W, b, hmag))
+        hmag = np.maximum(layers[j].upper, 0.0)
+    return relax, hmag
+
+
 def _is_signed_selection(C: np.ndarray) -> bool:
     """Every row has exactly one non-zero, +1 or -1 (then ``C W`` and ``C b`` are exact)."""
     nz = C != 0
@@ -165,23 +190,14 @@ def crown_lower(net: Network, layers, k: int, C: np.ndarray, slopes, domain: Dom
     """
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     return _crown_lower_np(net, relax, k, C, slopes, xl, xu, hmag)
 
 
 def _crown_lower_np(net, relax, k, C, slopes, xl, xu, hmag_prev) -> np.ndarray:
     u = UNIT_ROUNDOFF
-    W, b = net.layers[k]
     q = C.shape[0]
-    Lam = C @ W
-    c = C @ b
-    err = np.zeros(q)
-    if not _is_signed_selection(C):
-        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    Lam, c, err = _lower_start(net, k, C, hmag_prev)
     for j in range(k - 1, -1, -1):
         r = relax[j]
         g = gamma(r.su.size + 1)
@@ -201,10 +217,25 @@ def _crown_lower_np(net, relax, k, C, slopes, xl, xu, hmag_prev) -> np.ndarray:
         Wj, bj = net.layers[j]
         c = c + Lam @ bj
         Lam = Lam @ Wj
+    return _lower_end(Lam, c, err, xl, xu)
+
+
+def _lower_start(net, k, C, hmag_prev):
+    """``(C W_k, C b_k, rounding error)``: the start of a sound lower bound of ``C y^k`` (the
+    products are exact for a signed selection; else their error on ``|h^{k-1}| <= hmag_prev``)."""
+    W, b = net.layers[k]
+    err = np.zeros(C.shape[0])
+    if not _is_signed_selection(C):
+        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    return C @ W, C @ b, err
+
+
+def _lower_end(Lam, c, err, xl, xu):
+    """The minimum of ``Lam x + c`` over the box, less twice the accumulated error ``err`` (the
+    error sums are rounded too) and its last product's error."""
     g0 = gamma(xl.size + 2)
     lo = np.maximum(Lam, 0.0) @ xl + np.minimum(Lam, 0.0) @ xu + c
-    err += g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
-    # doubled: the error sums are rounded too
+    err = err + g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
     return lo - 2.0 * err - np.where(err > 0, _TINY, 0.0)
 
 
@@ -235,7 +266,38 @@ def _torch_threads(opts: AlphaOptions):
         torch.set_num_threads(saved)
 
 
-def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
+class _Schedule:
+    """When a batch of rows stops and which rows leave it, for both optimisers.
+
+    Every ``patience`` steps: with ``stop_on_states``, the batch stops when no row's best bound
+    turned positive since the last check; and a row whose best bound gained less than
+    ``rel_tol`` times its magnitude (or its gain since iteration 0) leaves the batch.
+    """
+
+    def __init__(self, opts: AlphaOptions, first: np.ndarray):
+        self.opts = opts
+        self.first = first.copy()  # the bounds at iteration 0 (CROWN's slopes or the warm start)
+        self.mark = first.copy()  # the best bounds at the last check
+        self.settled = None  # rows with a positive bound at the last check (stop_on_states)
+
+    def due(self, it: int) -> bool:
+        return it > 0 and it % self.opts.patience == 0
+
+    def keep(self, best: np.ndarray, rows: np.ndarray) -> Optional[np.ndarray]:
+        """None: all the batch's rows go on; else which of them do (none: stop the batch)."""
+        if self.opts.stop_on_states:
+            settled = int((best > 0).sum())
+            if self.settled is not None and settled <= self.settled:
+                return np.zeros(rows.size, dtype=bool)
+            self.settled = settled
+        cur = best[rows]
+        scale = np.maximum(np.abs(cur), np.abs(cur - self.first[rows]))
+        keep = (cur - self.mark[rows]) > self.opts.rel_tol * scale + 1e-300
+        self.mark[rows] = cur
+        return None if keep.all() else keep
+
+
+def _optimise_slopes_torch(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None):
     """Best slopes found per row of C (list per hidden layer j < k of arrays (q, #unstable_j)).
 
     Lower bounds of ``C y^k`` are maximised by Adam on the slopes, projected to [0, 1]; the
@@ -291,9 +353,7 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=Non
     m2 = {j: torch.zeros_like(init[j]) for j in free}
     best = torch.full((q,), -np.inf, dtype=dt, device=dev)
     best_alpha = {j: init[j].clone() for j in free}
-    first = None
-    mark = None  # best bound of the active rows at the last check
-    settled_mark = None  # rows with a positive bound at the last check (stop_on_states)
+    sched = None
     lr = opts.lr
     for it in range(opts.iterations + 1):
         lo = bound(Lam0[rows], c0[rows], alphas)
@@ -304,24 +364,16 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=Non
                 best[idx] = lo[better]
                 for j in free:
                     best_alpha[j][idx] = alphas[j][better].detach()
-            if first is None:
-                first = best.clone()
-                mark = best.clone()
+            if sched is None:
+                sched = _Schedule(opts, best.cpu().numpy())
             if it == opts.iterations:
                 break
-            if it and it % opts.patience == 0 and opts.stop_on_states:
-                settled = int((best > 0).sum())
-                if settled_mark is not None and settled <= settled_mark:
-                    break
-                settled_mark = settled
-            if it and it % opts.patience == 0:  # drop converged rows
-                cur = best[rows]
-                scale = torch.maximum(cur.abs(), (cur - first[rows]).abs())
-                keep = (cur - mark[rows]) > opts.rel_tol * scale + 1e-300
-                mark[rows] = cur
-                if not bool(keep.any()):
-                    break
-                if not bool(keep.all()):
+            if sched.due(it):
+                keep = sched.keep(best.cpu().numpy(), rows.cpu().numpy())
+                if keep is not None:
+                    if not keep.any():
+                        break
+                    keep = torch.as_tensor(keep, device=dev)
                     rows = rows[keep]
                     alphas = {j: alphas[j].detach()[keep].clone().requires_grad_(True) for j in free}
                     m1 = {j: m1[j][keep] for j in free}
@@ -344,17 +396,251 @@ def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=Non
     return [best_alpha[j].cpu().numpy() if j in best_alpha else None for j in range(k)]
 
 
-def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions) -> np.ndarray:
-    """Sound lower bounds of ``C y^k`` with optimised slopes, in chunks of ``opts.max_batch`` rows."""
+def _optimise_slopes(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None, cache=None):
+    """Best slopes per row of C: :func:`_optimise_slopes_np` or :func:`_optimise_slopes_torch`
+    by ``opts.backend`` (None: numpy on the CPU, torch on CUDA). On the CPU numpy was faster on
+    every net measured, from 1.1x (784-400-400-10) to 5x (64-input nets; benchmarks/RESULTS.md,
+    "Bounds", and benchmarks/bench_alpha_backends.py)."""
+    if opts.iterations == 0 or not any(relax[j].uns.size for j in range(k)):
+        return None
+    if (opts.backend or ("numpy" if opts.device in (None, "cpu") else "torch")) == "numpy":
+        return _optimise_slopes_np(net, relax, k, C, xl, xu, opts, init_full, cache)
+    with _torch_threads(opts):
+        return _optimise_slopes_torch(net, relax, k, C, xl, xu, opts, init_full)
+
+
+class _Chain:
+    """The CROWN bound of rows of ``C y^k`` as a function of the lower slopes, and its gradient,
+    in numpy (alpha-CROWN, Xu et al. ICLR 2021, arXiv:2011.13824, Sec. 3; CROWN: Zhang et al.
+    NeurIPS 2018).
+
+    The bound of a row is a backward pass from ``Lam = C W_k``, ``c = C b_k``: at hidden layer j,
+    with ``Lam`` the coefficients of ``h^j``, ``D = S_j`` (the lower slopes: alpha on unstable
+    neurons) where ``Lam > 0`` and ``su_j`` elsewhere, and ``T = tu_j`` where ``Lam <= 0``, 0
+    elsewhere,
+
+        c += (D Lam) . b_j + Lam . T,    Lam <- (D Lam) W_j,
+
+    and finally ``lo = Lam . x* + c`` with ``x* = center - sign(Lam) radius`` (the box's
+    minimiser). With the signs fixed the bound is linear in every ``D Lam``, so its gradient is a
+    forward pass of the minimiser through the chosen relaxation lines: ``yhat^0 = W_0 x* + b_0``,
+    ``hhat^j = D yhat^j + T``, ``yhat^{j+1} = W_{j+1} hhat^j + b_{j+1}``, and
+
+        d lo / d alpha_{j,i} = max(Lam_{j,i}, 0) yhat^j_i
+
+    (the coefficient of neuron i at its lower line times the relaxed pre-activation the bound's
+    minimiser induces there). This is what autograd computes on the torch path (tested to 1e-8).
+    The same forward pass gives the bound itself, ``lo = c_top + Lam_{k-2} . hhat^{k-2}`` (the
+    relaxed network's linear function at its minimiser), so the backward pass only carries the
+    coefficients, not the constant.
+
+    Inactive neurons (both lines 0) are left out of the weights, and each layer's unstable
+    neurons come first (their slopes are the first ``nu[j]`` columns, in ``relax[j].uns`` order):
+    only those columns change from step to step. The top layer's coefficients ``C W_k`` do not
+    depend on the slopes, so their active part is multiplied through once (:meth:`start`).
+    No rounding analysis: :func:`_crown_lower_np` re-evaluates whatever slopes come out.
+    """
+
+    def __init__(self, net, relax, k, xl, xu, cache=None):
+        self.k = k
+        self.nu = [r.uns.size for r in relax[:k]]
+        self.off = np.concatenate([[0], np.cumsum(self.nu)]).astype(int)
+        layers = [_Chain.layer(net, relax, j, cache) for j in range(k)]
+        self.Ws, self.WTs, self.bs, self.su, self.tu = [], [], [], [], []
+        for j, (_, Wj, WTj, WTu, bj, su, tu, _) in enumerate(layers):
+            n = self.nu[j]
+            if j < k - 1:
+                self.Ws.append(Wj)
+                self.WTs.append(WTj)
+                self.bs.append(bj)
+            else:  # only the unstable rows of the top layer change with the slopes
+                self.Ws.append(Wj[:n])
+                self.WTs.append(WTu)
+                self.bs.append(bj[:n])
+                self.Wtop_act, self.btop_act = Wj[n:], bj[n:]
+            self.su.append(su)
+            self.tu.append(tu)
+        self.a0 = np.concatenate([lay[7] for lay in layers])  # CROWN's slopes
+        self.Wk = net.layers[k][0][:, layers[k - 1][0]]
+        self.bk = net.layers[k][1]
+        self.center, self.radius = (xl + xu) / 2, (xu - xl) / 2
+        # the layers below the top one, downwards (coefficients) and upwards (the minimiser)
+        self.down = [(j, self.nu[j], self.Ws[j], self.su[j], self.tu[j]) for j in range(k - 2, -1, -1)]
+        self.up = [(j, self.nu[j], self.WTs[j], self.bs[j]) for j in range(k - 1)]
+
+    @staticmethod
+    def layer(net, relax, j, cache=None):
+        """Hidden layer j without its inactive neurons, unstable ones first: (order, W, W^T, the
+        unstable rows' W^T, b, and su, tu and CROWN's lower slope of the unstable neurons), kept
+        in ``cache`` (a dict) for the same relaxations."""
+        key = (relax[j], relax[j - 1] if j else None)
+        hit = cache.get(j) if cache is not None else None
+        if hit is not None and hit[0][0] is key[0] and hit[0][1] is key[1]:
+            return hit[1]
+        r = relax[j]
+        rest = r.su > 0
+        rest[r.uns] = False
+        order = np.concatenate([r.uns, np.flatnonzero(rest)])
+        Wj, bj = net.layers[j]
+        Wj = np.ascontiguousarray(Wj[order] if j == 0 else Wj[order][:, _Chain.layer(net, relax, j - 1, cache)[0]])
+        n = r.uns.size
+        out = (order, Wj, np.ascontiguousarray(Wj.T), np.ascontiguousarray(Wj[:n].T), bj[order],
+               r.su[order][:n], r.tu[order][:n], r.sl[r.uns])
+        if cache is not None:
+            cache[j] = (key, out)
+        return out
+
+    def start(self, C):
+        """The slope-free part of the rows of C: at the top hidden layer, the positive parts of
+        the unstable neurons' coefficients and the negative parts times their upper slopes, the
+        active neurons' coefficients multiplied through ``W_{k-1}``, and the constant (a list of
+        row arrays)."""
+        j, n = self.k - 1, self.nu[self.k - 1]
+        Lam = C @ self.Wk
+        pos = np.maximum(Lam[:, :n], 0.0)
+        neg = Lam[:, :n] - pos
+        fixed = Lam[:, n:] @ self.Wtop_act
+        c = C @ self.bk + Lam[:, n:] @ self.btop_act + neg @ self.tu[j]
+        return [pos, neg * self.su[j], fixed, c]
+
+    def views(self, A):
+        """Per hidden layer, the columns of A (q, sum of nu) that hold its slopes."""
+        return [A[:, self.off[j]:self.off[j + 1]] for j in range(self.k)]
+
+    def evaluate(self, rows, Av, Gv):
+        """The bounds of the rows (from :meth:`start`) with the slopes ``Av`` (:meth:`views`);
+        their gradient in the slopes is written into ``Gv`` (the same views of another array)."""
+        pos, negsu, Lam, c = rows
+        k, nu = self.k, self.nu
+        top = k - 1
+        tape = [None] * k
+        if nu[top]:
+            Lt = pos * Av[top]
+            Lt += negsu
+            Lam = Lam + Lt @ self.Ws[top]
+            c = c + Lt @ self.bs[top]
+        Lam_mid = Lam  # the coefficients of h^{k-2} (of x for k = 1)
+        if k > 1 and nu[k - 2]:
+            Lam = Lam.copy()  # relaxed in place below
+        for j, n, W, su, tu in self.down:  # backward: the coefficients and the lines they take
+            if n:
+                Lu = Lam[:, :n]
+                mask = Lu > 0
+                D = np.where(mask, Av[j], su)  # the slope each coefficient takes
+                T = np.where(mask, 0.0, tu)  # and the intercept
+                tape[j] = (np.maximum(Lu, 0.0), D, T)
+                Lu *= D
+            Lam = Lam @ W
+        Y = self.center - np.sign(Lam) * self.radius  # the box's minimiser of the final function
+        for j, n, WT, b in self.up:  # forward: the minimiser through the chosen lines
+            Y = Y @ WT
+            Y += b
+            if n:
+                Yu = Y[:, :n]
+                p, D, T = tape[j]
+                np.multiply(p, Yu, out=Gv[j])
+                Yu *= D
+                Yu += T
+        if nu[top]:
+            np.multiply(pos, Y @ self.WTs[top] + self.bs[top], out=Gv[top])
+        return _rowdot(Lam_mid, Y) + c
+
+
+def _crown_gradient_np(net, relax, k, C, slopes, xl, xu):
+    """The float64 CROWN bound of the rows of ``C y^k`` with the given slopes (per layer (q,
+    #unstable) or None), and its gradient in the slopes (per layer, None where none is free)."""
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    ch = _Chain(net, relax, k, xl, xu)
+    q = C.shape[0]
+    A = np.concatenate([np.broadcast_to(relax[j].sl[relax[j].uns], (q, ch.nu[j]))
+                        if slopes is None or slopes[j] is None else np.asarray(slopes[j], dtype=np.float64)
+                        for j in range(k)], axis=1)
+    G = np.zeros(A.shape)
+    lo = ch.evaluate(ch.start(C), ch.views(A), ch.views(G))
+    return lo, [G[:, ch.off[j]:ch.off[j + 1]] if ch.nu[j] else None for j in range(k)]
+
+
+def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=None, cache=None):
+    """:func:`_optimise_slopes_torch` in numpy: the same projected Adam, best-iterate bookkeeping
+    and dropping of converged rows, with the gradient of :class:`_Chain` (derived by hand)
+    instead of autograd, which costs about 0.6 ms per backward pass in torch on small nets.
+    ``cache``: a dict kept across the layers of one network (:meth:`_Chain.layer`)."""
+    ch = _Chain(net, relax, k, xl, xu, cache)
+    nu, off = ch.nu, ch.off
+    free = [j for j in range(k) if nu[j]]
+    if not free or opts.iterations == 0:
+        return None
+    q = C.shape[0]
+    if init_full is None:
+        A = np.repeat(ch.a0[None], q, axis=0)
+    else:
+        A = np.concatenate([np.clip(np.asarray(init_full[j], dtype=np.float64)[:, relax[j].uns], 0.0, 1.0)
+                            for j in range(k)], axis=1)
+    state = ch.start(C)
+    beta1, beta2, eps = 0.9, 0.999, 1e-12
+    rows = np.arange(q)  # the rows still in the batch
+    # Adam's moments without their (1 - beta) factors, which the step size absorbs
+    m1, m2, G, step = np.zeros_like(A), np.zeros_like(A), np.zeros_like(A), np.zeros_like(A)
+    Av, Gv = ch.views(A), ch.views(G)
+    best = np.full(q, -np.inf)  # of all rows
+    best_A = A.copy()
+    cur, cur_A = best.copy(), best_A.copy()  # of the rows in the batch
+    sched = None
+    lr = opts.lr
+    for it in range(opts.iterations + 1):
+        lo = ch.evaluate(state, Av, Gv)  # and G: its gradient, which Adam below ascends
+        better = lo > cur
+        np.maximum(cur, lo, out=cur)
+        np.copyto(cur_A, A, where=better[:, None])
+        if sched is None:
+            sched = _Schedule(opts, cur)
+        if it == opts.iterations:
+            break
+        if it % opts.patience == 0 and sched.due(it):
+            best[rows], best_A[rows] = cur, cur_A
+            keep = sched.keep(best, rows)
+            if keep is not None:
+                if not keep.any():
+                    break
+                rows = rows[keep]
+                A, m1, m2, G, step = A[keep], m1[keep], m2[keep], G[keep], step[keep]
+                cur, cur_A = cur[keep], cur_A[keep]
+                Av, Gv = ch.views(A), ch.views(G)
+                state = [v[keep] for v in state]
+        t = it + 1
+        m1 *= beta1
+        m1 += G
+        m2 *= beta2
+        np.multiply(G, G, out=step)
+        m2 += step
+        r = math.sqrt((1 - beta2 ** t) / (1 - beta2))
+        np.sqrt(m2, out=step)
+        step += eps * r
+        np.divide(m1, step, out=step)
+        step *= lr * (1 - beta1) / (1 - beta1 ** t) * r
+        A += step
+        np.minimum(np.maximum(A, 0.0, out=A), 1.0, out=A)
+        lr *= opts.lr_decay
+    best[rows], best_A[rows] = cur, cur_A
+    return [best_A[:, off[j]:off[j + 1]] if nu[j] else None for j in range(k)]
+
+
+def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions, cache=None) -> np.ndarray:
+    """Sound lower bounds of ``C y^k`` with optimised slopes, in chunks of ``opts.max_batch`` rows
+    (``cache``: see :meth:`_Chain.layer`)."""
     out = np.empty(C.shape[0])
     for s in range(0, C.shape[0], opts.max_batch):
         Cs = C[s:s + opts.max_batch]
-        with _torch_threads(opts):
-            slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts)
-        lo = _crown_lower_np(net, relax, k, Cs, slopes, xl, xu, hmag_prev)
-        if slopes is not None:  # CROWN's own slopes, re-evaluated: never worse than them
-            lo = np.maximum(lo, _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev))
-        out[s:s + Cs.shape[0]] = lo
+        q = Cs.shape[0]
+        slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts, cache=cache)
+        if slopes is None:
+            lo = _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev)
+        else:  # and CROWN's own slopes, in the same evaluation: never worse than them
+            both = [None if S is None else np.concatenate([S, np.broadcast_to(r.sl[r.uns], S.shape)])
+                    for S, r in zip(slopes, relax)]
+            lo2 = _crown_lower_np(net, relax, k, np.concatenate([Cs, Cs]), both, xl, xu, hmag_prev)
+            lo = np.maximum(lo2[:q], lo2[q:])
+        out[s:s + q] = lo
     return out
 
 
@@ -372,14 +658,25 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
                  options: Optional[AlphaOptions] = None, only_unstable: bool = True) -> list[LayerBounds]:
     """alpha-CROWN bounds of every affine layer on a validated domain (see :func:`alpha_bounds`)."""
     opts = options or AlphaOptions()
-    base = list(initial) if initial is not None else symbolic_layers(net, domain)
+    if initial is not None:
+        base = list(initial)
+    elif output and opts.iterations and len(net.layers) > 1 and domain.is_box:
+        # every output row is optimised below: the symbolic pass need not bound the output layer
+        # (on a box: elsewhere symbolic_layers also takes the domain's support, which this does not)
+        base = symbolic_layers(Network.from_layers(net.layers[:-1]), domain) + [None]
+    else:
+        base = symbolic_layers(net, domain)
     xl, xu = domain.lower, domain.upper
     layers: list[LayerBounds] = []
     relax: list[_Relax] = []
+    cache: dict = {}  # the compressed layers of the numpy optimiser, shared by the layers' batches
     hmag = np.maximum(np.abs(xl), np.abs(xu))
     n_layers = len(net.layers)
     for k, (W, b) in enumerate(net.layers):
-        lo, hi = base[k].lower.copy(), base[k].upper.copy()
+        if base[k] is None:
+            lo, hi = np.full(W.shape[0], -np.inf), np.full(W.shape[0], np.inf)
+        else:
+            lo, hi = base[k].lower.copy(), base[k].upper.copy()
         if k > 0:  # intervals from the optimised layer before
             ia_lo, ia_hi = interval_layer(W, b, *layers[k - 1].post_activation())
             lo, hi = np.maximum(lo, ia_lo), np.minimum(hi, ia_hi)
@@ -397,7 +694,7 @@ def alpha_layers(net: Network, domain: Domain, *, initial=None, output: bool = T
                 C[n + np.arange(n), idx] = -1.0
                 # the output layer's widths matter: stop_on_states is for hidden neurons only
                 o = replace(opts, stop_on_states=False) if is_output and opts.stop_on_states else opts
-                v = _bound_rows(net, relax, k, C, xl, xu, hmag, o)
+                v = _bound_rows(net, relax, k, C, xl, xu, hmag, o, cache)
                 lo[idx] = np.maximum(lo[idx], v[:n])
                 hi[idx] = np.minimum(hi[idx], -v[n:])
                 hi = np.maximum(hi, lo)
@@ -418,7 +715,10 @@ def alpha_bounds(net: Network, domain, *, initial: Optional[Bounds] = None, outp
     net, domain : the network and its input domain (a box, ball or polytope; the final
         minimisation uses its box).
     initial : Bounds, optional
-        Sound bounds to start from and intersect with (default: symbolic bounds).
+        Sound bounds to start from and intersect with (default: symbolic bounds; on a box domain,
+        of the hidden layers only when the output layer is optimised: its optimised bound is never
+        looser than CROWN's with the optimised hidden bounds, and was never looser than the
+        symbolic one on the nets of tests/ and benchmarks/bench_alpha_backends.py).
     output : bool
         Also optimise the output layer's bounds (default True).
     options : AlphaOptions, optional
@@ -474,11 +774,7 @@ def alpha_output_bounds(net: Network, domain, spec=None, *, bounds: Optional[Bou
         raise InvalidArgumentError("bounds must be a Bounds computed for this network")
     k = len(net.layers) - 1
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(bounds.layers[j], W, b, hmag))
-        hmag = np.maximum(bounds.layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, bounds.layers, k, xl, xu)
     m = C.shape[0]
     v = _bound_rows(net, relax, k, np.concatenate([C, -C]), xl, xu, hmag, opts)
     lo, hi = v[:m], -v[m:]
@@ -506,15 +802,10 @@ def alpha_spec_bounds(net: Network, domain: Domain, layers, C, *, init=None,
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     k = len(net.layers) - 1
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     best = None
     if opts.iterations > 0 and any(r.uns.size for r in relax):  # else torch is not even imported
-        with _torch_threads(opts):
-            best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
+        best = _optimise_slopes(net, relax, k, C, xl, xu, opts, init_full=init)
     q = C.shape[0]
     full = []
     for j in range(k):
@@ -641,13 +932,7 @@ def _split_lower_np(net, relax, prow, k, C, alphas, betas, xl, xu, hmag_prev, en
     """Sound float64 lower bounds of the rows of ``C y^k`` under per-row splits (see
     :func:`_crown_lower_np` for the rounding accounting; the beta terms add one rounding per entry)."""
     u = UNIT_ROUNDOFF
-    W, b = net.layers[k]
-    q = C.shape[0]
-    Lam = C @ W
-    c = C @ b
-    err = np.zeros(q)
-    if not _is_signed_selection(C):
-        err += gamma(W.shape[0]) * (np.abs(C) @ (np.abs(W) @ hmag_prev + np.abs(b)))
+    Lam, c, err = _lower_start(net, k, C, hmag_prev)
     scores: list = [None] * k
     for j in range(k - 1, -1, -1):
         r = relax[j]
@@ -683,11 +968,7 @@ def _split_lower_np(net, relax, prow, k, C, alphas, betas, xl, xu, hmag_prev, en
                 c[rows] += nf @ t[gi]
                 err[rows] += ge * (np.abs(nf) @ (np.abs(A[gi]) @ xmag + np.abs(t[gi])))
             err += gamma(2) * (np.abs(Lam) @ xmag + np.abs(c))
-    g0 = gamma(xl.size + 2)
-    lo = np.maximum(Lam, 0.0) @ xl + np.minimum(Lam, 0.0) @ xu + c
-    err += g0 * (np.abs(Lam) @ np.maximum(np.abs(xl), np.abs(xu)) + np.abs(c))
-    points = np.where(Lam > 0, xl, xu)
-    return lo - 2.0 * err - np.where(err > 0, _TINY, 0.0), points, scores
+    return _lower_end(Lam, c, err, xl, xu), np.where(Lam > 0, xl, xu), scores
 
 
 def _optimise_split(net, relax, prow, k, C, xl, xu, opts: AlphaOptions, init=None, env=None):
@@ -804,11 +1085,7 @@ def split_lower_bounds(net: Network, layers, k: int, C, splits, domain: Domain, 
     opts = options or AlphaOptions()
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     prow = _split_relax(relax, [np.asarray(s) for s in splits])
     found = (None, None)
     if opts.iterations:
@@ -871,11 +1148,7 @@ def optimise_envelope(net: Network, layers, k: int, C, domain: Domain, *, iterat
 
     C = np.atleast_2d(np.asarray(C, dtype=np.float64))
     xl, xu = domain.lower, domain.upper
-    relax, hmag = [], np.maximum(np.abs(xl), np.abs(xu))
-    for j in range(k):
-        W, b = net.layers[j]
-        relax.append(_relaxation(layers[j], W, b, hmag))
-        hmag = np.maximum(layers[j].upper, 0.0)
+    relax, hmag = _relaxations(net, layers, k, xl, xu)
     q = C.shape[0]
     dt = torch.float64
     T = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dt)  # noqa: E731
