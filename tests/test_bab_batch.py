@@ -140,7 +140,8 @@ def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
         _close(o.bound, r.bound)
         assert o.closed == r.closed and o.key == r.key
         assert (o.witness is None) == (r.witness is None)
-        _close(o.best, r.best, 1e-12)
+        if not r.closed:  # a closed box gets no search in the vectorised path
+            _close(o.best, r.best, 1e-12)
     # the whole search: same verdict with and without vectorisation (the bound is sound both ways)
     r1 = branch_and_bound(pair, prop, dom, options=BabOptions(milp_unstable=0), time_limit=60)
     r0 = branch_and_bound(pair, prop, dom, options=BabOptions(milp_unstable=0, vectorize=False), time_limit=60)

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from mipnet.bounds.interval import UNIT_ROUNDOFF, gamma, rounding_error
+from mipnet.bounds.interval import UNIT_ROUNDOFF, gamma
 from mipnet.core.network import Network
 
 __all__ = ["interval_layers_batch", "symbolic_layers_batch", "linear_bounds_batch", "concretize_batch"]
 
 _TINY = float(np.finfo(np.float64).tiny)
+_DENSE_FIRST = True
 
 
 def interval_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray) -> list:
@@ -71,29 +72,81 @@ def _rowdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def _back(net: Network, relax: list, k: int, bi: np.ndarray, Lu, Ll, cu, cl, eu, el):
     """Push the rows ``Lu h + cu`` (upper) and ``Ll h + cl`` (lower) over ``h = h^{k-1}`` (the
-    post-activation of hidden layer k-1; k = 0: the input) back to the input, exactly as
-    :func:`symbolic_layers` does; ``relax[j]`` holds hidden layer j's batched relaxation."""
-    u = UNIT_ROUNDOFF
+    post-activation of hidden layer k-1; k = 0: the input) back to the input, as
+    :func:`symbolic_layers` does; ``relax[j]`` holds hidden layer j's batched relaxation
+    ``(sl, su - sl, tu, T)`` (see :func:`_layer_relaxation`). (Sound in the same way; the
+    rounding terms differ from :func:`symbolic_layers`'s by a relative ~1e-16 of ~1e-13 of the bound.
+
+    The rounding terms of one step are bounded together: :func:`symbolic_layers` adds
+    ``Lambda_+ . (e_line + g tu)`` for the relaxation and ``|Lambda'| . (u |y| + g wmag)`` for the
+    product with ``W_j``, where ``Lambda'`` is ``Lambda`` times slopes in [0, 1], so
+    ``|Lambda| . T`` with ``T = e_line + g tu + 2 u |y| + g wmag`` bounds both. ``Lambda'`` is
+    formed as ``Lambda sl + Lambda_+ (su - sl)`` (``sl`` is 0 or 1, ``su - sl`` exact by Sterbenz's
+    lemma since ``su >= 1/2`` where ``sl = 1``): at most two roundings, relative to
+    ``|Lambda| (1 - su)`` and ``|Lambda'|``, so ``2 u |Lambda|`` covers them.)"""
     for j in range(k - 1, -1, -1):
-        sl, su, tu, e_line, ymag, wmag = relax[j]
-        g = gamma(su.shape[1] + 1)
-        SL, SU, TU = sl[bi], su[bi], tu[bi]
-        Lu_p, Lu_n = np.maximum(Lu, 0), np.minimum(Lu, 0)
-        Ll_p, Ll_n = np.maximum(Ll, 0), np.minimum(Ll, 0)
-        T = e_line[bi] + g * TU
-        eu = eu + _rowdot(Lu_p, T) + g * np.abs(cu)
-        el = el + _rowdot(-Ll_n, T) + g * np.abs(cl)
+        sl, d, tu, T = relax[j]
+        g = gamma(sl.shape[1] + 1)
+        SL, D, TU, TT = sl[bi], d[bi], tu[bi], T[bi]
+        Lu_p = np.maximum(Lu, 0)
+        Ll_n = np.minimum(Ll, 0)
+        eu = eu + _rowdot(np.abs(Lu), TT) + g * np.abs(cu)
+        el = el + _rowdot(np.abs(Ll), TT) + g * np.abs(cl)
         cu = cu + _rowdot(Lu_p, TU)
         cl = cl + _rowdot(Ll_n, TU)
-        Lu = Lu_p * SU + Lu_n * SL
-        Ll = Ll_p * SL + Ll_n * SU
-        step = u * ymag[bi] + g * wmag[bi]
-        eu = eu + _rowdot(np.abs(Lu), step) + g * np.abs(cu)
-        el = el + _rowdot(np.abs(Ll), step) + g * np.abs(cl)
+        # the upper line where the coefficient is positive (upper rows) / negative (lower rows):
+        # Lu_p su + Lu_n sl = Lu sl + Lu_p (su - sl), Ll_p sl + Ll_n su = Ll sl + Ll_n (su - sl)
+        Lu = Lu * SL + Lu_p * D
+        Ll = Ll * SL + Ll_n * D
+        eu = eu + g * np.abs(cu)
+        el = el + g * np.abs(cl)
         Wj, bj = net.layers[j]
         cu, cl = cu + Lu @ bj, cl + Ll @ bj
         Lu, Ll = Lu @ Wj, Ll @ Wj
     return Lu, Ll, cu, cl, eu, el
+
+
+def _first_step(net: Network, relax0, C: np.ndarray, c0: np.ndarray, N: int):
+    """:func:`_back` of the same rows ``C h^0 + c0`` (over the first hidden layer's
+    post-activation) on each of N boxes, as dense matrix products: the relaxed rows
+    ``C sl + C_+ (su - sl)`` (upper) and ``C sl + C_- (su - sl)`` (lower) times ``W_0`` are
+    ``C (sl W_0) + C_+ ((su - sl) W_0)``, one product with the per-box ``(n_1 x n_in)`` matrices
+    side by side, never the ``(rows x n_1)`` relaxed matrices; the rounding terms are those of
+    :func:`_back`. Returns :func:`_back`'s tuple, rows box-major (row ``b * len(C) + i``)."""
+    sl, d, tu, T = relax0
+    g = gamma(sl.shape[1] + 1)
+    W0, b0 = net.layers[0]
+    n1, r, n_in = sl.shape[1], C.shape[0], W0.shape[1]
+    Cp, Cn, aC = np.maximum(C, 0), np.minimum(C, 0), np.abs(C)
+    ac0 = np.abs(c0)
+    e = T @ aC.T + g * ac0  # (N, r): |C| . T + g |c0|, the same for both
+    cu = c0 + tu @ Cp.T
+    cl = c0 + tu @ Cn.T
+    eu = e + g * np.abs(cu)
+    el = e + g * np.abs(cl)
+
+    def times(M, S):  # M (r, n1) times diag(S_b) W_0 for every box b: (N, r, n_in)
+        G = (S[:, :, None] * W0[None, :, :]).transpose(1, 0, 2).reshape(n1, N * n_in)
+        return (M @ G).reshape(r, N, n_in).transpose(1, 0, 2)
+
+    base = times(C, sl)
+    Lu = (base + times(Cp, d)).reshape(N * r, n_in)
+    Ll = (base + times(Cn, d)).reshape(N * r, n_in)
+    sb, db = sl * b0, d * b0
+    cu = cu + sb @ C.T + db @ Cp.T
+    cl = cl + sb @ C.T + db @ Cn.T
+    return Lu, Ll, cu.reshape(-1), cl.reshape(-1), eu.reshape(-1), el.reshape(-1)
+
+
+def _layer_relaxation(lo, hi, W, b, hmag_prev):
+    """Hidden layer's batched relaxation for :func:`_back`: ``(sl, su - sl, tu, T)`` with
+    ``T = e_line + g tu + 2 u |y| + g (|W| |h_prev| + |b|)``, ``g = gamma_{n+1}``."""
+    sl, su, tu, e_line = _relaxation(lo, hi)
+    g = gamma(lo.shape[1] + 1)
+    ymag = np.maximum(np.abs(lo), np.abs(hi))
+    wmag = hmag_prev @ np.abs(W).T + np.abs(b)
+    T = e_line + g * tu + 2.0 * UNIT_ROUNDOFF * ymag + g * wmag
+    return sl, su - sl, tu, T
 
 
 def concretize_batch(Lu, Ll, cu, cl, eu, el, xl, xu, bi):
@@ -142,7 +195,13 @@ def symbolic_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray, in
             mask = np.ones((N, n_out), dtype=bool)
         bi, ri = np.nonzero(mask)
         lo, hi = ia[k][0].copy(), ia[k][1].copy()
-        if bi.size:
+        if k == 1 and bi.size and _DENSE_FIRST:  # one step back to the input: all rows, dense (cheaper than gathering)
+            Lu, Ll, cu, cl, eu, el = _first_step(net, relax[0], W, b, N)
+            lo_r, hi_r = concretize_batch(Lu, Ll, cu, cl, eu, el, xl, xu, np.repeat(np.arange(N), n_out))
+            lo_r, hi_r = lo_r.reshape(N, n_out)[mask], hi_r.reshape(N, n_out)[mask]
+            lo[bi, ri] = np.maximum(lo[bi, ri], lo_r)
+            hi[bi, ri] = np.minimum(hi[bi, ri], hi_r)
+        elif bi.size:
             Lu = W[ri]
             cu = b[ri]
             z = np.zeros(bi.size)
@@ -155,10 +214,7 @@ def symbolic_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray, in
         hi = np.maximum(hi, lo)
         layers.append((lo, hi))
         if k < n_layers - 1:
-            sl, su, tu, e_line = _relaxation(lo, hi)
-            ymag = np.maximum(np.abs(lo), np.abs(hi))
-            wmag = hmag_prev @ np.abs(W).T + np.abs(b)
-            relax.append((sl, su, tu, e_line, ymag, wmag))
+            relax.append(_layer_relaxation(lo, hi, W, b, hmag_prev))
             hmag_prev = np.maximum(hi, 0.0)
     return layers, relax
 
@@ -171,6 +227,8 @@ def linear_bounds_batch(net: Network, relax: list, C: np.ndarray, c0: np.ndarray
     hidden layers: ``h = x``."""
     r = C.shape[0]
     bi = np.repeat(np.arange(N), r)
+    if len(relax) == 1 and _DENSE_FIRST:
+        return _first_step(net, relax[0], C, np.asarray(c0, dtype=np.float64), N) + (bi,)
     Lu = np.tile(C, (N, 1))
     cu = np.tile(np.asarray(c0, dtype=np.float64), N)
     z = np.zeros(bi.size)
