@@ -28,7 +28,6 @@ from mipnet.core.network import Network
 __all__ = ["interval_layers_batch", "symbolic_layers_batch", "linear_bounds_batch", "concretize_batch"]
 
 _TINY = float(np.finfo(np.float64).tiny)
-_DENSE_FIRST = True
 
 
 def interval_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray) -> list:
@@ -195,7 +194,7 @@ def symbolic_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray, in
             mask = np.ones((N, n_out), dtype=bool)
         bi, ri = np.nonzero(mask)
         lo, hi = ia[k][0].copy(), ia[k][1].copy()
-        if k == 1 and bi.size and _DENSE_FIRST:  # one step back to the input: all rows, dense (cheaper than gathering)
+        if k == 1 and bi.size:  # one step back to the input: all rows, dense (cheaper than gathering)
             Lu, Ll, cu, cl, eu, el = _first_step(net, relax[0], W, b, N)
             lo_r, hi_r = concretize_batch(Lu, Ll, cu, cl, eu, el, xl, xu, np.repeat(np.arange(N), n_out))
             lo_r, hi_r = lo_r.reshape(N, n_out)[mask], hi_r.reshape(N, n_out)[mask]
@@ -227,7 +226,7 @@ def linear_bounds_batch(net: Network, relax: list, C: np.ndarray, c0: np.ndarray
     hidden layers: ``h = x``."""
     r = C.shape[0]
     bi = np.repeat(np.arange(N), r)
-    if len(relax) == 1 and _DENSE_FIRST:
+    if len(relax) == 1:
         return _first_step(net, relax[0], C, np.asarray(c0, dtype=np.float64), N) + (bi,)
     Lu = np.tile(C, (N, 1))
     cu = np.tile(np.asarray(c0, dtype=np.float64), N)
