@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from mipnet.bounds.interval import UNIT_ROUNDOFF, gamma
+from mipnet.bounds.symbolic import relaxation_lines
 from mipnet.core.network import Network
 
 __all__ = ["interval_layers_batch", "symbolic_layers_batch", "linear_bounds_batch", "concretize_batch"]
@@ -48,21 +49,6 @@ def interval_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray) ->
         out.append((lo, hi))
         hl, hu = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
     return out
-
-
-def _relaxation(lo: np.ndarray, hi: np.ndarray):
-    """:func:`~mipnet.bounds.relu_relaxation` and its line error, batched: ``(sl, su, tu, e_line)``."""
-    active = lo >= 0.0
-    inactive = hi <= 0.0
-    unstable = ~active & ~inactive
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), 0.0)
-    su = np.where(unstable, s, np.where(active, 1.0, 0.0))
-    tu = np.where(unstable, -s * lo, 0.0)
-    sl = np.where(active | (unstable & (hi >= -lo)), 1.0, 0.0)
-    m = np.maximum(np.abs(lo), np.abs(hi))
-    e_line = np.where(unstable, 4.0 * gamma(3) * su * m, 0.0)
-    return sl, su, tu, e_line
 
 
 def _rowdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -140,7 +126,7 @@ def _first_step(net: Network, relax0, C: np.ndarray, c0: np.ndarray, N: int):
 def _layer_relaxation(lo, hi, W, b, hmag_prev):
     """Hidden layer's batched relaxation for :func:`_back`: ``(sl, su - sl, tu, T)`` with
     ``T = e_line + g tu + 2 u |y| + g (|W| |h_prev| + |b|)``, ``g = gamma_{n+1}``."""
-    sl, su, tu, e_line = _relaxation(lo, hi)
+    sl, su, tu, e_line = relaxation_lines(lo, hi)
     g = gamma(lo.shape[1] + 1)
     ymag = np.maximum(np.abs(lo), np.abs(hi))
     wmag = hmag_prev @ np.abs(W).T + np.abs(b)
