@@ -18,11 +18,11 @@ import time
 import numpy as np
 
 from mipnet.bounds.interval import UNIT_ROUNDOFF, gamma, interval_layers
-from mipnet.core.bounds import Bounds, LayerBounds, NeuronState
+from mipnet.core.bounds import Bounds, LayerBounds, NeuronState, classify_neurons
 from mipnet.core.domain import Domain, as_domain
 from mipnet.core.network import Network
 
-__all__ = ["symbolic_bounds", "symbolic_layers", "relu_relaxation"]
+__all__ = ["symbolic_bounds", "symbolic_layers", "relu_relaxation", "relaxation_lines"]
 
 _TINY = float(np.finfo(np.float64).tiny)
 
@@ -32,8 +32,19 @@ def relu_relaxation(lb: LayerBounds):
 
     Returns ``(sl, su, tu)``: ``sl y <= relu(y) <= su y + tu`` for y in ``[lower, upper]``.
     """
-    L, U = lb.lower, lb.upper
-    states = lb.states()
+    return relaxation_lines(lb.lower, lb.upper)[:3]
+
+
+def relaxation_lines(lower: np.ndarray, upper: np.ndarray):
+    """:func:`relu_relaxation` on bound arrays of any shape (e.g. one row per box), with the line
+    error: ``(sl, su, tu, e_line)``.
+
+    ``e_line``: how far the float64 upper line ``su y + tu`` may lie below the exact chord.
+    ``s = U / (U - L)`` and ``t = -s L`` carry three roundings; on ``|y| <= m`` the line moves
+    by at most ``gamma_3 s (|y| + 2 |L|) <= 3 gamma_3 s m``; stable neurons have exact lines.
+    """
+    L, U = lower, upper
+    states = classify_neurons(L, U)
     unstable = states == NeuronState.UNSTABLE
     active = states == NeuronState.ACTIVE
     su = np.where(active, 1.0, 0.0)
@@ -44,17 +55,9 @@ def relu_relaxation(lb: LayerBounds):
     tu = np.where(unstable, -s * L, tu)
     # CROWN's adaptive lower line: h >= y when U >= -L, else h >= 0
     sl = np.where(active | (unstable & (U >= -L)), 1.0, 0.0)
-    return sl, su, tu
-
-
-def _line_error(su: np.ndarray, lb: LayerBounds) -> np.ndarray:
-    """How far the float64 upper line ``su y + tu`` may lie below the exact chord (per neuron).
-
-    ``s = U / (U - L)`` and ``t = -s L`` carry three roundings; on ``|y| <= m`` the line moves
-    by at most ``gamma_3 s (|y| + 2 |L|) <= 3 gamma_3 s m``; stable neurons have exact lines.
-    """
-    m = np.maximum(np.abs(lb.lower), np.abs(lb.upper))
-    return np.where(lb.states() == NeuronState.UNSTABLE, 4.0 * gamma(3) * su * m, 0.0)
+    m = np.maximum(np.abs(L), np.abs(U))
+    e_line = np.where(unstable, 4.0 * gamma(3) * su * m, 0.0)
+    return sl, su, tu, e_line
 
 
 def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBounds]:
@@ -137,10 +140,10 @@ def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBou
         lb = LayerBounds(lo, np.maximum(hi, lo))
         layers.append(lb)
         if k < len(net.layers) - 1:
-            sl, su, tu = relu_relaxation(lb)
+            sl, su, tu, e_line = relaxation_lines(lb.lower, lb.upper)
             ymag = np.maximum(np.abs(lb.lower), np.abs(lb.upper))
             wmag = np.abs(W_full) @ hmag_prev + np.abs(b_full)
-            relax.append((sl, su, tu, _line_error(su, lb), ymag, wmag))
+            relax.append((sl, su, tu, e_line, ymag, wmag))
             hmag_prev = np.maximum(lb.upper, 0.0)
     return layers
 
