@@ -325,6 +325,37 @@ def test_equivalence_branch_and_bound_on_dask(client):
         assert p.verdict == s.verdict
 
 
+def test_distributed_branch_and_bound_matches_serial(client):
+    """Units of the input branch and bound on 2 Dask workers (subtrees of 2 s, their open boxes
+    dealt out again): the proof closes the same boxes as in-process with the same bound; a too
+    small eps is refuted by a float64-checked witness; a time limit leaves a sound bound and
+    open boxes."""
+    from mipnet.analyses.bab import BabOptions
+    from mipnet.analyses.equivalence import verify_equivalence
+
+    f = Network.random([3, 30, 30, 2], seed=0)
+    g = Network.random([3, 40, 2], seed=1)
+    dom = Box(-1, 1, dim=3)
+    X = dom.sample(20000, seed=0, include_vertices=True)
+    gap = np.abs(f.forward(X) - g.forward(X)).max()
+    opts = BabOptions(milp_unstable=0)
+    kw = dict(mode="epsilon", engine="bab", bab_options=opts, samples=0)
+    serial = verify_equivalence(f, g, dom, epsilon=1.02 * gap, **kw)
+    par = verify_equivalence(f, g, dom, epsilon=1.02 * gap, executor=client, **kw)
+    assert serial.verdict == par.verdict == "equivalent"
+    assert par.search["boxes_closed"] == serial.search["boxes_closed"] > 50 and par.search["boxes_open"] == 0
+    assert par.gap_upper_bound == pytest.approx(serial.gap_upper_bound, rel=1e-9)
+    assert gap <= par.gap_upper_bound <= 1.02 * gap + 1e-6
+    low = verify_equivalence(f, g, dom, epsilon=0.9 * gap, executor=client, **kw)
+    assert low.verdict == "not_equivalent"
+    x = low.counterexample
+    assert np.abs(f.forward(x) - g.forward(x)).max() > 0.9 * gap and np.all(np.abs(x) <= 1)
+    cut = verify_equivalence(f, g, dom, epsilon=1.0001 * gap, executor=client, time_limit=0.5, **kw)
+    if cut.verdict == "unknown":
+        assert cut.status == "time_limit" and cut.search["boxes_open"] > 0
+        assert gap <= cut.gap_upper_bound < np.inf
+
+
 # ---------------------------------------------------------------------------- sweeps
 @pytest.fixture(scope="module")
 def tiny_model():

@@ -25,11 +25,18 @@ of one work unit are evaluated together (:func:`_evaluate_batch`): the back-subs
 and the search are vectorised over the boxes (:mod:`mipnet.bounds.batch`), ~1 ms a box instead
 of ~15 ms on the 5-input, 300/400-ReLU pairs of the benchmark.
 
-The boxes of one round are submitted together and merged in submission order, so the verdict,
-bound and witness do not depend on which worker finishes first (VeryDiff, Teuber, Kern and
-Sinz 2024, and NeuroDiff, Paulsen et al. 2020, split the input the same way). A time limit or
-Ctrl-C gives ``unknown`` with the proven bound (the largest bound of an open box) and the
-largest box not closed.
+A box's outcome depends on the box alone: its key (children of box ``k``: ``2k + 1``, ``2k + 2``)
+fixes its random points, and its parent's bounds are sent with it. In a proof every box whose
+bound exceeds the threshold is split, whatever the order, so the verdict, the boxes closed and
+the bound do not depend on the executor. With an executor (:func:`_distribute`), the tree is
+grown here until every worker can get open boxes; they are dealt out in
+:func:`subtree_unit` units, each running the same search for :data:`SLICE` seconds and
+returning what it left open, which is dealt out again (work stealing by re-splitting: a worker
+is never left with a long subtree while the others idle, and only the frontier travels, not
+every box). A counterexample stops the run; which one is reported can then depend on timing.
+(VeryDiff, Teuber, Kern and Sinz 2024, and NeuroDiff, Paulsen et al. 2020, split the input the
+same way.) A time limit or Ctrl-C gives ``unknown`` with the proven bound (the largest bound of
+an open box) and the largest box not closed.
 """
 
 from __future__ import annotations
@@ -48,7 +55,6 @@ from mipnet.analyses.differential import DiffPair, box_bounds, refine_rows
 from mipnet.core.domain import Domain, L1BallDomain
 from mipnet.core.errors import MipnetError
 from mipnet.core.numerics import in_domain
-from mipnet.parallel import as_executor
 
 __all__ = ["BabOptions", "BoxOutcome", "BabResult", "evaluate_box", "evaluate_boxes", "branch_and_bound"]
 
@@ -62,8 +68,8 @@ class BabOptions:
     splitting closes boxes faster: on the 5-input pairs of the benchmark, leaf MILPs at <= 48
     took 0.5-0.8 s each and a pair was not proven in 60 s, without them in 4-8 s);
     ``milp_time``: its time limit (s); ``samples``: random points per box; ``ascent_steps``:
-    finite-difference ascent steps; ``batch``: boxes split per round (submitted together;
-    times 4 x the workers with an executor);
+    finite-difference ascent steps; ``batch``: boxes split per round (evaluated together,
+    in this process or inside a worker's unit);
     ``seed``: of the random points (mixed with the box id); ``alpha_iterations``:
     slope-optimisation steps of alpha-CROWN on the difference network (warm-started from the
     parent box) on boxes the cheap bounds do not close (0: CROWN's slopes only; measured on the
@@ -84,9 +90,9 @@ class BabOptions:
     (None: unchanged; the matrices are small, and on a busy 2-core machine 2 BLAS threads made
     the bounds of one box 5-15x slower than 1); ``vectorize``: evaluate the boxes of a round
     together where the pair allows it (a box domain, no aligned intervals, no alpha-CROWN
-    steps: :func:`_evaluate_batch`), with ``vector_batch`` boxes split per round and worker
-    instead of ``batch`` (a vectorised box costs ~0.5 ms instead of ~15 ms, so rounds must be
-    large for the numpy calls and the pickling of a round to pay).
+    steps: :func:`_evaluate_batch`), with ``vector_batch`` boxes split per round instead of
+    ``batch`` (a vectorised box costs ~0.5 ms instead of ~15 ms, so rounds must be large for
+    the numpy calls to pay).
     """
 
     milp_unstable: Optional[int] = None
@@ -539,24 +545,193 @@ def _workers(executor) -> int:
     return int(n) if n else 4
 
 
-def _run(executor, tasks):
-    """Evaluate tasks (argument tuples of :func:`evaluate_box`); results in submission order.
+def _run(tasks):
+    """Evaluate tasks (argument tuples of :func:`evaluate_box`) in this process; results in order."""
+    return evaluate_boxes(tasks)
 
-    With an executor, the tasks go out in one contiguous chunk per worker (:func:`evaluate_boxes`):
-    a box of a small problem takes milliseconds, and pickling the pair for every box cost more
-    than the box (a 5-input, 300-ReLU pair: 27 s with 2 worker processes vs 8 s in-process)."""
-    if executor is None:
-        return evaluate_boxes(tasks)
-    n = max(1, min(len(tasks), _workers(executor)))
-    executor = as_executor(executor)  # a dask Client too
-    size = -(-len(tasks) // n)
-    futs = [executor.submit(evaluate_boxes, tasks[i:i + size]) for i in range(0, len(tasks), size)]
+
+class _Search:
+    """The state of one best-first input branch and bound: the open boxes (a heap by bound),
+    what closed, the best point and the witness. The client runs one, and so does every
+    :func:`subtree_unit` on a worker (from the boxes it was sent).
+
+    A box's key fixes its random stream; the children of box ``k`` are ``2k + 1`` and ``2k + 2``,
+    so every box has the same key (and outcome) whoever evaluates it.
+    """
+
+    def __init__(self, pair: DiffPair, prop, opts: BabOptions, common: dict, round_size: int):
+        self.pair, self.prop, self.opts, self.common, self.round_size = pair, prop, opts, common, round_size
+        self.heap: list = []
+        self.closed, self.closed_max = 0, -np.inf
+        self.best, self.best_point, self.witness = -np.inf, None, None
+        self.num_milps, self.evaluated = 0, 0
+        self.notes: list = []
+        self.status = None
+        self.pending: list = []  # boxes popped whose children are not absorbed yet
+
+    def running(self) -> bool:
+        return bool(self.heap) and self.witness is None and self.status is None
+
+    def push(self, o: BoxOutcome) -> None:
+        heapq.heappush(self.heap, (-o.bound, o.key, o))
+
+    def _witness_value(self, x) -> float:
+        return float(_measure(self.pair, self.prop, x[None, :])[0])
+
+    def absorb(self, outs) -> None:
+        for o in outs:
+            self.evaluated += 1
+            if o.interrupted:
+                self.status = Status.INTERRUPTED
+            self.num_milps += o.num_milps
+            self.notes.extend(o.notes)
+            if o.best > self.best:
+                self.best, self.best_point = o.best, o.best_point
+            if o.witness is not None and (self.witness is None
+                                          or self._witness_value(o.witness) > self._witness_value(self.witness)):
+                self.witness = o.witness
+            if o.closed:
+                self.closed += 1
+                self.closed_max = max(self.closed_max, o.bound)
+            else:
+                self.push(o)
+
+    def merge(self, v: dict) -> None:
+        """Add what a :func:`subtree_unit` found (its open boxes excepted: the caller places them)."""
+        self.closed += v["closed"]
+        self.closed_max = max(self.closed_max, v["closed_max"])
+        self.evaluated += v["evaluated"]
+        self.num_milps += v["num_milps"]
+        self.notes.extend(v["notes"])
+        if v["best"] > self.best:
+            self.best, self.best_point = v["best"], v["best_point"]
+        w = v["witness"]
+        if w is not None and (self.witness is None or self._witness_value(w) > self._witness_value(self.witness)):
+            self.witness = w
+        if v["interrupted"]:
+            self.status = Status.INTERRUPTED
+
+    def round(self, deadline: Optional[float]) -> None:
+        """Split the ``round_size`` open boxes of largest bound and evaluate their children here."""
+        popped = [heapq.heappop(self.heap)[2] for _ in range(min(self.round_size, len(self.heap)))]
+        self.pending = popped
+        tasks, stuck = [], []
+        for o in popped:
+            d = o.split
+            mid = o.lower[d] + (o.upper[d] - o.lower[d]) / 2
+            if not (o.lower[d] < mid < o.upper[d]):
+                stuck.append(o)
+                continue
+            hi1, lo2 = o.upper.copy(), o.lower.copy()
+            hi1[d], lo2[d] = mid, mid
+            for j, (lo_c, hi_c) in enumerate(((o.lower, hi1), (lo2, o.upper))):
+                tasks.append(((self.pair, self.prop, lo_c, hi_c, self.opts, 2 * o.key + 1 + j),
+                              dict(self.common, time_limit=remaining(deadline), parent_bound=o.bound,
+                                   parent_layers=o.layers, parent_slopes=o.slopes)))
+        for o in stuck:
+            self.push(o)
+        if not tasks:
+            self.status = Status.INCOMPLETE
+            self.notes.append("boxes too small to split remain open")
+            self.pending = []
+            return
+        outs = _run(tasks)
+        self.pending = []
+        self.absorb(outs)
+
+    def reopen_pending(self) -> None:
+        """After Ctrl-C inside a round: the popped boxes' children were not absorbed, they stay open."""
+        for o in self.pending:
+            self.push(o)
+        self.pending = []
+
+    def summary(self, finished: bool) -> dict:
+        return {"closed": self.closed, "closed_max": self.closed_max, "evaluated": self.evaluated,
+                "num_milps": self.num_milps, "notes": tuple(dict.fromkeys(self.notes)), "best": self.best,
+                "best_point": self.best_point, "witness": self.witness,
+                "interrupted": self.status == Status.INTERRUPTED, "finished": finished,
+                "open": [h[2] for h in self.heap]}
+
+
+#: seconds a :func:`subtree_unit` works before it returns its open boxes to be dealt out again
+SLICE = 2.0
+
+
+def subtree_unit(task, deadline):
+    """A work unit of the distributed branch and bound (:func:`mipnet.parallel.run_units`).
+
+    ``task = (pair, prop, opts, common, roots, round_size, slice_s)``: the same best-first search as
+    in-process, from the open boxes ``roots``, for at most ``slice_s`` seconds (and never past the
+    run's wall-clock ``deadline``). Returns ``(finished, summary)``; the summary's ``"open"``
+    boxes are what is left (re-dealt by the caller: work stealing by re-splitting).
+    """
+    pair, prop, opts, common, roots, round_size, slice_s = task
+    now = time.perf_counter()
+    end = now + slice_s
+    if deadline is not None:
+        end = min(end, now + (deadline - time.time()))
+    s = _Search(pair, prop, opts, common, round_size)
+    for o in roots:
+        s.push(o)
     try:
-        return [o for f in futs for o in f.result()]
-    except BaseException:
-        for f in futs:
-            f.cancel()
-        raise
+        while s.running() and time.perf_counter() < end:
+            s.round(end)
+    except KeyboardInterrupt:  # in-process executors: Ctrl-C reaches the unit
+        s.reopen_pending()
+        s.status = Status.INTERRUPTED
+    finished = not s.heap or s.witness is not None
+    return finished, s.summary(finished)
+
+
+def _deal(boxes: list, n: int) -> list:
+    """Open boxes dealt round-robin by bound (largest first) into at most ``n`` groups."""
+    boxes = sorted(boxes, key=lambda o: (-o.bound, o.key))
+    n = max(1, min(n, len(boxes)))
+    return [boxes[i::n] for i in range(n)]
+
+
+def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int, progress: bool) -> None:
+    """Run the open boxes of ``s`` as :func:`subtree_unit` units on ``executor`` until none is left,
+    a witness turns up or the time runs out; merge everything into ``s``, the boxes still open
+    included."""
+    from mipnet.parallel import run_units
+
+    groups = 2 * _workers(executor)
+    boxes = [h[2] for h in s.heap]
+    s.heap = []
+
+    def unit(roots):
+        return (s.pair, s.prop, s.opts, s.common, roots, round_size, SLICE)
+
+    def follow(task, value):
+        if value["witness"] is not None or not value["open"]:
+            return []
+        return [unit(g) for g in _deal(value["open"], groups)]
+
+    def stop(runs):
+        return any(r.value["witness"] is not None or r.value["interrupted"] for r in runs)
+
+    def describe(runs):
+        closed = s.closed + sum(r.value["closed"] for r in runs)
+        return f"{closed} boxes closed"
+
+    time_limit = None if deadline is None else max(0.0, deadline - time.perf_counter())
+    rep = run_units(subtree_unit, [unit(g) for g in _deal(boxes, groups)], executor, time_limit=time_limit,
+                    stop=stop, follow=follow, progress=progress, desc="equivalence B&B", describe=describe)
+    # every box is open unless a finished unit took it as a root; a unit's open boxes are new roots
+    known = {o.key: o for o in boxes}
+    taken = set()
+    for r in rep.runs:
+        s.merge(r.value)
+        taken.update(o.key for o in r.unit[4])
+        known.update((o.key, o) for o in r.value["open"])
+    for k, o in known.items():
+        if k not in taken:
+            s.push(o)
+    if rep.status == "interrupted":
+        s.status = Status.INTERRUPTED
+    elif rep.status == "time_limit" and s.heap:
+        s.status = Status.TIME_LIMIT
 
 
 def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Optional[float] = None,
@@ -578,99 +753,46 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
     sens = _sensitivity(pair)
     sens = sens / sens.max() if sens.max() > 0 else sens
     use_aligned = _use_aligned(pair, domain, opts)
-    # with workers, rounds of batch x 4 x workers boxes: each worker gets a chunk of 4 x batch
-    # boxes, so the pickling and the round's synchronisation are paid once per chunk
-    round_size = opts.batch if executor is None else opts.batch * 4 * _workers(executor)
-    if _batchable(pair, opts, dom_arg, use_aligned):
-        round_size = max(round_size, opts.vector_batch * (1 if executor is None else _workers(executor)))
-    key = 0
-    heap: list = []
-    closed = 0
-    closed_max = -np.inf
-    best, best_point, witness = -np.inf, None, None
-    num_milps = 0
-    notes: list[str] = []
-    status = None
+    # a vectorised box costs ~1 ms: rounds of vector_batch boxes make the numpy calls pay
+    round_size = opts.vector_batch if _batchable(pair, opts, dom_arg, use_aligned) else opts.batch
+    common = dict(domain=dom_arg, sensitivity=sens, aligned=use_aligned)
+    s = _Search(pair, prop, opts, common, round_size)
     bar = None
-    pending: list = []
-    if progress:
+    if progress and executor is None:
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="equivalence B&B", unit="box", file=sys.stderr, leave=False)
-
-    def kw():
-        return dict(domain=dom_arg, sensitivity=sens, time_limit=remaining(deadline), aligned=use_aligned)
-
-    def absorb(outs):
-        nonlocal closed, closed_max, best, best_point, witness, num_milps, status
-        for o in outs:
-            if o.interrupted:
-                status = Status.INTERRUPTED
-            num_milps += o.num_milps
-            notes.extend(o.notes)
-            if o.best > best:
-                best, best_point = o.best, o.best_point
-            if o.witness is not None:
-                v = float(_measure(pair, prop, o.witness[None, :])[0])
-                if witness is None or v > float(_measure(pair, prop, witness[None, :])[0]):
-                    witness = o.witness
-            if o.closed:
-                closed += 1
-                closed_max = max(closed_max, o.bound)
-            else:
-                heapq.heappush(heap, (-o.bound, o.key, o))
-
     # until its outcome is absorbed, the root is an open box with no bound
-    pending = [BoxOutcome(0, domain.lower, domain.upper, np.inf, -np.inf, None, None, False, 0)]
+    s.pending = [BoxOutcome(0, domain.lower, domain.upper, np.inf, -np.inf, None, None, False, 0)]
     try:
-        outs = _run(None, [((pair, prop, domain.lower, domain.upper, opts, key), kw())])
-        pending = []
-        absorb(outs)
-        key += 1
-        while heap and witness is None and status is None:
+        outs = _run([((pair, prop, domain.lower, domain.upper, opts, 0), dict(common, time_limit=remaining(deadline)))])
+        s.pending = []
+        s.absorb(outs)
+        # with workers: grow the tree here until every worker can get some open boxes
+        spread = 0 if executor is None else 2 * _workers(executor)
+        while s.running() and (executor is None or len(s.heap) < spread):
             if deadline is not None and time.perf_counter() >= deadline:
-                status = Status.TIME_LIMIT
+                s.status = Status.TIME_LIMIT
                 break
-            if max_boxes is not None and key >= max_boxes:
-                status = Status.INCOMPLETE
-                notes.append(f"stopped after {key} boxes (max_boxes)")
+            if max_boxes is not None and s.evaluated >= max_boxes:
+                s.status = Status.INCOMPLETE
+                s.notes.append(f"stopped after {s.evaluated} boxes (max_boxes)")
                 break
-            popped = [heapq.heappop(heap)[2] for _ in range(min(round_size, len(heap)))]
-            pending = popped
-            tasks, stuck = [], []
-            for o in popped:
-                d = o.split
-                w = o.upper[d] - o.lower[d]
-                mid = o.lower[d] + w / 2
-                if not (o.lower[d] < mid < o.upper[d]):
-                    stuck.append(o)
-                    continue
-                hi1, lo2 = o.upper.copy(), o.lower.copy()
-                hi1[d], lo2[d] = mid, mid
-                for lo_c, hi_c in ((o.lower, hi1), (lo2, o.upper)):
-                    tasks.append(((pair, prop, lo_c, hi_c, opts, key),
-                                  dict(kw(), parent_bound=o.bound, parent_layers=o.layers, parent_slopes=o.slopes)))
-                    key += 1
-            for o in stuck:
-                heapq.heappush(heap, (-o.bound, o.key, o))
-            if not tasks:
-                status = Status.INCOMPLETE
-                notes.append("boxes too small to split remain open")
-                break
-            outs = _run(executor, tasks)
-            pending = []
-            absorb(outs)
+            s.round(deadline)
             if bar is not None:
-                bar.update(len(tasks))
-                bar.set_postfix(closed=closed, open=len(heap),
-                                bound=f"{max(closed_max, -heap[0][0] if heap else -np.inf):.4g}")
+                bar.update(s.evaluated - bar.n)
+                bar.set_postfix(closed=s.closed, open=len(s.heap),
+                                bound=f"{max(s.closed_max, -s.heap[0][0] if s.heap else -np.inf):.4g}")
+        if executor is not None and s.running():
+            _distribute(s, executor, deadline, round_size, progress)
     except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-        for o in pending:  # their children were not absorbed: the parents stay open
-            heapq.heappush(heap, (-o.bound, o.key, o))
+        s.status = Status.INTERRUPTED
+        s.reopen_pending()
     finally:
         if bar is not None:
             bar.close()
+    heap, witness, status, notes = s.heap, s.witness, s.status, s.notes
+    closed, closed_max, best, best_point, num_milps = s.closed, s.closed_max, s.best, s.best_point, s.num_milps
     open_bound = max((-h[0] for h in heap), default=-np.inf)
     upper = max(closed_max, open_bound)
     largest = None
