@@ -147,3 +147,29 @@ def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
     r0 = branch_and_bound(pair, prop, dom, options=BabOptions(milp_unstable=0, vectorize=False), time_limit=60)
     assert str(r1.status) == str(r0.status) == "proven"
     assert r1.upper <= prop.proven and r1.witness is None
+
+
+def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split():
+    """A distributed B&B unit runs the in-process search from the boxes it is sent: from the root,
+    with time enough, it proves what branch_and_bound proves, closing the same boxes; a box whose
+    split input has no width left comes back open and marked stuck, so it is not dealt out again."""
+    import dataclasses
+
+    from mipnet.analyses.bab import subtree_unit
+
+    f, g = _pair(7)
+    dom = Box(-1, 1, dim=5)
+    Xd = dom.sample(20_000, seed=1, include_vertices=True)
+    prop = LinfGap(1.2 * float(np.abs(f.forward(Xd) - g.forward(Xd)).max())).with_tol(1e-6)
+    pair = DiffPair.build(f, g, dom, spec=prop.spec(2))
+    opts = BabOptions(milp_unstable=0)
+    common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
+    root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common)
+    assert not root.closed
+    finished, v = subtree_unit((pair, prop, opts, common, [root], opts.vector_batch, 600.0), None)
+    ref = branch_and_bound(pair, prop, dom, options=opts)
+    assert finished and not v["open"] and not v["stuck"] and v["witness"] is None
+    assert ref.status == "proven" and v["closed"] == ref.boxes_closed > 1
+    flat = dataclasses.replace(root, upper=np.where(np.arange(5) == root.split, root.lower, root.upper))
+    finished, v = subtree_unit((pair, prop, opts, common, [flat], opts.vector_batch, 600.0), None)
+    assert not finished and v["stuck"] and [o.key for o in v["open"]] == [0]

@@ -611,6 +611,8 @@ class _Search:
             self.witness = w
         if v["interrupted"]:
             self.status = Status.INTERRUPTED
+        elif v["stuck"] and self.status is None:
+            self.status = Status.INCOMPLETE
 
     def round(self, deadline: Optional[float]) -> None:
         """Split the ``round_size`` open boxes of largest bound and evaluate their children here."""
@@ -651,6 +653,7 @@ class _Search:
                 "num_milps": self.num_milps, "notes": tuple(dict.fromkeys(self.notes)), "best": self.best,
                 "best_point": self.best_point, "witness": self.witness,
                 "interrupted": self.status == Status.INTERRUPTED, "finished": finished,
+                "stuck": self.status == Status.INCOMPLETE,
                 "open": [h[2] for h in self.heap]}
 
 
@@ -709,8 +712,8 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
         return (s.pair, s.prop, s.opts, s.common, roots, round_size, SLICE)
 
     def follow(task, value):
-        if value["witness"] is not None or not value["open"]:
-            return []
+        if value["witness"] is not None or value["stuck"] or not value["open"]:
+            return []  # (stuck: what it left open are boxes too small to split)
         return [unit(g) for g in _deal(value["open"], groups)]
 
     def stop(runs):
