@@ -677,9 +677,12 @@ def subtree_unit(task, deadline):
     s = _Search(pair, prop, opts, common, round_size)
     for o in roots:
         s.push(o)
+    last = 0.0  # the last round's seconds: a round that would end past ``end`` is not started
     try:
-        while s.running() and time.perf_counter() < end:
+        while s.running() and time.perf_counter() + last < end:
+            t = time.perf_counter()
             s.round(end)
+            last = time.perf_counter() - t
     except KeyboardInterrupt:  # in-process executors: Ctrl-C reaches the unit
         s.reopen_pending()
         s.status = Status.INTERRUPTED
