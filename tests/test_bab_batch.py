@@ -122,13 +122,18 @@ def test_search_batch_equals_per_box_search():
         _close(grad[b], rg, 1e-6)
 
 
-def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
-    f, g = _pair(5)
+def _provable(seed: int):
+    """A pair on [-1, 1]^5, eps 1.2 x its sampled max gap (true: a proof by splitting), bounds and
+    search only: ``(pair, prop, dom, opts)``."""
+    f, g = _pair(seed)
     dom = Box(-1, 1, dim=5)
     Xd = dom.sample(20_000, seed=1, include_vertices=True)
     prop = LinfGap(1.2 * float(np.abs(f.forward(Xd) - g.forward(Xd)).max())).with_tol(1e-6)
-    pair = DiffPair.build(f, g, dom, spec=prop.spec(2))
-    opts = BabOptions(milp_unstable=0)
+    return DiffPair.build(f, g, dom, spec=prop.spec(2)), prop, dom, BabOptions(milp_unstable=0)
+
+
+def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
+    pair, prop, dom, opts = _provable(5)
     root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, aligned=False)
     rng = np.random.default_rng(2)
     lo, hi = _boxes(rng, 5, 0.6)
@@ -157,12 +162,7 @@ def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split()
 
     from mipnet.analyses.bab import subtree_unit
 
-    f, g = _pair(7)
-    dom = Box(-1, 1, dim=5)
-    Xd = dom.sample(20_000, seed=1, include_vertices=True)
-    prop = LinfGap(1.2 * float(np.abs(f.forward(Xd) - g.forward(Xd)).max())).with_tol(1e-6)
-    pair = DiffPair.build(f, g, dom, spec=prop.spec(2))
-    opts = BabOptions(milp_unstable=0)
+    pair, prop, dom, opts = _provable(7)
     common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
     root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common)
     assert not root.closed

@@ -546,11 +546,6 @@ def _workers(executor) -> int:
     return int(n) if n else 4
 
 
-def _run(tasks):
-    """Evaluate tasks (argument tuples of :func:`evaluate_box`) in this process; results in order."""
-    return evaluate_boxes(tasks)
-
-
 class _Search:
     """The state of one best-first input branch and bound: the open boxes (a heap by bound),
     what closed, the best point and the witness. The client runs one, and so does every
@@ -576,8 +571,14 @@ class _Search:
     def push(self, o: BoxOutcome) -> None:
         heapq.heappush(self.heap, (-o.bound, o.key, o))
 
-    def _witness_value(self, x) -> float:
-        return float(_measure(self.pair, self.prop, x[None, :])[0])
+    def _offer(self, best: float, best_point, witness) -> None:
+        """Keep the larger best point, and the witness of larger measure."""
+        if best > self.best:
+            self.best, self.best_point = best, best_point
+        if witness is not None:
+            value = lambda x: float(_measure(self.pair, self.prop, x[None, :])[0])  # noqa: E731
+            if self.witness is None or value(witness) > value(self.witness):
+                self.witness = witness
 
     def absorb(self, outs) -> None:
         for o in outs:
@@ -586,11 +587,7 @@ class _Search:
                 self.status = Status.INTERRUPTED
             self.num_milps += o.num_milps
             self.notes.extend(o.notes)
-            if o.best > self.best:
-                self.best, self.best_point = o.best, o.best_point
-            if o.witness is not None and (self.witness is None
-                                          or self._witness_value(o.witness) > self._witness_value(self.witness)):
-                self.witness = o.witness
+            self._offer(o.best, o.best_point, o.witness)
             if o.closed:
                 self.closed += 1
                 self.closed_max = max(self.closed_max, o.bound)
@@ -604,11 +601,7 @@ class _Search:
         self.evaluated += v["evaluated"]
         self.num_milps += v["num_milps"]
         self.notes.extend(v["notes"])
-        if v["best"] > self.best:
-            self.best, self.best_point = v["best"], v["best_point"]
-        w = v["witness"]
-        if w is not None and (self.witness is None or self._witness_value(w) > self._witness_value(self.witness)):
-            self.witness = w
+        self._offer(v["best"], v["best_point"], v["witness"])
         if v["interrupted"]:
             self.status = Status.INTERRUPTED
         elif v["stuck"] and self.status is None:
@@ -638,7 +631,7 @@ class _Search:
             self.notes.append("boxes too small to split remain open")
             self.pending = []
             return
-        outs = _run(tasks)
+        outs = evaluate_boxes(tasks)
         self.pending = []
         self.absorb(outs)
 
@@ -776,7 +769,8 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
     # until its outcome is absorbed, the root is an open box with no bound
     s.pending = [BoxOutcome(0, domain.lower, domain.upper, np.inf, -np.inf, None, None, False, 0)]
     try:
-        outs = _run([((pair, prop, domain.lower, domain.upper, opts, 0), dict(common, time_limit=remaining(deadline)))])
+        outs = evaluate_boxes([((pair, prop, domain.lower, domain.upper, opts, 0),
+                                dict(common, time_limit=remaining(deadline)))])
         s.pending = []
         s.absorb(outs)
         # with workers: grow the tree here until every worker can get some open boxes

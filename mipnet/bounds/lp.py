@@ -174,10 +174,7 @@ def lp_bounds(
         sign_only = started_alpha
     wit = None
     if sign_only:
-        wit = Witnesses(net, domain, layers)
-        if witnesses:
-            wit.add(np.concatenate([domain.sample(int(witnesses), seed=0, include_vertices=True),
-                                    domain.center[None, :]]))
+        wit = Witnesses.sampled(net, domain, layers, int(witnesses))
     prev_cols = model.input_cols
     hmag = np.maximum(np.abs(domain.lower), np.abs(domain.upper))
     solves = 0
@@ -283,9 +280,9 @@ def tighten_neurons(
     is_output = layer == len(net.layers) - 1
     notes: list = []
     solves = 0
-    if basis is not None and neurons.size:
-        model.set_basis(basis)  # rejected: the first LP starts cold, nothing else changes
     if neurons.size:
+        if basis is not None:
+            model.set_basis(basis)  # rejected: the first LP starts cold, nothing else changes
         if sign_only and not is_output:
             stats = {"lp": 0, "stopped": 0, "skipped": 0}
             wit = Witnesses(net, domain, layers)
@@ -364,6 +361,14 @@ class Witnesses:
         for l, (W, b) in enumerate(net.layers[:-1]):
             self._margin.append(_WITNESS_MARGIN * (np.abs(W) @ hmag + np.abs(b)))
             hmag = np.maximum(layers[l].upper, 0.0)
+
+    @classmethod
+    def sampled(cls, net: Network, domain: Domain, layers, n: int) -> "Witnesses":
+        """Witnesses of ``n`` points of the domain (vertices first, seed 0) and its centre; none if n = 0."""
+        wit = cls(net, domain, layers)
+        if n:
+            wit.add(np.concatenate([domain.sample(n, seed=0, include_vertices=True), domain.center[None, :]]))
+        return wit
 
     def add(self, X: np.ndarray, *, upto: Optional[int] = None) -> list:
         """Record the signs at the inputs X (clipped to the box; outside a polytope: dropped).

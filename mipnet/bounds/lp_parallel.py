@@ -104,12 +104,15 @@ def lp_bounds_parallel(
             started_alpha = True
     if sign_only is None:
         sign_only = started_alpha
-    wit = None
-    if sign_only:  # as lp_bounds: real inputs show most neurons unstable, so that no group spends LPs on them
-        wit = Witnesses(net, domain, layers)
-        wit.add(np.concatenate([domain.sample(int(witnesses), seed=0, include_vertices=True),
-                                domain.center[None, :]]) if witnesses else np.empty((0, net.input_dim)))
+    # as lp_bounds: real inputs show most neurons unstable, so that no group spends LPs on them
+    wit = Witnesses.sampled(net, domain, layers, int(witnesses)) if sign_only else None
     solves, notes = 0, []
+
+    def interrupted(l):
+        notes.append(f"interrupted in layer {l + 1}: later layers keep their symbolic bounds")
+        partial = Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
+        return Interrupted("LP bounds interrupted", partial=partial)
+
     n_layers = len(net.layers)
     for l in range(n_layers):
         is_output = l == n_layers - 1
@@ -132,9 +135,7 @@ def lp_bounds_parallel(
             # one warm start for every group (a cold start costs about ten warm LPs on a 784-input layer)
             basis = relaxation_basis(net, domain, layers, l, todo) if len(groups) > 1 else None
         except KeyboardInterrupt:
-            notes.append(f"interrupted in layer {l + 1}: later layers keep their symbolic bounds")
-            partial = Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
-            raise Interrupted("LP bounds interrupted", partial=partial) from None
+            raise interrupted(l) from None
         opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp, "sign_only": sign_layer, "seen": seen,
                 "basis": basis}
         tasks = [(net, domain, tuple(layers), l, g, opts) for g in groups]
@@ -153,9 +154,7 @@ def lp_bounds_parallel(
                               "the domain may be empty or the solver wrong")
         layers[l] = LayerBounds(lo, np.maximum(hi, lo))
         if not rep.complete:
-            notes.append(f"interrupted in layer {l + 1}: later layers keep their symbolic bounds")
-            partial = Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
-            raise Interrupted("LP bounds interrupted", partial=partial)
+            raise interrupted(l)
         if not is_output:
             propagate_intervals(net, layers, l)
     return Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
