@@ -173,3 +173,54 @@ def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split()
     flat = dataclasses.replace(root, upper=np.where(np.arange(5) == root.split, root.lower, root.upper))
     finished, v = subtree_unit((pair, prop, opts, common, [flat], opts.vector_batch, 600.0), None)
     assert not finished and v["stuck"] and [o.key for o in v["open"]] == [0]
+
+
+def test_open_boxes_travel_as_stacked_arrays_and_come_back_the_same():
+    """The frontier a distributed unit returns pickles as a few arrays (not ~12 per box), and what
+    is unpickled is the same boxes: every field, the layer bounds included, and so the same
+    children when they are searched on."""
+    import pickle
+
+    from mipnet.analyses.bab import OpenBoxes, _Search
+
+    pair, prop, dom, opts = _provable(7)
+    common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
+    root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common)
+    s = _Search(pair, prop, opts, common, 4)
+    s.push(root)
+    for _ in range(3):
+        s.round(None)
+    boxes = s.summary(False)["open"]
+    assert isinstance(boxes, OpenBoxes) and len(boxes) > 3 and all(o.layers is not None for o in boxes)
+    buffers = []
+    back = pickle.loads(pickle.dumps(boxes, protocol=5, buffer_callback=buffers.append), buffers=buffers)
+    assert len(buffers) <= 12 + 2 * len(root.layers)  # one per column, not one per box
+    for a, b in zip(boxes, back):
+        assert (a.key, a.bound, a.best, a.split, a.closed, a.num_milps) == (b.key, b.bound, b.best, b.split,
+                                                                            b.closed, b.num_milps)
+        np.testing.assert_array_equal(a.lower, b.lower)
+        np.testing.assert_array_equal(a.upper, b.upper)
+        for la, lb in zip(a.layers, b.layers):
+            np.testing.assert_array_equal(la.lower, lb.lower)
+            np.testing.assert_array_equal(la.upper, lb.upper)
+    def search_on(roots):
+        t = _Search(pair, prop, opts, common, 8)
+        for o in roots:
+            t.push(o)
+        t.round(None)
+        t.round(None)
+        return t.summary(False)
+
+    v1, v2 = search_on(list(boxes)), search_on(back)
+    assert [(o.key, o.bound) for o in v1["open"]] == [(o.key, o.bound) for o in v2["open"]]
+    assert v1["closed"] == v2["closed"] and v1["evaluated"] == v2["evaluated"] == 32
+    # boxes that do not fit the columns (a witness, alpha slopes) travel as they are
+    odd = OpenBoxes([dataclasses_replace(boxes[0], slopes={(0, 1): [np.ones(3)]})])
+    again = pickle.loads(pickle.dumps(odd))
+    assert again[0].slopes is not None and again[0].key == boxes[0].key
+
+
+def dataclasses_replace(o, **kw):
+    import dataclasses
+
+    return dataclasses.replace(o, **kw)

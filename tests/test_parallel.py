@@ -356,6 +356,39 @@ def test_distributed_branch_and_bound_matches_serial(client):
         assert gap <= cut.gap_upper_bound < np.inf
 
 
+def test_branch_and_bound_unit_shares_its_boxes_only_when_a_worker_idles(client):
+    """On Dask a B&B unit works on its subtree until the caller's event says a worker idles: with
+    the event set it returns its open boxes after SLICE_MIN seconds; with it clear it runs to the
+    end of its subtree (the proof), so the frontier travels only when someone needs a share."""
+    from distributed import Event
+
+    from mipnet.analyses.bab import BabOptions, evaluate_box, subtree_unit
+    from mipnet.analyses.differential import DiffPair
+    from mipnet.analyses.properties import LinfGap
+
+    f = Network.random([3, 30, 30, 2], seed=0)
+    g = Network.random([3, 40, 2], seed=1)
+    dom = Box(-1, 1, dim=3)
+    X = dom.sample(20000, seed=0, include_vertices=True)
+    prop = LinfGap(1.02 * float(np.abs(f.forward(X) - g.forward(X)).max())).with_tol(1e-6)
+    pair, opts = DiffPair.build(f, g, dom, spec=prop.spec(2)), BabOptions(milp_unstable=0, vector_batch=8)
+    common = dict(domain=None, sensitivity=np.ones(3), aligned=False)
+    root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common)
+    name = "mipnet-test-hunger"
+    ev = Event(name, client=client)
+    try:
+        ev.clear()
+        done, whole = client.submit(subtree_unit, (pair, prop, opts, common, [root], 8, 0.0, name), None,
+                                    pure=False).result()
+        assert done and not whole["open"] and whole["closed"] > 50  # (with an event, the slice is a minimum)
+        ev.set()
+        done, part = client.submit(subtree_unit, (pair, prop, opts, common, [root], 8, 0.0, name), None,
+                                   pure=False).result()
+        assert not done and len(part["open"]) > 0 and part["evaluated"] == 2 < whole["evaluated"]  # one round: the root's children
+    finally:
+        ev.clear()
+
+
 # ---------------------------------------------------------------------------- sweeps
 @pytest.fixture(scope="module")
 def tiny_model():

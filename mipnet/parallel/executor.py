@@ -341,7 +341,7 @@ def run_units(
     progress: bool = False,
     desc: str = "units",
     describe: Optional[Callable[[list], str]] = None,
-    follow: Optional[Callable[[Any, Any], Sequence]] = None,
+    follow: Optional[Callable[[Any, Any, int], Sequence]] = None,
 ) -> RunReport:
     """Run ``fn(unit, deadline)`` for every unit on ``executor``; re-split unfinished units.
 
@@ -364,10 +364,12 @@ def run_units(
     progress : bool
         A tqdm bar of finished units on stderr (the total grows as units are split);
         ``describe(runs)`` sets its postfix (e.g. regions found so far).
-    follow : callable ``(unit, value) -> sequence of units``, optional
+    follow : callable ``(unit, value, idle) -> sequence of units``, optional
         Units to run after a unit that returned (finished or not: the value is kept, unlike
-        ``split``), e.g. the work it left open; sub-units of key ``k`` get ``k + (j,)``. Not
-        called once the time limit has passed or the run stops.
+        ``split``), e.g. the work it left open; sub-units of key ``k`` get ``k + (j,)``.
+        ``idle`` is how many workers have no unit to run (so that the work left is dealt into
+        as many units as can start now, and no smaller pieces). Not called once the time limit
+        has passed or the run stops.
     """
     t0 = time.perf_counter()
     ex = as_executor(executor)
@@ -456,7 +458,8 @@ def run_units(
                         continue
                 done.append(UnitRun(key, unit, value, bool(finished), dt))
                 if follow is not None and not expired:
-                    for j, k in enumerate(follow(unit, value)):
+                    idle = max(0, report.workers - len(pending))
+                    for j, k in enumerate(follow(unit, value, idle)):
                         submit(key + (j,), k)
                 if bar is not None:
                     bar.update(1)
