@@ -154,6 +154,31 @@ def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
     assert r1.upper <= prop.proven and r1.witness is None
 
 
+def test_deep_boxes_get_the_light_search_in_both_paths():
+    """Boxes at depth >= deep_search x inputs get the light search (fewer points, fewer ascent
+    steps), by their key alone: the vectorised and the per-box paths find the same best points,
+    and every best value is the measure at its point."""
+    from mipnet.analyses.bab import _depth, _search_options
+
+    pair, prop, dom, opts = _provable(5)
+    prop = LinfGap(prop.eps / 1.2 * 0.9).with_tol(1e-6)  # below the sampled max gap: boxes stay open
+    assert [_depth(k) for k in (0, 1, 2, 3, 6, 2 ** 10 - 1)] == [0, 1, 1, 2, 2, 10]
+    assert _search_options(opts, 2 ** 9, 5) is opts and _search_options(opts, 2 ** 10 - 1, 5).samples == 2
+    rng = np.random.default_rng(4)
+    lo, hi = _boxes(rng, 6, 0.9)
+    keys = [1, 2, 2 ** 10 - 1, 2 ** 10, 2 ** 12 + 5, 7]  # three shallow, three deep
+    tasks = [((pair, prop, lo[b], hi[b], opts, keys[b]), dict(aligned=False)) for b in range(6)]
+    got = evaluate_boxes(tasks)
+    ref = [evaluate_box(*a, **k) for a, k in tasks]
+    assert sum(not r.closed for r in ref[2:5]) >= 2  # deep boxes that were searched
+    for o, r in zip(got, ref):
+        if not r.closed:
+            _close(o.best, r.best, 1e-12)
+            np.testing.assert_allclose(o.best_point, r.best_point, atol=1e-12)
+            x = o.best_point[None, :]
+            _close(o.best, float(prop.measure(pair.net_a.forward(x), pair.net_b.forward(x))[0]), 1e-9)
+
+
 def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split():
     """A distributed B&B unit runs the in-process search from the boxes it is sent: from the root,
     with time enough, it proves what branch_and_bound proves, closing the same boxes; a box whose

@@ -96,7 +96,13 @@ class BabOptions:
     together where the pair allows it (a box domain, no aligned intervals, no alpha-CROWN
     steps: :func:`_evaluate_batch`), with ``vector_batch`` boxes split per round instead of
     ``batch`` (a vectorised box costs ~0.5 ms instead of ~15 ms, so rounds must be large for
-    the numpy calls to pay).
+    the numpy calls to pay); ``deep_search``: boxes at depth ``>= deep_search x inputs`` of the
+    tree (every input halved that often, on average) get a light search, 2 random points, 2
+    vertices and 2 ascent steps from the best (None: the full search everywhere). Their
+    ancestors' searches covered them already, and in a proof the search is wasted work: on the
+    5-input student pair on [-0.3, 0.3]^5 (9,808 boxes) the full search at every box was ~40 %
+    of the time, and the proof took 15.5-17.7 s instead of 20.1-21.5 s with the light search
+    from depth 10 (the best point found: 0.0634 instead of 0.0641).
     """
 
     milp_unstable: Optional[int] = None
@@ -111,6 +117,7 @@ class BabOptions:
     split: str = "bound"
     vectorize: bool = True
     vector_batch: int = 256
+    deep_search: Optional[int] = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,6 +192,18 @@ def _refutes(pair: DiffPair, prop, x: np.ndarray, v: float) -> bool:
     if not v > prop.threshold:
         return False
     return v - prop.threshold > 2.0 * (_forward_error(pair.net_a, x) + _forward_error(pair.net_b, x))
+
+
+def _depth(key: int) -> int:
+    """The depth of box ``key`` in the tree (root 0; children of ``k``: ``2k + 1``, ``2k + 2``)."""
+    return (key + 1).bit_length() - 1
+
+
+def _search_options(opts: BabOptions, key: int, n: int) -> BabOptions:
+    """The search budget of box ``key`` (see ``BabOptions.deep_search``)."""
+    if opts.deep_search is None or _depth(key) < opts.deep_search * n:
+        return opts
+    return dataclasses.replace(opts, samples=min(opts.samples, 2), ascent_steps=min(opts.ascent_steps, 2))
 
 
 def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOptions, key: int):
@@ -345,7 +364,7 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
     bb = box_bounds(pair, lo, hi, want_bounds=True, parent_layers=parent_layers, aligned=aligned)
     # bounds of the original nets (the aligned copy's error is inside); the parent's bound holds here too
     bound = min(prop.upper(bb), parent_bound)
-    best, x, grad = _search(pair, prop, domain, lo, hi, opts, key)
+    best, x, grad = _search(pair, prop, domain, lo, hi, _search_options(opts, key, lo.size), key)
     witness = x.copy() if x is not None and _refutes(pair, prop, x, best) else None
     closed = bound <= prop.proven
     slopes, coef = None, None
@@ -431,9 +450,12 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
         best = _measure(pair, prop, X)
         grad = np.zeros_like(X)
         todo = np.flatnonzero(np.array(bounds) > prop.proven)
-        if todo.size:
-            best[todo], X[todo], grad[todo] = _search_batch(pair, prop, L[todo], U[todo], opts,
-                                                            [keys[i] for i in todo])
+        light = np.array([_search_options(opts, keys[i], L.shape[1]) is not opts for i in todo], dtype=bool)
+        for group in (todo[~light], todo[light]):  # each box's budget by its depth alone
+            if group.size:
+                o = _search_options(opts, keys[group[0]], L.shape[1])
+                best[group], X[group], grad[group] = _search_batch(pair, prop, L[group], U[group], o,
+                                                                   [keys[i] for i in group])
         for b, ((_, _, _, _, _, key), kw) in enumerate(part):
             bb, lo, hi, bound = bbs[b], L[b], U[b], bounds[b]
             x = X[b]
