@@ -156,8 +156,7 @@ def structural(args, rows, records):
     Each pair runs with engine "bab" (B&B over inputs; 2 worker processes for the small-input pairs) and
     engine "milp" (the joint MILP alone) in the same run; the ratio is milp time / bab time (a
     time-limited MILP counts as its limit, so the ratio is then a lower bound)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from mipnet.parallel import local_cluster
 
     from mipnet import Box, Network
     from mipnet.analyses.compression import compress
@@ -222,8 +221,9 @@ def structural(args, rows, records):
     S = _regression_net([5, 200, 200, 2], X, A.forward(X), 2, ep)
     if part == "all":
         run("5-input vs permuted+rescaled", A, _permuted_rescaled(A), Box(-1, 1, dim=5), "exact", None, 60.0)
-    # spawn, not fork: a forked child of a process that ran HiGHS's thread pool can deadlock in HiGHS
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+    # a local Dask cluster of 2 worker processes, as `mipnet verify --workers 2` (before 2026-12-07
+    # 06:30 UTC: a spawn ProcessPoolExecutor, whose units return their frontier every 2-30 s)
+    with local_cluster(2) as ex:
         for name, other in (("retrained", B), ("student", S)):
             # --part small: the retrained pair on the full box is in the "all" run only
             for half in (1.0, 0.1) if part == "all" or name == "student" else (0.1,):

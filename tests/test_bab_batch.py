@@ -195,6 +195,13 @@ def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split()
     ref = branch_and_bound(pair, prop, dom, options=opts)
     assert finished and not v["open"] and not v["stuck"] and v["witness"] is None
     assert ref.status == "proven" and v["closed"] == ref.boxes_closed > 1
+    # at the run's end (no round fits before the deadline) the boxes come back as they went, marked
+    # final, without their layer bounds (nobody will split them; they would only weigh on the way back)
+    import time
+
+    finished, v = subtree_unit((pair, prop, opts, common, [root], opts.vector_batch, 600.0), time.time() - 1.0)
+    assert not finished and v["final"] and [o.key for o in v["open"]] == [0] and v["evaluated"] == 0
+    assert v["open"][0].layers is None and root.layers is not None and v["open"][0].bound == root.bound
     flat = dataclasses.replace(root, upper=np.where(np.arange(5) == root.split, root.lower, root.upper))
     finished, v = subtree_unit((pair, prop, opts, common, [flat], opts.vector_batch, 600.0), None)
     assert not finished and v["stuck"] and [o.key for o in v["open"]] == [0]
