@@ -58,6 +58,7 @@ import numpy as np
 
 from mipnet.analyses.common import Status, deadline_after, remaining
 from mipnet.analyses.differential import DiffPair, box_bounds, refine_rows
+from mipnet.core.bounds import LayerBounds
 from mipnet.core.domain import Domain, L1BallDomain
 from mipnet.core.errors import MipnetError
 from mipnet.core.numerics import in_domain
@@ -481,8 +482,6 @@ def _own_layers(o: BoxOutcome) -> BoxOutcome:
     """``o`` holding its own copy of its layer bounds if it stays open, none if not: the batched
     bounds are row views of one array per layer and chunk, which a single open box would keep
     alive (measured: a best-first proof on 2 workers grew past 10 GB in 3 minutes)."""
-    from mipnet.analyses.differential import _checked_layer
-
     if o.layers is None:
         return o
     if o.closed or o.witness is not None:  # never split: its children will not need them
@@ -493,7 +492,7 @@ def _own_layers(o: BoxOutcome) -> BoxOutcome:
             lo, hi = lb.lower.copy(), lb.upper.copy()
             lo.setflags(write=False)
             hi.setflags(write=False)
-            lay.append(_checked_layer(lo, hi))
+            lay.append(LayerBounds.trusted(lo, hi))
         lay = tuple(lay)
     object.__setattr__(o, "layers", lay)
     return o
@@ -649,8 +648,6 @@ def _pack_boxes(boxes) -> tuple:
 
 
 def _unpack_boxes(packed: tuple) -> OpenBoxes:
-    from mipnet.analyses.differential import _checked_layer
-
     kind, data = packed
     if kind == "list":
         return OpenBoxes(data)
@@ -660,7 +657,7 @@ def _unpack_boxes(packed: tuple) -> OpenBoxes:
         a.setflags(write=False)
     out = []
     for j in range(c["key"].size):
-        lay = None if layers is None else tuple(_checked_layer(lo[j], hi[j]) for lo, hi in layers)
+        lay = None if layers is None else tuple(LayerBounds.trusted(lo[j], hi[j]) for lo, hi in layers)
         out.append(BoxOutcome(int(c["key"][j]), c["lower"][j], c["upper"][j], float(c["bound"][j]),
                               float(c["best"][j]), c["points"][j] if c["has_point"][j] else None, None, False,
                               int(c["split"][j]), int(c["num_milps"][j]), bool(c["milp_tried"][j]), layers=lay))
@@ -851,16 +848,14 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
     """Run the open boxes of ``s`` as :func:`subtree_unit` units on ``executor`` until none is left,
     a witness turns up or the time runs out; merge everything into ``s``, the boxes still open
     included."""
-    from mipnet.parallel import run_units
-
-    from mipnet.parallel.executor import _is_dask_client
+    from mipnet.parallel import is_dask_client, run_units
 
     boxes = [h[2] for h in s.heap]
     s.heap = []
     # on Dask, units work on until a worker idles (an event they poll after each round); then
     # the frontier is dealt out again. Elsewhere they return it every SLICE seconds.
     hunger = name = None
-    if _is_dask_client(executor):
+    if is_dask_client(executor):
         from distributed import Event
 
         name = f"mipnet-bab-hungry-{uuid.uuid4().hex}"

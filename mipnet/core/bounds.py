@@ -67,6 +67,16 @@ class LayerBounds:
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", hi)
 
+    @classmethod
+    def trusted(cls, lower: np.ndarray, upper: np.ndarray) -> "LayerBounds":
+        """``LayerBounds(lower, upper)`` for float64 read-only arrays already checked (no NaN,
+        ``upper >= lower``, as the batched bounds make them): without the constructor's copies
+        and checks, which cost a fifth of a vectorised box of the equivalence branch and bound."""
+        lb = object.__new__(cls)
+        object.__setattr__(lb, "lower", lower)
+        object.__setattr__(lb, "upper", upper)
+        return lb
+
     @property
     def size(self) -> int:
         return self.lower.size

@@ -17,11 +17,12 @@ from .executor import (
     as_executor,
     connect,
     executor_from,
+    is_dask_client,
     local_cluster,
     report_progress,
     run_units,
     workers_of,
 )
 
-__all__ = ["InProcess", "RunReport", "UnitRun", "as_executor", "connect", "executor_from", "local_cluster",
+__all__ = ["InProcess", "RunReport", "UnitRun", "as_executor", "connect", "executor_from", "is_dask_client", "local_cluster",
            "report_progress", "run_units", "workers_of"]

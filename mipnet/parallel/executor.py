@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from mipnet.core.errors import InvalidArgumentError, MipnetError
 
-__all__ = ["as_executor", "local_cluster", "connect", "executor_from", "run_units", "workers_of", "UnitRun",
+__all__ = ["as_executor", "is_dask_client", "local_cluster", "connect", "executor_from", "run_units", "workers_of", "UnitRun",
            "RunReport", "InProcess", "report_progress"]
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class InProcess(cf.Executor):
         return f
 
 
-def _is_dask_client(obj) -> bool:
+def is_dask_client(obj) -> bool:
+    """Whether ``obj`` is a ``dask.distributed.Client`` (without importing Dask)."""
     return type(obj).__name__ == "Client" and type(obj).__module__.startswith("distributed")
 
 
@@ -74,7 +75,7 @@ def as_executor(executor) -> cf.Executor:
         return InProcess()
     if isinstance(executor, cf.Executor):
         return executor
-    if _is_dask_client(executor):
+    if is_dask_client(executor):
         return executor.get_executor(pure=False)
     raise InvalidArgumentError(
         f"executor must be None, a concurrent.futures.Executor or a dask.distributed.Client, got {executor!r}")
@@ -85,7 +86,7 @@ def workers_of(executor) -> int:
     if executor is None or isinstance(executor, InProcess):
         return 1
     client = getattr(executor, "_client", executor)
-    if _is_dask_client(client):
+    if is_dask_client(client):
         try:
             return max(1, sum(client.nthreads().values()))
         except Exception:  # noqa: BLE001 -- a client that cannot answer: assume one
@@ -386,7 +387,7 @@ def run_units(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=0, desc=desc, unit="unit", file=sys.stderr)
-        if not isinstance(ex, InProcess) and _is_dask_client(executor):
+        if not isinstance(ex, InProcess) and is_dask_client(executor):
             topic = channel = f"mipnet-progress-{uuid.uuid4().hex}"
             executor.subscribe_topic(topic, live.on_event)
 
