@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import heapq
 import sys
 import time
@@ -206,6 +207,12 @@ def _search_options(opts: BabOptions, key: int, n: int) -> BabOptions:
     """The search budget of box ``key`` (see ``BabOptions.deep_search``)."""
     if opts.deep_search is None or _depth(key) < opts.deep_search * n:
         return opts
+    return _light_search(opts)
+
+
+@functools.lru_cache(maxsize=16)
+def _light_search(opts: BabOptions) -> BabOptions:
+    """``opts`` with the light search of deep boxes (made once per options, not once per box)."""
     return dataclasses.replace(opts, samples=min(opts.samples, 2), ascent_steps=min(opts.ascent_steps, 2))
 
 
@@ -454,9 +461,8 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
         grad = np.zeros_like(X)
         todo = np.flatnonzero(np.array(bounds) > prop.proven)
         light = np.array([_search_options(opts, keys[i], L.shape[1]) is not opts for i in todo], dtype=bool)
-        for group in (todo[~light], todo[light]):  # each box's budget by its depth alone
+        for group, o in ((todo[~light], opts), (todo[light], _light_search(opts))):  # by depth alone
             if group.size:
-                o = _search_options(opts, keys[group[0]], L.shape[1])
                 best[group], X[group], grad[group] = _search_batch(pair, prop, L[group], U[group], o,
                                                                    [keys[i] for i in group])
         for b, ((_, _, _, _, _, key), kw) in enumerate(part):
