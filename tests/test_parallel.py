@@ -131,6 +131,23 @@ def test_resplitting_merges_in_key_order(kind, client):
     assert rep2.status == "unfinished" and sum(r.finished for r in rep2.runs) == 1
 
 
+def length_unit(task, deadline):
+    return True, int(task.size)
+
+
+def test_large_units_reach_dask_without_a_warning(client):
+    """A unit of tens of MB (a dealt frontier) is sent as it is: Dask's "large graph" advice is
+    not printed on the user's stderr."""
+    import warnings
+
+    big = np.zeros(3_000_000)  # 24 MB
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = run_units(length_unit, [big, big[:10]], client)
+    assert rep.complete and rep.values == [big.size, 10]
+    assert not [w for w in caught if "large graph" in str(w.message)]
+
+
 def test_global_time_limit(client):
     t0 = time.perf_counter()
     rep = run_units(slow_unit, [None] * 6, client, time_limit=0.3)

@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -408,7 +409,9 @@ def run_units(
         if bar is not None:
             bar.total += 1
             bar.refresh()
-        fut = ex.submit(_timed, fn, unit, deadline, key, channel)
+        with warnings.catch_warnings():  # a dealt frontier is a large task by design: no advice on stderr
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            fut = ex.submit(_timed, fn, unit, deadline, key, channel)
         pending[fut] = (key, unit, tries, time.perf_counter())
 
     def cancel_all():
