@@ -256,3 +256,18 @@ def dataclasses_replace(o, **kw):
     import dataclasses
 
     return dataclasses.replace(o, **kw)
+
+
+def test_a_capped_frontier_goes_deepest_first_and_closes_the_same_tree():
+    """Over ``max_open`` open boxes the search splits its deepest boxes first: the frontier stays
+    near the cap, and the proof closes exactly the boxes of the best-first order (a box's outcome
+    depends only on its key and parent), with the same verdict and bound."""
+    pair, prop, dom, _ = _provable(5)
+    best_first = branch_and_bound(pair, prop, dom, options=BabOptions(milp_unstable=0, vector_batch=8))
+    capped = branch_and_bound(pair, prop, dom, options=BabOptions(milp_unstable=0, vector_batch=8, max_open=16))
+    assert str(best_first.status) == str(capped.status) == "proven"
+    assert capped.boxes_closed == best_first.boxes_closed
+    # over the cap, each round adds at most its children's net growth (a round of 8 boxes: +8 while
+    # none close), so the frontier ends a few rounds above the cap, far below the best-first one
+    assert capped.peak_open <= 16 + 3 * 8 < best_first.peak_open
+    assert capped.upper == pytest.approx(best_first.upper, abs=1e-12)

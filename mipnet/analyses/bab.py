@@ -106,7 +106,13 @@ class BabOptions:
     ancestors' searches covered them already, and in a proof the search is wasted work: on the
     5-input student pair on [-0.3, 0.3]^5 (9,808 boxes) the full search at every box was ~40 %
     of the time, and the proof took 15.5-17.7 s instead of 20.1-21.5 s with the light search
-    from depth 10 (the best point found: 0.0634 instead of 0.0641).
+    from depth 10 (the best point found: 0.0634 instead of 0.0641); ``max_open``: open boxes a
+    search keeps (in-process, and in each worker's unit) before it splits its deepest boxes
+    first instead of those of largest bound, until it is back under half of that. The boxes that
+    close are the same in either order (a box's outcome depends only on its key and its parent),
+    so a proof closes the same tree; deep boxes close soonest, so the frontier, and the memory
+    (~15 KB of layer bounds a box on a 300-ReLU pair), stays bounded. Best first otherwise,
+    because the bound reported at a time limit falls fastest that way.
     """
 
     milp_unstable: Optional[int] = None
@@ -122,6 +128,7 @@ class BabOptions:
     vectorize: bool = True
     vector_batch: int = 256
     deep_search: Optional[int] = 2
+    max_open: int = 50_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,11 +168,12 @@ class BabResult:
     num_milps: int
     seconds: float
     notes: tuple = field(default_factory=tuple)
+    peak_open: int = 0  #: the most boxes one search (in-process, or a worker's unit) held open at once
 
     def to_dict(self) -> dict:
         return {"status": str(self.status), "boxes_closed": self.boxes_closed, "boxes_open": self.boxes_open,
                 "largest_open": None if self.largest_open is None else [v.tolist() for v in self.largest_open],
-                "num_milps": self.num_milps, "seconds": self.seconds}
+                "num_milps": self.num_milps, "seconds": self.seconds, "peak_open": self.peak_open}
 
 
 # ---------------------------------------------------------------------------- one box
@@ -688,12 +696,14 @@ class _Search:
         self.notes: list = []
         self.status = None
         self.pending: list = []  # boxes popped whose children are not absorbed yet
+        self.deep_first = False  # the frontier outgrew opts.max_open: deepest boxes first
+        self.peak_open = 0
 
     def running(self) -> bool:
         return bool(self.heap) and self.witness is None and self.status is None
 
     def push(self, o: BoxOutcome) -> None:
-        heapq.heappush(self.heap, (-o.bound, o.key, o))
+        heapq.heappush(self.heap, (self._priority(o), o.key, o))
 
     def _offer(self, best: float, best_point, witness) -> None:
         """Keep the larger best point, and the witness of larger measure."""
@@ -717,6 +727,7 @@ class _Search:
                 self.closed_max = max(self.closed_max, o.bound)
             else:
                 self.push(o)
+        self.peak_open = max(self.peak_open, len(self.heap))
 
     def merge(self, v: dict) -> None:
         """Add what a :func:`subtree_unit` found (its open boxes excepted: the caller places them)."""
@@ -724,6 +735,7 @@ class _Search:
         self.closed_max = max(self.closed_max, v["closed_max"])
         self.evaluated += v["evaluated"]
         self.num_milps += v["num_milps"]
+        self.peak_open = max(self.peak_open, v["peak_open"])
         self.notes.extend(v["notes"])
         self._offer(v["best"], v["best_point"], v["witness"])
         if v["interrupted"]:
@@ -731,9 +743,30 @@ class _Search:
         elif v["stuck"] and self.status is None:
             self.status = Status.INCOMPLETE
 
+    def _pop(self) -> list:
+        """The boxes to split this round: those of largest bound, or, while the frontier is over
+        ``max_open`` (down to half of it), the deepest (the largest keys: box ``k``'s children are
+        ``2k + 1`` and ``2k + 2``). The heap is re-ordered when the mode changes."""
+        cap = max(int(self.opts.max_open), 2 * self.round_size)
+        deep = len(self.heap) > cap or (self.deep_first and len(self.heap) > cap // 2)
+        if deep != self.deep_first:
+            self.deep_first = deep
+            self.heap = [(self._priority(h[2]), h[1], h[2]) for h in self.heap]
+            heapq.heapify(self.heap)
+        return [heapq.heappop(self.heap)[2] for _ in range(min(self.round_size, len(self.heap)))]
+
+    def _priority(self, o: BoxOutcome):
+        return -o.key if self.deep_first else -o.bound
+
+    def open_bound(self) -> float:
+        """The largest bound of an open box (-inf when none is open)."""
+        if not self.heap:
+            return -np.inf
+        return max(h[2].bound for h in self.heap) if self.deep_first else -self.heap[0][0]
+
     def round(self, deadline: Optional[float]) -> None:
         """Split the ``round_size`` open boxes of largest bound and evaluate their children here."""
-        popped = [heapq.heappop(self.heap)[2] for _ in range(min(self.round_size, len(self.heap)))]
+        popped = self._pop()
         self.pending = popped
         tasks, stuck = [], []
         for o in popped:
@@ -770,7 +803,7 @@ class _Search:
                 "num_milps": self.num_milps, "notes": tuple(dict.fromkeys(self.notes)), "best": self.best,
                 "best_point": self.best_point, "witness": self.witness,
                 "interrupted": self.status == Status.INTERRUPTED, "finished": finished,
-                "stuck": self.status == Status.INCOMPLETE,
+                "stuck": self.status == Status.INCOMPLETE, "peak_open": self.peak_open,
                 "open": OpenBoxes(h[2] for h in self.heap)}
 
 
@@ -981,7 +1014,7 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
             if bar is not None:
                 bar.update(s.evaluated - bar.n)
                 bar.set_postfix(closed=s.closed, open=len(s.heap),
-                                bound=f"{max(s.closed_max, -s.heap[0][0] if s.heap else -np.inf):.4g}")
+                                bound=f"{max(s.closed_max, s.open_bound()):.4g}")
         if executor is not None and s.running():
             _distribute(s, executor, deadline, round_size, progress)
     except KeyboardInterrupt:
@@ -992,7 +1025,7 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
             bar.close()
     heap, witness, status, notes = s.heap, s.witness, s.status, s.notes
     closed, closed_max, best, best_point, num_milps = s.closed, s.closed_max, s.best, s.best_point, s.num_milps
-    open_bound = max((-h[0] for h in heap), default=-np.inf)
+    open_bound = s.open_bound()
     upper = max(closed_max, open_bound)
     largest = None
     if heap:
@@ -1006,4 +1039,4 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
     elif status is None:
         status = Status.INCOMPLETE
     return BabResult(status, float(best), float(upper), witness, best_point, closed, len(heap), largest, num_milps,
-                     time.perf_counter() - t0, tuple(dict.fromkeys(notes)))
+                     time.perf_counter() - t0, tuple(dict.fromkeys(notes)), s.peak_open)
