@@ -103,8 +103,8 @@ def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=Non
 
     1. symbolic bounds; done if they settle every hidden neuron that later steps could (on a
        box the first layer's bounds are already exact);
-    2. alpha-CROWN when it pays (:func:`~mipnet.bounds.lp.alpha_pays`: enough open neurons to
-       outweigh loading torch), stopped once no neuron settles any more (``stop_on_states``;
+    2. alpha-CROWN when it pays (:func:`~mipnet.bounds.lp.alpha_pays`: enough open neurons for
+       the LPs it saves to outweigh its optimisation), stopped once no neuron settles any more (``stop_on_states``;
        give ``alpha_options`` to choose);
     3. sign-only LPs (:func:`lp_bounds`) for the neurons still open that no input shows unstable.
 
