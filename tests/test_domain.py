@@ -109,6 +109,11 @@ def test_l1_support_matches_lp_and_clip_lands_inside(n, r, seed):
         assert v == pytest.approx(_lp_support(d, w), abs=1e-7)
     X = d.sample(50, seed=seed, include_vertices=True)
     assert np.all(X @ W.T <= s + 1e-9)
+    S = d.linear_maximizer(W)  # the point where the support is reached
+    assert d.contains(S).all()
+    np.testing.assert_allclose((S * W).sum(axis=1), s, atol=1e-7)
+    B = Box(-1.2, hi)
+    np.testing.assert_allclose((B.linear_maximizer(W) * W).sum(axis=1), B.support(W), atol=1e-12)
     Y = d.clip(rng.uniform(-3, 3, size=(20, n)))
     assert d.contains(Y).all()
     h = d.rescaled(4.0)

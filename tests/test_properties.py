@@ -202,6 +202,55 @@ def test_attack_stays_inside_and_never_loses_margin(prop):
         assert prop.margin(f.forward(X), g.forward(X)).max() >= prop.margin(f.forward(X0), g.forward(X0)).max()
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 4), st.floats(0, 1), st.integers(0, 10_000))
+def test_topk_attack_targets_are_below_the_margin_and_reach_it(m, k, delta, seed):
+    """Each target of TopK (class c held as f's top class) is <= 0 wherever the margin is, equals it
+    where c is f's argmax, so their maximum is the margin wherever that is positive."""
+    rng = np.random.default_rng(seed)
+    fa, fb = rng.normal(size=(40, m)), rng.normal(size=(40, m))
+    prop = TopK(k, delta=delta)
+    full = prop.margin(fa, fb)
+    parts = np.array([t.margin(fa, fb) for t in prop.attack_targets(m)])
+    if k > m - 1:
+        assert np.all(full == -np.inf)
+        return
+    assert parts.shape == (m, 40)
+    assert np.all(parts[:, full <= 0] <= 0)
+    np.testing.assert_array_equal(parts[np.argmax(fa, axis=1), np.arange(40)], full)
+
+
+def test_attack_refutes_published_rows_that_took_gurobi_half_an_hour(shared_models):
+    """Kleine Büning, Kern and Sinz (CP 2020) rows whose counterexamples Gurobi found only at its
+    1800 s limit: the attack (targeted classes, Frank-Wolfe steps on the L1 ball) refutes them
+    before any MILP; the witness passes a plain numpy forward pass of the published weights."""
+    import json
+
+    from mipnet.io import load_network
+
+    folder = shared_models / "pruned8x8"
+    rows = json.loads((folder / "published_milp_results_fixed_radius.json").read_text())["rows"]
+    centres = json.loads((folder / "cluster_centres.json").read_text())["clusters"]
+    for i in (58, 265):
+        row = rows[i]
+        assert row["verdict"] == "counterexample_found" and row["seconds"] > 1800
+        nets, weights = [], []
+        for name in (row["net_1"], row["net_2"]):
+            nets.append(load_network(folder / f"{name}.onnx"))
+            w = np.load(folder / f"{name}.npz")
+            weights.append([(w[f"W{j}"].astype(np.float64), w[f"b{j}"].astype(np.float64)) for j in range(3)])
+        centre = np.asarray(centres[row["cluster"]]["centre"], dtype=np.float64)
+        dom = L1Ball(centre, row["manhattan_radius"], 0, 16)
+        res = verify_equivalence(nets[0], nets[1], dom, mode=TopK(row["top_k"]), time_limit=30)
+        assert res.verdict == "not_equivalent" and res.num_milps == 0
+        x = np.asarray(res.counterexample, dtype=np.float64)
+        assert np.all((x >= 0) & (x <= 16)) and np.abs(x - centre).sum() <= row["manhattan_radius"] * (1 + 1e-9)
+        fa, fb = (np.maximum(np.maximum(x @ w[0][0] + w[0][1], 0) @ w[1][0] + w[1][1], 0) @ w[2][0] + w[2][1]
+                  for w in weights)
+        c = int(np.argmax(fa))
+        assert np.sum(np.delete(fb, c) > fb[c]) >= row["top_k"]  # k classes of net_2 above net_1's top class
+
+
 # ---------------------------------------------------------------------------- the input branch and bound (issue 10)
 def _check_verdict(f, g, dom, prop, res, n=20_000, seed=0):
     """An equivalent verdict: no sampled violation; a counterexample: float64 margin > 0, in the domain."""

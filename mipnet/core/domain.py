@@ -109,6 +109,15 @@ class Domain:
         W = np.atleast_2d(np.asarray(W, dtype=np.float64))
         return np.where(W > 0, W * self.upper, W * self.lower).sum(axis=1)
 
+    def linear_maximizer(self, W) -> Optional[np.ndarray]:
+        """A point ``argmax_{x in D} W x`` per row of W (a Frank-Wolfe step's target), or None
+        where the domain has constraints ``A x <= c`` (that would take an LP). On a box: the
+        vertex ``upper`` where ``w > 0``, else ``lower``."""
+        if self.has_constraints:
+            return None
+        W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+        return np.where(W > 0, self.upper, self.lower)
+
     def check_dim(self, n: int) -> None:
         """Raise if the domain does not match a network with ``n`` inputs."""
         if self.dim != n:
@@ -287,6 +296,23 @@ class L1BallDomain(Domain):
         slack = 2 * (self.dim + 2) * np.finfo(np.float64).eps * (self.l1_radius + cost + pr.sum(axis=1))
         take = np.clip(budget + slack[:, None] - (np.cumsum(pr, axis=1) - pr), 0.0, pr)
         return W @ a + (g * take).sum(axis=1)
+
+    def linear_maximizer(self, W) -> Optional[np.ndarray]:
+        """A point ``argmax_{x in ball ∩ box} W x`` per row of W: the greedy fractional knapsack of
+        :meth:`support` (from :attr:`anchor`, the budget spent on the coordinates by decreasing
+        ``|w_i|``, each up to its box end), as a point; pulled into the ball by :meth:`clip`
+        against rounding. None with constraints ``A x <= c``."""
+        if self.has_constraints:
+            return None
+        W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+        a = self.anchor
+        budget = max(0.0, self.l1_radius - float(np.abs(a - self.l1_center).sum()))
+        room = np.abs(np.where(W > 0, self.upper, self.lower) - a)
+        order = np.argsort(-np.abs(W), axis=1, kind="stable")
+        pr = np.take_along_axis(room, order, axis=1)
+        take = np.empty_like(room)
+        np.put_along_axis(take, order, np.clip(budget - (np.cumsum(pr, axis=1) - pr), 0.0, pr), axis=1)
+        return self.clip(a + np.sign(W) * take)
 
     def sample(self, n: int, *, seed=None, include_vertices: bool = False) -> np.ndarray:
         """``n`` points of ball ∩ box.
