@@ -148,6 +148,28 @@ def test_large_units_reach_dask_without_a_warning(client):
     assert not [w for w in caught if "large graph" in str(w.message)]
 
 
+def malloc_unit(task, deadline):
+    from mipnet.parallel import executor
+
+    return True, (os.environ.get("MALLOC_TRIM_THRESHOLD_"), executor.MALLOC_UNDONE)
+
+
+def test_units_on_workers_with_dasks_malloc_trim_get_glibcs_limits_back(client):
+    """Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ (numpy temporaries then get mapped
+    and unmapped each time: equivalence boxes ran 2x slower); local_cluster's workers start
+    without it, and on a worker that has it the first unit resets malloc's thresholds."""
+    import logging
+
+    from mipnet.parallel.executor import undo_malloc_trim
+
+    assert run_units(malloc_unit, [0], client).values == [(None, False)]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as c:
+        rep = run_units(malloc_unit, [0, 1], c)
+    assert rep.values == [("65536", True)] * 2
+    assert undo_malloc_trim() is False  # not a worker: this process's malloc is left alone
+
+
 def test_global_time_limit(client):
     t0 = time.perf_counter()
     rep = run_units(slow_unit, [None] * 6, client, time_limit=0.3)
