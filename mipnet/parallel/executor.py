@@ -284,36 +284,36 @@ def _sender(channel):
     return lambda msg: worker.log_event(channel, msg)
 
 
-#: what :func:`undo_malloc_trim` did in this process: None (not asked yet), True or False
-MALLOC_UNDONE: Optional[bool] = None
+#: what :func:`tune_malloc` did in this process: None (not asked yet), True or False
+MALLOC_TUNED: Optional[bool] = None
 
 
-def undo_malloc_trim() -> bool:
-    """On a Dask worker started with ``MALLOC_TRIM_THRESHOLD_`` in its environment (the default of
-    Dask's nannies, ``distributed.nanny.pre-spawn-environ``, e.g. ``dask worker`` on a cluster),
-    give glibc's malloc back the limits its adaptive mode reaches (mmap threshold 32 MB, trim
-    threshold 64 MB) with ``mallopt``, once per process; True if it did. With the variable set,
-    glibc fixes the mmap threshold at 128 KB, so every numpy temporary above it is mapped, faulted
-    in and unmapped again: the 9,808-box equivalence proof of bench_parallel.py took 22-24 s
-    instead of 11.3 s in one process (12.8 s after this call). :func:`local_cluster` starts its
-    workers without the variable; this is for workers of an existing cluster. Every unit calls
-    it (the first call decides, :data:`MALLOC_UNDONE`)."""
-    global MALLOC_UNDONE
-    if MALLOC_UNDONE is None:
-        MALLOC_UNDONE = _undo_malloc_trim()
-    return MALLOC_UNDONE
+def tune_malloc() -> bool:
+    """On a Dask worker (Linux, glibc), fix malloc's mmap threshold at 32 MB and its trim threshold
+    at 64 MB with ``mallopt`` (the limits glibc's adaptive mode reaches), once per process; True if
+    it did (:data:`MALLOC_TUNED`). Every unit calls it; other processes are left alone.
+
+    A worker runs its units in a thread, whose malloc arena gave the pages of numpy's large
+    temporaries back and faulted them in again: the 9,808-box equivalence proof of
+    bench_parallel.py took 14.4 s in a thread against 12.5-12.9 s in the main thread, 11.1 s in a
+    thread with these thresholds. Worse, Dask's nannies start workers with
+    ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``; :func:`local_cluster`
+    drops it, ``dask worker`` on a cluster keeps it), which pins the mmap threshold at 128 KB: the
+    same proof took 26.8 s on such a worker, 12.8 s after this call."""
+    global MALLOC_TUNED
+    if MALLOC_TUNED is None:
+        MALLOC_TUNED = _tune_malloc()
+    return MALLOC_TUNED
 
 
-def _undo_malloc_trim() -> bool:
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
-        return False
-    if "distributed" not in sys.modules:  # a worker process has it loaded; elsewhere leave malloc alone
+def _tune_malloc() -> bool:
+    if not sys.platform.startswith("linux") or "distributed" not in sys.modules:  # a worker has it loaded
         return False
     try:
         from distributed import get_worker
 
         get_worker()
-    except ValueError:  # not in a Dask worker
+    except ValueError:  # not in a Dask worker: this process's malloc is the user's
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -324,7 +324,7 @@ def _undo_malloc_trim() -> bool:
 
 def _timed(fn, unit, deadline, key=None, channel=None):
     """``fn(unit, deadline)`` with the seconds it ran (measured where it ran, not queue time)."""
-    undo_malloc_trim()
+    tune_malloc()
     send = _sender(channel)
     _RUNNING.ctx = None if send is None else [key, send, time.monotonic()]
     t0 = time.perf_counter()
