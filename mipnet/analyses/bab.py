@@ -948,7 +948,10 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
 
     time_limit = None if deadline is None else max(0.0, deadline - time.perf_counter())
     try:
-        rep = run_units(subtree_unit, [unit(g) for g in _deal(boxes, _workers(executor))], executor,
+        # one unit per open box (the caller grew the tree to at least two a worker): a worker whose
+        # unit ends takes a queued one at once instead of waiting for a running unit to hand its
+        # frontier over (bench_parallel's proof on 2 workers: 6.5 s instead of 6.8-7.2 s)
+        rep = run_units(subtree_unit, [unit(g) for g in _deal(boxes, len(boxes))], executor,
                         time_limit=time_limit, stop=stop, follow=follow, progress=progress, desc="equivalence B&B",
                         describe=describe)
     finally:
