@@ -271,3 +271,21 @@ def test_a_capped_frontier_goes_deepest_first_and_closes_the_same_tree():
     # none close), so the frontier ends a few rounds above the cap, far below the best-first one
     assert capped.peak_open <= 16 + 3 * 8 < best_first.peak_open
     assert capped.upper == pytest.approx(best_first.upper, abs=1e-12)
+
+
+def test_open_boxes_store_their_layer_bounds_as_float32_rounded_outwards():
+    """An open box keeps its layer bounds in float32 (half the memory), each rounded outwards, so
+    that they still contain the float64 bounds; its children start from them in float64."""
+    from mipnet.analyses.bab import _stored_layers, _used_layers
+
+    pair, prop, dom, opts = _provable(7)
+    root = evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, aligned=False)
+    assert root.layers[0].lower.dtype == np.float64
+    stored = _stored_layers(root.layers)
+    assert _stored_layers(stored) is stored
+    for s, f in zip(stored, root.layers):
+        assert s.lower.dtype == s.upper.dtype == np.float32
+        assert np.all(s.lower <= f.lower) and np.all(s.upper >= f.upper)
+        assert np.all(np.abs(s.lower - f.lower) <= 1e-6 * (1 + np.abs(f.lower)))
+    used = _used_layers(stored)
+    assert all(u.lower.dtype == np.float64 and np.array_equal(u.lower, s.lower) for u, s in zip(used, stored))
