@@ -1059,9 +1059,10 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
     open_bound = s.open_bound()
     upper = max(closed_max, open_bound)
     largest = None
-    if heap:
-        big = max((h[2] for h in heap), key=lambda o: (float(np.prod(np.maximum(o.upper - o.lower, 0.0))),
-                                                        -o.key))
+    if heap:  # the open box of largest volume (the smallest key among equals), vectorised: ~60,000 at a limit
+        boxes = [h[2] for h in heap]
+        vol = np.prod(np.maximum(np.stack([o.upper for o in boxes]) - np.stack([o.lower for o in boxes]), 0.0), axis=1)
+        big = min((boxes[i] for i in np.flatnonzero(vol == vol.max())), key=lambda o: o.key)
         largest = (big.lower, big.upper)
     if witness is not None:
         status = Status.COUNTEREXAMPLE
