@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mipnet import Box, Network
-from mipnet.analyses.bab import BabOptions, _search, _search_batch, branch_and_bound, evaluate_box, evaluate_boxes
+from mipnet.analyses.bab import (BabOptions, OpenBoxes, _search, _search_batch, branch_and_bound, evaluate_box,
+                                 evaluate_boxes)
 from mipnet.analyses.differential import DiffPair, box_bounds, box_bounds_batch
 from mipnet.analyses.properties import L1Gap, LinfGap, TopK
 from mipnet.bounds import symbolic_layers
@@ -213,7 +214,7 @@ def test_open_boxes_travel_as_stacked_arrays_and_come_back_the_same():
     children when they are searched on."""
     import pickle
 
-    from mipnet.analyses.bab import OpenBoxes, _Search
+    from mipnet.analyses.bab import _Search
 
     pair, prop, dom, opts = _provable(7)
     common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
@@ -289,3 +290,37 @@ def test_open_boxes_store_their_layer_bounds_as_float32_rounded_outwards():
         assert np.all(np.abs(s.lower - f.lower) <= 1e-6 * (1 + np.abs(f.lower)))
     used = _used_layers(stored)
     assert all(u.lower.dtype == np.float64 and np.array_equal(u.lower, s.lower) for u, s in zip(used, stored))
+
+
+def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
+    """Unpickled open boxes stay stacked: dealing them into units (by bound, then key) slices the
+    columns without making an object per box, gives the same groups as dealing the objects, and a
+    group pickles its columns as they are."""
+    import pickle
+
+    from mipnet.analyses.bab import _deal, _Search
+
+    pair, prop, dom, opts = _provable(7)
+    common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
+    s = _Search(pair, prop, opts, common, 4)
+    s.push(evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common))
+    for _ in range(3):
+        s.round(None)
+    boxes = s.summary(False)["open"]
+    back = pickle.loads(pickle.dumps(boxes))
+    assert back._boxes is None and len(back) == len(boxes) > 5
+    mine, theirs = _deal(boxes, 3), _deal(back, 3)
+    assert back._boxes is None  # dealt from the columns
+    assert [len(g) for g in mine] == [len(g) for g in theirs] and len(mine) == 3
+    for a, b in zip(mine, theirs):
+        assert b.keys() == a.keys() == [o.key for o in b]
+        assert [o.bound for o in a] == [o.bound for o in b]
+        bounds = [o.bound for o in a]
+        assert bounds == sorted(bounds, reverse=True)
+        for oa, ob in zip(a, b):
+            for la, lb in zip(oa.layers, ob.layers):
+                np.testing.assert_array_equal(la.lower, lb.lower)
+    g = theirs[0]
+    g2 = OpenBoxes._of(g._packed)
+    assert g2.__reduce__()[1][0] is g._packed  # no stacking again on the way out
+

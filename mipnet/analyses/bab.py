@@ -641,15 +641,39 @@ class OpenBoxes:
     per field and layer, instead of some twelve small arrays per box: Dask sends every numpy
     array of a task or result as a frame of its own (and serialises the items of a list one by
     one, hence not a list subclass), and the frontiers that work units exchange hold thousands
-    of boxes (measured: 1,273 boxes of a 300-ReLU pair, 15,277 frames, 0.6 s to serialise)."""
+    of boxes (measured: 1,273 boxes of a 300-ReLU pair, 15,277 frames, 0.6 s to serialise).
 
-    __slots__ = ("boxes",)
+    Unpickled, the boxes stay in their stacked columns until something iterates them, and
+    :meth:`select` and :meth:`order` work on the columns: the caller deals a returned frontier
+    into units without making a Python object per box and stacking them again (which cost it
+    ~1.6 s per minute of a 2-worker run at ~50,000 open boxes)."""
+
+    __slots__ = ("_boxes", "_packed")
 
     def __init__(self, boxes=()):
-        self.boxes = list(boxes)
+        self._boxes = list(boxes)
+        self._packed = None
+
+    @classmethod
+    def _of(cls, packed: tuple) -> "OpenBoxes":
+        ob = cls.__new__(cls)
+        ob._boxes, ob._packed = None, packed
+        return ob
+
+    @property
+    def boxes(self) -> list:
+        if self._boxes is None:
+            self._boxes = _unpack_list(self._packed)
+        return self._boxes
+
+    def clear(self) -> None:
+        self._boxes, self._packed = [], None
 
     def __len__(self) -> int:
-        return len(self.boxes)
+        if self._boxes is None:
+            kind, data = self._packed
+            return len(data) if kind == "list" else int(data["key"].size)
+        return len(self._boxes)
 
     def __iter__(self):
         return iter(self.boxes)
@@ -657,8 +681,35 @@ class OpenBoxes:
     def __getitem__(self, i):
         return self.boxes[i]
 
+    def _columns(self) -> Optional[dict]:
+        return self._packed[1] if self._boxes is None and self._packed[0] == "columns" else None
+
+    def order(self) -> np.ndarray:
+        """Indices by decreasing bound, then increasing key."""
+        c = self._columns()
+        if c is not None:
+            return np.lexsort((c["key"], -c["bound"]))
+        b = self.boxes
+        return np.array(sorted(range(len(b)), key=lambda i: (-b[i].bound, b[i].key)), dtype=np.int64)
+
+    def select(self, idx) -> "OpenBoxes":
+        """The boxes at positions ``idx``, as an OpenBoxes (stacked columns sliced as they are)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        c = self._columns()
+        if c is None:
+            b = self.boxes
+            return OpenBoxes(b[i] for i in idx)
+        cols = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in c.items() if k != "layers"}
+        cols["layers"] = None if c["layers"] is None else [(lo[idx], hi[idx]) for lo, hi in c["layers"]]
+        return OpenBoxes._of(("columns", cols))
+
+    def keys(self) -> list:
+        c = self._columns()
+        return [int(k) for k in c["key"]] if c is not None else [o.key for o in self.boxes]
+
     def __reduce__(self):
-        return _unpack_boxes, (_pack_boxes(self.boxes),)
+        packed = self._packed if self._boxes is None else _pack_boxes(self._boxes)
+        return OpenBoxes._of, (packed,)
 
 
 def _pack_boxes(boxes) -> tuple:
@@ -688,10 +739,10 @@ def _pack_boxes(boxes) -> tuple:
     return ("columns", cols)
 
 
-def _unpack_boxes(packed: tuple) -> OpenBoxes:
+def _unpack_list(packed: tuple) -> list:
     kind, data = packed
     if kind == "list":
-        return OpenBoxes(data)
+        return list(data)
     c = data
     layers = c["layers"]
     for a in [c["lower"], c["upper"], c["points"]] + [x for pair in (layers or ()) for x in pair]:
@@ -702,7 +753,7 @@ def _unpack_boxes(packed: tuple) -> OpenBoxes:
         out.append(BoxOutcome(int(c["key"][j]), c["lower"][j], c["upper"][j], float(c["bound"][j]),
                               float(c["best"][j]), c["points"][j] if c["has_point"][j] else None, None, False,
                               int(c["split"][j]), int(c["num_milps"][j]), bool(c["milp_tried"][j]), layers=lay))
-    return OpenBoxes(out)
+    return out
 
 
 class _Search:
@@ -904,11 +955,12 @@ def _without_layers(o: BoxOutcome) -> BoxOutcome:
     return c
 
 
-def _deal(boxes: list, n: int) -> list:
-    """Open boxes dealt round-robin by bound (largest first) into at most ``n`` groups."""
-    boxes = sorted(boxes, key=lambda o: (-o.bound, o.key))
-    n = max(1, min(n, len(boxes)))
-    return [boxes[i::n] for i in range(n)]
+def _deal(boxes: OpenBoxes, n: int) -> list:
+    """Open boxes dealt round-robin by bound (largest first) into at most ``n`` groups (OpenBoxes,
+    cut from the stacked columns where the boxes are still in them)."""
+    order = boxes.order()
+    n = max(1, min(n, len(order)))
+    return [boxes.select(order[i::n]) for i in range(n)]
 
 
 def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int, progress: bool) -> None:
@@ -917,7 +969,7 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
     included."""
     from mipnet.parallel import is_dask_client, run_units
 
-    boxes = [h[2] for h in s.heap]
+    boxes = OpenBoxes(h[2] for h in s.heap)
     s.heap = []
     # on Dask, units work on until a worker idles (an event they poll after each round); then
     # the frontier is dealt out again. Elsewhere they return it every SLICE seconds.
@@ -928,34 +980,37 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
         name = f"mipnet-bab-hungry-{uuid.uuid4().hex}"
         hunger = Event(name, client=executor)
 
-    # the open boxes that no returned unit took as a root: what is still open when the run ends
-    outstanding = {o.key: o for o in boxes}
+    # what is open and in no running unit's hands is open when the run ends: the roots of the units
+    # not returned, and the boxes left by units whose boxes were not dealt out again (id -> OpenBoxes)
+    outstanding: dict = {}
 
-    def unit(roots, slice_s=SLICE if hunger is None else SLICE_MIN):
-        return (s.pair, s.prop, s.opts, s.common, OpenBoxes(roots), round_size, slice_s, name)
+    def unit(roots: OpenBoxes, slice_s=SLICE if hunger is None else SLICE_MIN):
+        outstanding[id(roots)] = roots
+        return (s.pair, s.prop, s.opts, s.common, roots, round_size, slice_s, name)
 
-    def consume(task, value) -> OpenBoxes:
-        """Merge a returned unit into ``s`` (once) and account for its boxes: its roots are taken,
-        its open boxes outstanding. The run's records keep every unit and value: they are emptied
-        of their boxes here (kept, they held every frontier ever exchanged: 8.5 GB in 4 minutes
-        of a proof on 2 workers). Returns the unit's open boxes."""
-        left = value["open"]
+    def consume(task, value) -> Optional[OpenBoxes]:
+        """Merge a returned unit into ``s`` (once; None the second time): its roots are no longer
+        outstanding, and its open boxes are returned. The run's records keep every unit and value:
+        they are emptied of their boxes here (kept, they held every frontier ever exchanged: 8.5 GB
+        in 4 minutes of a proof on 2 workers)."""
         if value.get("merged"):
-            return left
+            return None
         value["merged"] = True
         s.merge(value)
-        for o in task[4]:
-            outstanding.pop(o.key, None)
-        for o in left:
-            outstanding[o.key] = o
-        task[4].boxes = []
+        outstanding.pop(id(task[4]), None)
+        task[4].clear()
+        left = value["open"]
         value["open"] = OpenBoxes()
         return left
 
     def follow(task, value, idle):
         left = consume(task, value)
-        if value["witness"] is not None or value["stuck"] or value["final"] or not left:
+        if left is None:
+            return []
+        if value["witness"] is not None or value["stuck"] or value["final"] or not len(left):
             units = []  # (stuck: what it left open are boxes too small to split; final: the run's end)
+            if len(left):
+                outstanding[id(left)] = left
         else:  # one unit per worker that would otherwise wait: smaller pieces only cost (a unit's
             # first rounds, from few roots, vectorise badly; every unit ships its boxes twice)
             groups = _deal(left, max(1, idle))
@@ -987,9 +1042,12 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
             with contextlib.suppress(Exception):  # (a client already closed: nothing left to free)
                 hunger.clear()
     for r in rep.runs:  # the units that returned after the deadline or the stop (not followed)
-        consume(r.unit, r.value)
-    for o in outstanding.values():  # including the roots of units that never returned
-        s.push(o)
+        left = consume(r.unit, r.value)
+        if left is not None and len(left):
+            outstanding[id(left)] = left
+    for group in outstanding.values():  # including the roots of units that never returned
+        for o in group:
+            s.push(o)
     if rep.status == "interrupted":
         s.status = Status.INTERRUPTED
     elif s.heap and s.witness is None and s.status is None:  # units stop unfinished only at the deadline
