@@ -111,7 +111,8 @@ class BabOptions:
     first instead of those of largest bound, until it is back under half of that. The boxes that
     close are the same in either order (a box's outcome depends only on its key and its parent),
     so a proof closes the same tree; deep boxes close soonest, so the frontier, and the memory
-    (~15 KB of layer bounds a box on a 300-ReLU pair), stays bounded. Best first otherwise,
+    (~6 KB of stored layer bounds a box on the 5-input student pair, see
+    :func:`_stored_layers`), stays bounded. Best first otherwise,
     because the bound reported at a time limit falls fastest that way.
     """
 
