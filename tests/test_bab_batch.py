@@ -313,7 +313,7 @@ def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
     assert back._boxes is None  # dealt from the columns
     assert [len(g) for g in mine] == [len(g) for g in theirs] and len(mine) == 3
     for a, b in zip(mine, theirs):
-        assert b.keys() == a.keys() == [o.key for o in b]
+        assert [o.key for o in a] == [o.key for o in b]
         assert [o.bound for o in a] == [o.bound for o in b]
         bounds = [o.bound for o in a]
         assert bounds == sorted(bounds, reverse=True)

@@ -704,10 +704,6 @@ class OpenBoxes:
         cols["layers"] = None if c["layers"] is None else [(lo[idx], hi[idx]) for lo, hi in c["layers"]]
         return OpenBoxes._of(("columns", cols))
 
-    def keys(self) -> list:
-        c = self._columns()
-        return [int(k) for k in c["key"]] if c is not None else [o.key for o in self.boxes]
-
     def __reduce__(self):
         packed = self._packed if self._boxes is None else _pack_boxes(self._boxes)
         return OpenBoxes._of, (packed,)

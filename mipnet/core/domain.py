@@ -284,18 +284,24 @@ class L1BallDomain(Domain):
         than the rounding of the final dot products, which callers widen).
         """
         W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+        order, take = self._fill(W, rounded_up=True)
+        return W @ self.anchor + (np.take_along_axis(np.abs(W), order, axis=1) * take).sum(axis=1)
+
+    def _fill(self, W: np.ndarray, *, rounded_up: bool = False) -> tuple:
+        """The greedy fractional knapsack of :meth:`support`: ``(order, take)``, the coordinates of
+        each row by decreasing ``|w_i|`` and how far each moves from :attr:`anchor` towards its
+        box end in that order. ``rounded_up``: the budget plus the rounding error of the sums it is
+        compared with (never under the exact value, for a sound support)."""
         a = self.anchor
         cost = float(np.abs(a - self.l1_center).sum())
         budget = max(0.0, self.l1_radius - cost)
         room = np.abs(np.where(W > 0, self.upper, self.lower) - a)
-        gain = np.abs(W)
-        order = np.argsort(-gain, axis=1, kind="stable")
-        g = np.take_along_axis(gain, order, axis=1)
+        order = np.argsort(-np.abs(W), axis=1, kind="stable")
         pr = np.take_along_axis(room, order, axis=1)
-        # the budget rounded up by the error of the sums it is compared with: never under the exact value
-        slack = 2 * (self.dim + 2) * np.finfo(np.float64).eps * (self.l1_radius + cost + pr.sum(axis=1))
-        take = np.clip(budget + slack[:, None] - (np.cumsum(pr, axis=1) - pr), 0.0, pr)
-        return W @ a + (g * take).sum(axis=1)
+        extra = 0.0
+        if rounded_up:
+            extra = (2 * (self.dim + 2) * np.finfo(np.float64).eps * (self.l1_radius + cost + pr.sum(axis=1)))[:, None]
+        return order, np.clip(budget + extra - (np.cumsum(pr, axis=1) - pr), 0.0, pr)
 
     def linear_maximizer(self, W) -> Optional[np.ndarray]:
         """A point ``argmax_{x in ball ∩ box} W x`` per row of W: the greedy fractional knapsack of
@@ -305,14 +311,10 @@ class L1BallDomain(Domain):
         if self.has_constraints:
             return None
         W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-        a = self.anchor
-        budget = max(0.0, self.l1_radius - float(np.abs(a - self.l1_center).sum()))
-        room = np.abs(np.where(W > 0, self.upper, self.lower) - a)
-        order = np.argsort(-np.abs(W), axis=1, kind="stable")
-        pr = np.take_along_axis(room, order, axis=1)
-        take = np.empty_like(room)
-        np.put_along_axis(take, order, np.clip(budget - (np.cumsum(pr, axis=1) - pr), 0.0, pr), axis=1)
-        return self.clip(a + np.sign(W) * take)
+        order, sorted_take = self._fill(W)
+        take = np.empty_like(W)
+        np.put_along_axis(take, order, sorted_take, axis=1)
+        return self.clip(self.anchor + np.sign(W) * take)
 
     def sample(self, n: int, *, seed=None, include_vertices: bool = False) -> np.ndarray:
         """``n`` points of ball ∩ box.
