@@ -491,7 +491,7 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
                     coef = Ll[b, worst[0]] if worst[1] > 0 else Lu[b, worst[0]]
             o = _finish(pair, prop, lo, hi, opts, key, None, kw.get("sensitivity"), kw.get("time_limit"), bb,
                         bound, closed, float(best[b]), x, witness, grad[b], coef, None)
-            out.append(_own_layers(o))
+            out.append(o)
     return out
 
 
