@@ -155,14 +155,15 @@ def run_demo(
     }
 
     # 5. equivalence, stability, compression --------------------------------------------
-    summary.update(_verify_steps(net, pruned, ds, dom, seed=seed, time_limit=time_limit, echo=echo, out=out))
+    summary.update(_verify_steps(net, pruned, ds, dom, x0=x0, radius=radius, seed=seed, time_limit=time_limit,
+                                 echo=echo, out=out))
 
     summary["seconds"] = time.perf_counter() - t_start
     _say(echo, f"\nDone in {summary['seconds']:.1f} s. Files in {out}/")
     return summary
 
 
-def _verify_steps(net, pruned, ds, dom, *, seed, time_limit, echo, out) -> dict:
+def _verify_steps(net, pruned, ds, dom, *, x0, radius, seed, time_limit, echo, out) -> dict:
     """Equivalence of the pruned net, then stability and lossless compression of an L1-trained net."""
     try:
         from mipnet.analyses.compression import compress, save_neuron_map
@@ -183,6 +184,22 @@ def _verify_steps(net, pruned, ds, dom, *, seed, time_limit, echo, out) -> dict:
         _say(echo, f"   counterexample: original says {int(np.argmax(net.forward(x)))}, "
                    f"pruned says {int(np.argmax(pruned.forward(x)))} (checked by a float64 forward pass)")
     res["equivalence_pruned"] = eq.to_dict()
+    # top-k on an L1 ball (Kleine Buning et al., CP 2020): a few pixels may change a lot
+    from mipnet.analyses.properties import TopK
+    from mipnet.core.domain import L1Ball
+
+    r1 = 8 * radius
+    tk = verify_equivalence(net, pruned, L1Ball(x0, r1, 0, 16), mode=TopK(2), time_limit=time_limit)
+    _say(echo, f"   top-2 (the original's class among the pruned net's top 2) on the L1 ball |x - x0|_1 <= {r1:g}: "
+               f"{tk.verdict} ({tk.seconds:.2f} s, {tk.num_milps} MILPs)")
+    if tk.counterexample is not None:
+        x = np.asarray(tk.counterexample)
+        c = int(np.argmax(net.forward(x)))
+        rank = 1 + int(np.sum(pruned.forward(x) > pruned.forward(x)[c]))
+        _say(echo, f"   counterexample: {int(np.sum(np.abs(x - x0) > 1e-9))} pixels changed, |x - x0|_1 = "
+                   f"{np.abs(x - x0).sum():.3g}; the original says {c}, the pruned net ranks it #{rank} "
+                   "(checked by a float64 forward pass)")
+    res["topk_l1"] = tk.to_dict()
     from mipnet.analyses.gap import pruning_gap
 
     inside = ds.X_test[dom.contains(ds.X_test.astype(np.float64))]

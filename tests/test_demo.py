@@ -13,6 +13,10 @@ def test_demo_runs_and_reports_checked_results(tmp_path):
     eq = s["equivalence_pruned"]
     if eq["verdict"] == "not_equivalent":
         assert eq["counterexample"] is not None
+    tk = s["topk_l1"]  # top-2 on an L1 ball: a verdict, and a counterexample has a positive margin
+    assert tk["verdict"] in ("equivalent", "not_equivalent")
+    if tk["verdict"] == "not_equivalent":
+        assert tk["counterexample"] is not None and tk["gap_lower_bound"] > 0
     gap = s["pruning_gap"]
     assert gap["upper"] >= gap["lower"] - 1e-9
     assert s["compression"]["equivalence"]["verdict"] == "equivalent"
