@@ -231,12 +231,15 @@ def test_region_count_matches_serial(widths, seed, client):
     assert _patterns(par) == _patterns(serial)
     X = np.stack([r.interior_point for r in par.region_list])
     assert check_witnesses(net, dom, X, par.patterns()).all()  # the one float64 check
-    # small units force re-splitting; the result (witnesses included) does not depend on the executor
+    # small units: each hands on the cells it did not reach (its frontier) instead of being re-split
+    # and re-run; the result (witnesses included) does not depend on the executor
+    rep = []
     a = count_regions_parallel(net, dom, counter=count_regions, executor=client, unit_regions=40,
-                               return_regions=True)
+                               return_regions=True, report=rep)
     b = count_regions_parallel(net, dom, counter=count_regions, executor=None, unit_regions=40,
                                return_regions=True)
-    assert "splits" in a.message and a.regions == serial.regions
+    assert a.exact and a.regions == serial.regions and rep[0].splits == 0
+    assert sum(len(r.value["frontier"]) > 0 for r in rep[0].runs) >= 2  # several units handed work on
     assert np.array_equal(a.patterns(), b.patterns())
     assert all(np.array_equal(r.interior_point, s.interior_point) for r, s in zip(a.region_list, b.region_list))
 

@@ -662,6 +662,36 @@ def test_vertex_plain_and_careful_paths_agree(monkeypatch):
         assert a.exact and b.exact and _pattern_set(a) == _pattern_set(b)
 
 
+@pytest.mark.parametrize("careful", [False, True])
+@pytest.mark.parametrize("budget", [1, 7, 60])
+def test_stopped_search_frontier_holds_exactly_the_regions_not_found(budget, careful, monkeypatch):
+    """A search stopped at ``max_regions`` returns the cells it had not reached as sign prefixes;
+    counting their sub-domains (independently, from scratch) gives exactly the missing regions:
+    disjoint from the found ones, and together the complete count's patterns."""
+    import mipnet.analyses.regions.vertex as vertex
+    from mipnet.analyses.regions.parallel import prefix_domain
+    from mipnet.core.errors import InvalidDomainError
+
+    if careful:
+        monkeypatch.setattr(vertex, "CAREFUL_SPREAD", 1e300)  # every problem takes the careful path
+    net, dom = Network.random([3, 8, 6, 1], seed=4), Box(-1, 1, dim=3)
+    full = count_regions(net, dom, method="vertex", return_regions=True)
+    part = count_regions(net, dom, method="vertex", return_regions=True, max_regions=budget)
+    assert full.exact and full.frontier is None and part.regions == budget and not part.exact
+    assert part.frontier and all(f.dtype == bool and 0 < f.size <= net.num_hidden_neurons for f in part.frontier)
+    found = _pattern_set(part)
+    rest = set()
+    for f in part.frontier:
+        try:
+            sub = count_regions(net, prefix_domain(net, dom, f), method="vertex", return_regions=True)
+        except InvalidDomainError:  # a cell thinner than the resolution: no interior
+            continue
+        assert sub.exact and all(np.array_equal(p[:f.size], f) for p in sub.patterns())
+        assert not (_pattern_set(sub) & rest)  # the frontier's cells are disjoint
+        rest |= _pattern_set(sub)
+    assert not (found & rest) and found | rest == _pattern_set(full)
+
+
 # ============================================================================ Ctrl-C
 def test_interrupt_in_process_returns_certified_partial_result():
     import _thread

@@ -114,7 +114,8 @@ def count_regions(
     time_limit : float, optional
         Seconds; when reached the result is a lower bound (``exact=False``).
     max_regions : int, optional
-        Stop after this many regions (then ``exact=False`` unless the search had ended).
+        Stop after this many regions (then ``exact=False`` unless the search had ended; the
+        vertex search then returns the cells it had not reached as ``frontier``).
     return_regions : bool
         Keep every region (pattern, interior point, affine map) in ``region_list``.
     merge_linear : bool
@@ -265,4 +266,6 @@ def count_regions(
         rejected=sink.rejected,
         repaired=sink.repaired,
         undecided=undecided,
+        frontier=(tuple(readonly(np.asarray(f, dtype=bool)) for f in stats["frontier"])
+                  if status is RegionStatus.MAX_REGIONS and "frontier" in stats else None),
     )

@@ -87,6 +87,11 @@ class RegionCount:
         Witnesses replaced by the centre of a certified Chebyshev ball before passing.
     undecided : int
         Cells (or MILP neighbours) that could be neither certified nor ruled out.
+    frontier : tuple of bool arrays or None
+        When the vertex search stopped at ``max_regions``: the sign prefixes (hidden neurons in
+        order) of the cells it had not reached. Their sub-domains
+        (:func:`mipnet.analyses.regions.parallel.prefix_domain`) hold exactly the regions not
+        found, so counting them continues the search without repeating it. None otherwise.
     """
 
     regions: int
@@ -109,6 +114,7 @@ class RegionCount:
     rejected: int = 0
     repaired: int = 0
     undecided: int = 0
+    frontier: Optional[tuple] = None
 
     @property
     def lower_bound(self) -> int:

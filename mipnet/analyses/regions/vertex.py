@@ -312,6 +312,25 @@ def _plain_rows(Au, cu, ea, eb, geo: float, R: float, n: int) -> np.ndarray:
     return np.hstack([Au, cu[:, None], _plain_thr(cu, ea, eb, geo, R, n)[:, None]])
 
 
+def _frontier(cells) -> list:
+    """The cells left on the depth-first stack (``(on, und, prefix)`` of each, bottom first) of
+    :func:`_count_plain` or :func:`_count_careful` as sign prefixes (bool arrays,
+    the hidden neurons in order), in the order the search would have popped them.
+
+    A cell on the stack lies in a region of the earlier layers (their patterns, ``prefix``) and,
+    in its own layer, on a known side of every neuron before the first one still to test
+    (``und``, ascending): the neurons were cut in index order and the others settled. Its cell is
+    therefore the sub-domain of that sign prefix (the settled neurons' signs are implied), and
+    the regions of these prefixes are exactly those the search had not reached: with the regions
+    found, they make up the regions of the domain (Serra et al. 2018's count is additive over
+    such a partition)."""
+    out = []
+    for on, und, prefix in reversed(list(cells)):
+        m = int(und[0]) if und.size else on.size
+        out.append(np.concatenate(prefix + (on[:m],)))
+    return out
+
+
 def _count_plain(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -> str:
     net = prob.rnet
     n = prob.n
@@ -384,7 +403,11 @@ def _count_plain(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -> 
                             sink.add(x, np.concatenate(prefix + (pat,)))
                             if sink.full:
                                 stats["nodes"] = nodes
-                                return "max_regions" if (stack or side > 0) else "complete"
+                                if not stack and side < 0:
+                                    return "complete"
+                                rest_side = [np.concatenate(prefix + (on,))] if side > 0 else []
+                                stats["frontier"] = rest_side + _frontier((e[3], e[4], e[6]) for e in stack)
+                                return "max_regions"
                         break
                     Xp, Xm = _split_plain(X, D[:, col], float(thr[col]), n, w, k)
                     stack.append((Xm, k + 1, l, on, rest, maps, prefix))
@@ -395,7 +418,10 @@ def _count_plain(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -> 
                 sink.add(vsum(X[:, :n], axis=0) * (1.0 / X.shape[0]), np.concatenate(prefix))
                 if sink.full:
                     stats["nodes"] = nodes
-                    return "max_regions" if stack else "complete"
+                    if not stack:
+                        return "complete"
+                    stats["frontier"] = _frontier((e[3], e[4], e[6]) for e in stack)
+                    return "max_regions"
                 break
             W, b = layers[l + 1]
             A, c, M, m = maps[:4]
@@ -485,7 +511,10 @@ def _count_careful(prob: Problem, sink: Sink, *, deadline: float, stats: dict) -
                 sink.add(VX[:, :n].mean(axis=0), np.concatenate(prefix))
                 if sink.full:
                     stats["nodes"] = nodes
-                    return "max_regions" if stack else "complete"
+                    if not stack:
+                        return "complete"
+                    stats["frontier"] = _frontier((e[4], e[5], e[7]) for e in stack)
+                    return "max_regions"
                 break
             W, b = layers[l + 1]
             A, c, M, m = maps[:4]
