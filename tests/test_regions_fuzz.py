@@ -12,7 +12,9 @@ mipnet's numerics):
 * vertex, lp and milp agree (count and pattern set) whenever each says exact;
 * a count that is not exact is a subset of an exact one (a lower bound), its witnesses valid;
 * the distinct patterns of random samples are a subset of the exact set;
-* the tiny box (net scaled by 1e-6 with it) has the same count as the unit box.
+* the tiny box (net scaled by 1e-6 with it) has the same count as the unit box;
+* the count split into sign-prefix units with budgets of 1-6 regions (units hand on the cells
+  they did not reach) is exact exactly when the serial count is, with the same patterns.
 """
 
 from __future__ import annotations
@@ -144,6 +146,26 @@ def test_methods_agree_and_exact_means_certified(problem):
         unit = count_regions(base, Box(-1.0, 1.0, dim=n), method="vertex")
         if unit.exact and res["vertex"].exact:
             assert unit.regions == res["vertex"].regions
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(degenerate_problem(), st.integers(1, 6), st.integers(0, 3))
+def test_units_with_tiny_budgets_agree_with_the_serial_count(problem, budget, depth):
+    """The count split into sign-prefix units whose budgets stop them after a few regions (each
+    hands on its frontier) gives the serial count's patterns, every witness valid."""
+    from mipnet.analyses.regions.parallel import count_regions_parallel
+
+    net, _, R, box = problem
+    n = net.input_dim
+    dom = Box(-R, R, dim=n)
+    serial = count_regions(net, dom, method="vertex", return_regions=True)
+    units = count_regions_parallel(net, dom, counter=count_regions, method="vertex", unit_regions=budget,
+                                   split_depth=depth, return_regions=True)
+    check_result(net, -R * np.ones(n), R * np.ones(n), units)
+    assert units.exact == serial.exact, (box, serial.status, units.status)
+    if serial.exact:
+        assert patterns_of(units) == patterns_of(serial), (box, serial.regions, units.regions)
 
 
 def test_independent_check_rejects_bad_witnesses():
