@@ -49,6 +49,19 @@ def test_symbolic_layers_batch_equals_per_box(seed):
             _close(got[k][1][b], ref[k].upper)
             _close(got_p[k][0][b], ref_p[k].lower)
             _close(got_p[k][1][b], ref_p[k].upper)
+    # each box with a parent of its own, as in the branch and bound: different neurons left
+    # unstable per box, some stable in every box (the second layer bounds only the others' rows)
+    small_lo, small_hi = _boxes(rng, 7, 0.15)
+    own = [symbolic_layers(f, Domain(small_lo[b] - 0.05, small_hi[b] + 0.05)) for b in range(7)]
+    init = [(np.stack([p[k].lower for p in own]), np.stack([p[k].upper for p in own])) for k in range(len(f.layers))]
+    unstable = (init[1][0] < 0) & (init[1][1] > 0)
+    assert unstable.any() and not unstable.any(axis=0).all() and (unstable.sum(axis=1) != unstable.sum(axis=1)[0]).any()
+    got_o, _ = symbolic_layers_batch(f, small_lo, small_hi, init)
+    for b in range(7):
+        ref = symbolic_layers(f, Domain(small_lo[b], small_hi[b]), initial=own[b])
+        for k in range(len(f.layers)):
+            _close(got_o[k][0][b], ref[k].lower)
+            _close(got_o[k][1][b], ref[k].upper)
 
 
 @pytest.mark.parametrize("seed,widths_b", [(0, (40,)), (1, (16, 16, 16)), (2, (24, 24))])

@@ -180,10 +180,14 @@ def symbolic_layers_batch(net: Network, lower: np.ndarray, upper: np.ndarray, in
             mask = np.ones((N, n_out), dtype=bool)
         bi, ri = np.nonzero(mask)
         lo, hi = ia[k][0].copy(), ia[k][1].copy()
-        if k == 1 and bi.size:  # one step back to the input: all rows, dense (cheaper than gathering)
-            Lu, Ll, cu, cl, eu, el = _first_step(net, relax[0], W, b, N)
-            lo_r, hi_r = concretize_batch(Lu, Ll, cu, cl, eu, el, xl, xu, np.repeat(np.arange(N), n_out))
-            lo_r, hi_r = lo_r.reshape(N, n_out)[mask], hi_r.reshape(N, n_out)[mask]
+        if k == 1 and bi.size:
+            # one step back to the input, dense (cheaper than gathering) over the rows unstable in
+            # some box (in a branch and bound's deep boxes ~10 % per box, ~30 % in a chunk of 64)
+            rows = np.flatnonzero(mask.any(axis=0))
+            Lu, Ll, cu, cl, eu, el = _first_step(net, relax[0], W[rows], b[rows], N)
+            lo_r, hi_r = concretize_batch(Lu, Ll, cu, cl, eu, el, xl, xu, np.repeat(np.arange(N), rows.size))
+            sub = mask[:, rows]  # its entries in the order of np.nonzero(mask)
+            lo_r, hi_r = lo_r.reshape(N, rows.size)[sub], hi_r.reshape(N, rows.size)[sub]
             lo[bi, ri] = np.maximum(lo[bi, ri], lo_r)
             hi[bi, ri] = np.minimum(hi[bi, ri], hi_r)
         elif bi.size:
