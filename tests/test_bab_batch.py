@@ -108,6 +108,23 @@ def test_box_bounds_batch_equals_box_bounds_and_is_sound(seed, widths_b):
             assert np.all(p.measure(fa, fb) <= p.upper(bb))
         for lb, y in zip(bb.product_layers, _preacts(pair.product, X)):
             assert np.all(y >= lb.lower) and np.all(y <= lb.upper)
+    # only the gap rows (what an epsilon property reads): the same gap bounds and coefficients,
+    # the other rows' interval bounds (sound, never tighter)
+    rows = LinfGap(0.1).box_rows(pair.m)
+    part, Lu_p, Ll_p = box_bounds_batch(pair, lo, hi, rows=rows)
+    _close(Lu_p[:, rows], Lu[:, rows])
+    _close(Ll_p[:, rows], Ll[:, rows])
+    assert not Lu_p[:, pair.m:].any() and not Ll_p[:, pair.m:].any()
+    for got, full in zip(part, roots):
+        _close(got.d_lo, full.d_lo)
+        _close(got.d_hi, full.d_hi)
+        for name in ("fa", "fb", "spec"):
+            assert np.all(getattr(got, name + "_lo") <= getattr(full, name + "_lo"))
+            assert np.all(getattr(got, name + "_hi") >= getattr(full, name + "_hi"))
+    X = rng.uniform(lo[0], hi[0], (500, 5))
+    fa, fb = f.forward(X), g.forward(X)
+    assert np.all(fa >= part[0].fa_lo) and np.all(fa <= part[0].fa_hi)
+    assert np.all(fb >= part[0].fb_lo) and np.all(fb <= part[0].fb_hi)
 
 
 def _preacts(net, X):

@@ -464,7 +464,8 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
         U = np.stack([np.asarray(a[3], dtype=np.float64) for a, _ in part])
         keys = [a[5] for a, _ in part]
         parents = [k.get("parent_layers") for _, k in part]
-        bbs, Lu, Ll = box_bounds_batch(pair, L, U, None if any(p is None for p in parents) else parents)
+        bbs, Lu, Ll = box_bounds_batch(pair, L, U, None if any(p is None for p in parents) else parents,
+                                       rows=prop.box_rows(pair.m))
         bounds = [min(prop.upper(bb), kw.get("parent_bound", np.inf)) for bb, (_, kw) in zip(bbs, part)]
         # the search only where the bound leaves the box open; a closed box: its centre
         X = (L + U) / 2

@@ -419,7 +419,7 @@ def batch_eligible(pair: DiffPair) -> bool:
     return pair.net_a.num_hidden_layers > 0 and pair.net_b.num_hidden_layers > 0
 
 
-def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, parent_layers=None):
+def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, parent_layers=None, rows=None):
     """:func:`box_bounds` (``aligned=False``) on N boxes at once (``lower``, ``upper``: (N, n0)):
     ``(list of BoxBounds, Lu, Ll)`` where ``Lu[b], Ll[b]`` (rows x n0) are the input
     coefficients of the upper and lower linear bounds of the difference network's output rows
@@ -436,6 +436,9 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     rows are widened by the same rounding bound of the product's output weights.
     ``parent_layers``: None or, per box, its parent's ``BoxBounds.product_layers`` (sound on
     the box; intersected in, and only the parent's unstable neurons are back-substituted).
+    ``rows``: None or the indices of the output rows to back-substitute (a property's
+    ``box_rows``: an epsilon gap reads only ``f - g``); the others keep their interval bounds
+    and zero coefficients in ``Lu``, ``Ll``.
     """
     from mipnet.bounds.batch import concretize_batch, linear_bounds_batch, symbolic_layers_batch
 
@@ -476,9 +479,11 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     hidden = [(np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1))
               for a, b in zip(padded(la), padded(lb))]
     Wout, bout = P.layers[-1]
+    n_rows = Wout.shape[0]
+    sel = np.arange(n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
     ka = wa[-1]
-    LuA, LlA, cuA, clA, euA, elA, bi = linear_bounds_batch(A, ra, Wout[:, :ka], bout, N)
-    LuB, LlB, cuB, clB, euB, elB, _ = linear_bounds_batch(B, rb, Wout[:, ka:], np.zeros(bout.size), N)
+    LuA, LlA, cuA, clA, euA, elA, bi = linear_bounds_batch(A, ra, Wout[sel, :ka], bout[sel], N)
+    LuB, LlB, cuB, clB, euB, elB, _ = linear_bounds_batch(B, rb, Wout[sel, ka:], np.zeros(sel.size), N)
     # the sum of the two linear functions, and the rounding of that sum (relative u per term)
     xmag = np.maximum(np.abs(xl), np.abs(xu))[bi]
     g2 = gamma(2)
@@ -486,8 +491,7 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     el = elA + elB + g2 * (np.einsum("rn,rn->r", np.abs(LlA) + np.abs(LlB), xmag) + np.abs(clA) + np.abs(clB))
     Lu, Ll, cu, cl = LuA + LuB, LlA + LlB, cuA + cuB, clA + clB
     lo_r, hi_r = concretize_batch(Lu, Ll, cu, cl, eu, el, xl, xu, bi)
-    rows = Wout.shape[0]
-    lo_r, hi_r = lo_r.reshape(N, rows), hi_r.reshape(N, rows)
+    lo_r, hi_r = lo_r.reshape(N, sel.size), hi_r.reshape(N, sel.size)
     # intervals of the output layer from the last hidden layer's (as symbolic_layers intersects)
     hl = np.maximum(hidden[-1][0], 0.0)
     hu = np.maximum(hidden[-1][1], 0.0)
@@ -496,7 +500,9 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     c, r = mid @ Wout.T + bout, rad @ absW.T
     m = (np.abs(mid) + rad) @ absW.T + np.abs(bout)
     e = 2.0 * gamma(Wout.shape[1] + 2) * m + np.where(m > 0, (Wout.shape[1] + 2) * _TINY, 0.0)
-    out_lo, out_hi = np.maximum(c - r - e, lo_r), np.minimum(c + r + e, hi_r)
+    out_lo, out_hi = c - r - e, c + r + e
+    out_lo[:, sel] = np.maximum(out_lo[:, sel], lo_r)
+    out_hi[:, sel] = np.minimum(out_hi[:, sel], hi_r)
     if parents is not None:
         out_lo = np.maximum(out_lo, np.stack([p[-1].lower for p in parents]))
         out_hi = np.minimum(out_hi, np.stack([p[-1].upper for p in parents]))
@@ -519,4 +525,8 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
                              hi[j, 2 * mo:3 * mo], lo[j, 3 * mo:], hi[j, 3 * mo:], int(unstable[j]), None, None,
                              layers))
     n0 = xl.shape[1]
-    return out, Lu.reshape(N, rows, n0), Ll.reshape(N, rows, n0)
+    if sel.size == n_rows:
+        return out, Lu.reshape(N, n_rows, n0), Ll.reshape(N, n_rows, n0)
+    Lu_all, Ll_all = np.zeros((N, n_rows, n0)), np.zeros((N, n_rows, n0))
+    Lu_all[:, sel], Ll_all[:, sel] = Lu.reshape(N, sel.size, n0), Ll.reshape(N, sel.size, n0)
+    return out, Lu_all, Ll_all

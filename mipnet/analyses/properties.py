@@ -222,6 +222,12 @@ class Property:
     def widen(self, upper: float, err) -> float:
         return upper + 2.0 * float(np.max(err, initial=0.0))
 
+    def box_rows(self, m: int) -> Optional[np.ndarray]:
+        """The rows of the difference network's output (``[f - g; f; g; spec]``, m outputs per net)
+        that :meth:`upper` and :meth:`bab_rows` read: the vectorised boxes back-substitute only
+        these, the others keep interval bounds (sound, looser). None: all of them."""
+        return None
+
     def bab_rows(self, bb) -> list:
         """Rows ``(i, s)`` of the difference network's output (``[f - g; f; g; spec]``) whose bound
         ``s y_i <= ...`` an optimised bound (alpha-CROWN) should tighten on a box: all of them."""
@@ -291,6 +297,9 @@ class LinfGap(Property):
     def widen(self, upper, err):
         return upper + float(np.max(err, initial=0.0))
 
+    def box_rows(self, m):
+        return np.arange(m)  # the gap rows f - g only
+
     def bab_rows(self, bb) -> list:
         """Only the gap bounds still above ``proven``: row ``(k, -1)`` (a lower bound of ``-(f_k - g_k)``)
         tightens ``max (f_k - g_k)``, row ``(k, 1)`` tightens ``max (g_k - f_k)``."""
@@ -344,6 +353,9 @@ class L1Gap(Property):
 
     def widen(self, upper, err):
         return (upper + float(np.sum(err))) * (1.0 + 2.0 * gamma(np.size(err) + 1))
+
+    def box_rows(self, m):
+        return np.arange(m)  # the gap rows f - g only
 
     def bab_rows(self, bb) -> list:
         """The signed gap rows ``+-(f_k - g_k)`` (the bound sums their magnitudes)."""
