@@ -247,6 +247,8 @@ def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOpt
     grad = np.zeros(n)
     step = width / 4
     for it in range(opts.ascent_steps + 1):
+        if it == opts.ascent_steps and it > 0:  # the last gradient would serve no step, nor the split
+            break
         h = np.maximum(width * 1e-6, 1e-12)
         P = np.repeat(x[None, :], n, axis=0) + np.diag(np.where(x + h <= hi, h, -h))
         g = (_measure(pair, prop, P) - best) / np.where(x + h <= hi, h, -h)
@@ -291,7 +293,7 @@ def _search_batch(pair: DiffPair, prop, L: np.ndarray, U: np.ndarray, opts: BabO
     eye = np.eye(n)
     for it in range(opts.ascent_steps + 1):
         idx = np.flatnonzero(live)
-        if not idx.size:
+        if not idx.size or (it == opts.ascent_steps and it > 0):  # see _search: no step, no split left
             break
         xi = x[idx]
         h = np.maximum(W[idx] * 1e-6, 1e-12)
