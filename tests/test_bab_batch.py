@@ -320,6 +320,33 @@ def test_open_boxes_store_their_layer_bounds_as_float32_rounded_outwards():
         assert np.all(np.abs(s.lower - f.lower) <= 1e-6 * (1 + np.abs(f.lower)))
     used = _used_layers(stored)
     assert all(u.lower.dtype == np.float64 and np.array_equal(u.lower, s.lower) for u, s in zip(used, stored))
+    assert all(np.array_equal(u.upper, s.upper) for u, s in zip(used, stored))
+
+
+def test_parent_bounds_are_stacked_from_one_buffer_per_box_as_from_the_layers():
+    """Stored layer bounds are views of one buffer per box; the children's batched bounds stack
+    those buffers in one call, with the same arrays as stacking layer by layer; layers that are
+    not such views (rows of a chunk, a frontier's columns, or mixed) take the per-layer stack."""
+    from mipnet.analyses.bab import _pack_boxes, _stored_layers, _unpack_list, _used_layers
+    from mipnet.analyses.differential import _stacked_layers, layer_buffer
+
+    pair, prop, dom, opts = _provable(7)
+    rng = np.random.default_rng(1)
+    lo, hi = _boxes(rng, 4, 0.6)
+    bbs, _, _ = box_bounds_batch(pair, lo, hi)
+    chunk_rows = [bb.product_layers for bb in bbs]
+    assert all(layer_buffer(r) is None for r in chunk_rows)  # views of the chunk's 2-D arrays
+    used = [_used_layers(_stored_layers(r)) for r in chunk_rows]
+    assert all(layer_buffer(u) is not None for u in used)
+    outs = [evaluate_box(pair, prop, lo[b], hi[b], opts, 2 * b + 1, aligned=False) for b in range(2)]
+    unpacked = _unpack_list(_pack_boxes(outs))
+    assert all(layer_buffer(o.layers) is None for o in unpacked)  # a frontier's columns
+    for parents in (used, used[:2] + [o.layers for o in unpacked], [o.layers for o in unpacked]):
+        fast = _stacked_layers(parents)
+        for k, (a, b) in enumerate(fast):
+            assert a.dtype == b.dtype == np.float64
+            assert np.array_equal(a, np.stack([p[k].lower for p in parents]))
+            assert np.array_equal(b, np.stack([p[k].upper for p in parents]))
 
 
 def test_a_returned_frontier_is_dealt_from_its_stacked_columns():

@@ -58,7 +58,7 @@ from typing import Optional
 import numpy as np
 
 from mipnet.analyses.common import Status, deadline_after, remaining
-from mipnet.analyses.differential import DiffPair, box_bounds, refine_rows
+from mipnet.analyses.differential import DiffPair, box_bounds, layer_buffer, layer_views, refine_rows
 from mipnet.core.bounds import LayerBounds
 from mipnet.core.domain import Domain, L1BallDomain
 from mipnet.core.errors import MipnetError
@@ -516,24 +516,26 @@ def _stored_layers(layers: tuple) -> tuple:
     student pair carries ~700 neurons' bounds: 11 KB in float64; a frontier holds up to
     ``max_open`` boxes per search). :func:`_used_layers` turns them back into float64 before they
     bound the children. Every path stores them so, in-process and on workers alike: the boxes
-    closed do not depend on the executor."""
+    closed do not depend on the executor. All layers are converted at once, into one buffer per
+    box (:func:`layer_views`), which the children's batched bounds stack in one call."""
     if not layers or layers[0].lower.dtype == np.float32:
         return layers
-    out = []
-    for lb in layers:
-        lo, hi = lb.lower.astype(np.float32), lb.upper.astype(np.float32)
-        lo = np.where(lo > lb.lower, np.nextafter(lo, np.float32(-np.inf)), lo)
-        hi = np.where(hi < lb.upper, np.nextafter(hi, np.float32(np.inf)), hi)
-        lo.setflags(write=False)
-        hi.setflags(write=False)
-        out.append(LayerBounds.trusted(lo, hi))  # storage only: never used before _used_layers
-    return tuple(out)
+    exact = np.concatenate([lb.lower for lb in layers] + [lb.upper for lb in layers])
+    buf = exact.astype(np.float32)
+    half = buf.size // 2
+    lo, hi = buf[:half], buf[half:]  # views: rounded up (down) by the cast -> one float32 step out
+    lo[:] = np.where(lo > exact[:half], np.nextafter(lo, np.float32(-np.inf)), lo)
+    hi[:] = np.where(hi < exact[half:], np.nextafter(hi, np.float32(np.inf)), hi)
+    return layer_views(buf, [lb.lower.size for lb in layers])
 
 
 def _used_layers(layers: Optional[tuple]) -> Optional[tuple]:
     """Stored layer bounds (:func:`_stored_layers`) as the float64 bounds the children start from."""
     if layers is None:
         return None
+    buf = layer_buffer(layers)
+    if buf is not None:
+        return layer_views(buf.astype(np.float64), [lb.lower.size for lb in layers])
     out = []
     for lb in layers:
         lo, hi = lb.lower.astype(np.float64), lb.upper.astype(np.float64)

@@ -412,6 +412,47 @@ def refine_rows(pair: DiffPair, bb: BoxBounds, rows, lower: np.ndarray) -> BoxBo
 
 
 # ---------------------------------------------------------------------------- one pair, many boxes
+def layer_views(buf: np.ndarray, sizes) -> tuple:
+    """Layer bounds held in one buffer: ``buf`` is every layer's lower bounds, then every layer's
+    upper bounds (layer sizes ``sizes``); returns a LayerBounds per layer whose arrays are
+    read-only views of it (:func:`layer_buffer` finds it again)."""
+    buf.setflags(write=False)
+    half = buf.size // 2
+    out, at = [], 0
+    for m in sizes:
+        out.append(LayerBounds.trusted(buf[at:at + m], buf[half + at:half + at + m]))
+        at += m
+    return tuple(out)
+
+
+def layer_buffer(layers) -> Optional[np.ndarray]:
+    """The buffer of layer bounds made by :func:`layer_views`, or None if ``layers`` are not such
+    views (every layer's bounds views of one 1-D array, laid out as :func:`layer_views` does)."""
+    base = layers[0].lower.base if layers else None
+    if base is None or base.ndim != 1 or base.size != 2 * sum(lb.lower.size for lb in layers):
+        return None
+    # every layer's lower and upper bounds views of this one 1-D array: only layer_views makes
+    # such layers (the batched bounds' rows are views of 2-D arrays, a stacked frontier's columns
+    # are separate arrays per layer and bound)
+    return base if all(lb.lower.base is base and lb.upper.base is base for lb in layers) else None
+
+
+def _stacked_layers(parents) -> list:
+    """Per layer, ``(lower, upper)`` of shape (N, n_k) stacked over the boxes' ``parents`` (each a
+    tuple of LayerBounds): one stack of their buffers when :func:`layer_views` made them all."""
+    bufs = [layer_buffer(p) for p in parents]
+    if all(b is not None for b in bufs):
+        B = np.stack(bufs).astype(np.float64, copy=False)
+        half, at, out = B.shape[1] // 2, 0, []
+        for lb in parents[0]:
+            m = lb.lower.size
+            out.append((B[:, at:at + m], B[:, half + at:half + at + m]))
+            at += m
+        return out
+    return [(np.stack([p[k].lower for p in parents]), np.stack([p[k].upper for p in parents]))
+            for k in range(len(parents[0]))]
+
+
 def batch_eligible(pair: DiffPair) -> bool:
     """Whether :func:`box_bounds_batch` applies: both nets have hidden layers (the difference
     network's hidden layers are then the two nets' own, side by side, plus exact identity
@@ -457,13 +498,15 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
 
     wa, wb = widths(A), widths(B)
 
+    stacked = None if parents is None else _stacked_layers(parents)
+
     def initial(net, first):
         if parents is None:
             return None
         out = []
         for k in range(net.num_hidden_layers):
             s = slice(0, wa[k]) if first else slice(wa[k], wa[k] + wb[k])
-            out.append((np.stack([p[k].lower[s] for p in parents]), np.stack([p[k].upper[s] for p in parents])))
+            out.append((stacked[k][0][:, s], stacked[k][1][:, s]))
         return out
 
     la, ra = symbolic_layers_batch(A, xl, xu, initial(A, True), hidden_only=True)
@@ -504,8 +547,8 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     out_lo[:, sel] = np.maximum(out_lo[:, sel], lo_r)
     out_hi[:, sel] = np.minimum(out_hi[:, sel], hi_r)
     if parents is not None:
-        out_lo = np.maximum(out_lo, np.stack([p[-1].lower for p in parents]))
-        out_hi = np.minimum(out_hi, np.stack([p[-1].upper for p in parents]))
+        out_lo = np.maximum(out_lo, stacked[-1][0])
+        out_hi = np.minimum(out_hi, stacked[-1][1])
     out_hi = np.maximum(out_hi, out_lo)
     # the rounding of the product's output weights (_row_widening, batched)
     Mw, Mb, kk = pair.row_mag
