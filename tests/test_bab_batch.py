@@ -226,13 +226,20 @@ def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split()
     ref = branch_and_bound(pair, prop, dom, options=opts)
     assert finished and not v["open"] and not v["stuck"] and v["witness"] is None
     assert ref.status == "proven" and v["closed"] == ref.boxes_closed > 1
-    # at the run's end (no round fits before the deadline) the boxes come back as they went, marked
-    # final, without their layer bounds (nobody will split them; they would only weigh on the way back)
+    # a unit that starts at the run's end sends nothing back (the caller still holds its boxes),
+    # marked final and untouched
     import time
 
     finished, v = subtree_unit((pair, prop, opts, common, [root], opts.vector_batch, 600.0), time.time() - 1.0)
-    assert not finished and v["final"] and [o.key for o in v["open"]] == [0] and v["evaluated"] == 0
-    assert v["open"][0].layers is None and root.layers is not None and v["open"][0].bound == root.bound
+    assert not finished and v["final"] and v["untouched"] and not len(v["open"]) and v["evaluated"] == 0
+    # one whose rounds reach the deadline returns its open boxes without their layer bounds (nobody
+    # will split them; they would only weigh on the way back)
+    hard = LinfGap(prop.eps / 1.2 * 1.01).with_tol(1e-6)  # eps 1.01 x the sampled gap: ~350 boxes, true
+    hard_root = evaluate_box(pair, hard, dom.lower, dom.upper, opts, 0, **common)
+    finished, v = subtree_unit((pair, hard, opts, common, [hard_root], 1, 600.0), time.time() + 0.3)
+    assert not v.get("untouched") and v["evaluated"] > 0 and v["witness"] is None
+    if not finished:  # (a machine fast enough proves it within the 0.3 s)
+        assert v["final"] and len(v["open"]) and all(o.layers is None for o in v["open"])
     flat = dataclasses.replace(root, upper=np.where(np.arange(5) == root.split, root.lower, root.upper))
     finished, v = subtree_unit((pair, prop, opts, common, [flat], opts.vector_batch, 600.0), None)
     assert not finished and v["stuck"] and [o.key for o in v["open"]] == [0]
@@ -381,3 +388,29 @@ def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
     g2 = OpenBoxes._of(g._packed)
     assert g2.__reduce__()[1][0] is g._packed  # no stacking again on the way out
 
+
+def test_boxes_parked_at_the_end_of_a_distributed_run_count_as_if_pushed():
+    """The open boxes that come back at a distributed run's end stay in their stacked columns
+    (parked): the count, the bound and the largest open box are those of the same boxes pushed."""
+    import pickle
+
+    from mipnet.analyses.bab import _Search
+
+    pair, prop, dom, opts = _provable(7)
+    rng = np.random.default_rng(3)
+    lo, hi = _boxes(rng, 9, 0.5)
+    hi[4] = lo[4] + 0.5  # two boxes of the same largest volume: the smaller key wins
+    hi[7] = lo[7] + 0.5
+    outs = evaluate_boxes([((pair, prop, lo[b], hi[b], opts, 10 + b), {}) for b in range(9)])
+    common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
+    pushed, parked = _Search(pair, prop, opts, common, 8), _Search(pair, prop, opts, common, 8)
+    for o in outs:
+        pushed.push(o)
+    for o in outs[:3]:
+        parked.push(o)
+    parked.parked = [pickle.loads(pickle.dumps(OpenBoxes(outs[3:7]))), OpenBoxes(outs[7:]), OpenBoxes()]
+    assert parked.parked[0]._columns() is not None  # still stacked
+    assert parked.open_count() == pushed.open_count() == 9
+    assert parked.open_bound() == pushed.open_bound() == max(o.bound for o in outs)
+    a, b = parked.largest_open(5), pushed.largest_open(5)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[0], lo[4])
