@@ -399,19 +399,33 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
                    witness, grad, coef, slopes)
 
 
-def _finish(pair: DiffPair, prop, lo, hi, opts: BabOptions, key: int, domain, sensitivity, time_limit, bb,
-            bound: float, closed: bool, best: float, x, witness, grad, coef, slopes) -> BoxOutcome:
-    """The end of a box's evaluation, shared by :func:`_evaluate_box` and :func:`_evaluate_batch`:
-    the split input, and the leaf MILP on a box with few unstable neurons."""
+def _split_inputs(lo, hi, grad, sensitivity, coef, opts: BabOptions) -> np.ndarray:
+    """The input each box (rows of ``lo``, ``hi``, ``grad``; ``coef``: rows of NaN where the box has
+    none) is split along: the largest score, see ``BabOptions.split``. Row by row the same
+    arithmetic, so one box or a chunk of them get the same splits."""
     width = hi - lo
     g = np.abs(grad)
-    g = g / g.max() if g.max() > 0 else g
+    gmax = g.max(axis=1, keepdims=True)
+    g = np.where(gmax > 0, g / np.where(gmax > 0, gmax, 1.0), g)
     score = width * (g + (0.0 if sensitivity is None else sensitivity))
-    if coef is not None and opts.split == "bound":
+    if opts.split == "bound":
         c = width * np.abs(coef)
-        if c.max() > 0:  # the width itself first (see BabOptions.split), the bound's coefficients next
-            score = width / width.max() + 0.5 * c / c.max()
-    split = int(np.argmax(np.where(width > 0, score + width * 1e-300, -1.0)))
+        cmax = c.max(axis=1, keepdims=True)
+        use = cmax > 0  # (NaN rows: no coefficients) the width first (BabOptions.split), the coefficients next
+        wmax = width.max(axis=1, keepdims=True)
+        score = np.where(use, width / np.where(use, wmax, 1.0) + 0.5 * c / np.where(use, cmax, 1.0), score)
+    return np.argmax(np.where(width > 0, score + width * 1e-300, -1.0), axis=1)
+
+
+def _finish(pair: DiffPair, prop, lo, hi, opts: BabOptions, key: int, domain, sensitivity, time_limit, bb,
+            bound: float, closed: bool, best: float, x, witness, grad, coef, slopes,
+            split: Optional[int] = None) -> BoxOutcome:
+    """The end of a box's evaluation, shared by :func:`_evaluate_box` and :func:`_evaluate_batch`:
+    the split input (``split``, if the caller chose it with :func:`_split_inputs` for many boxes),
+    and the leaf MILP on a box with few unstable neurons."""
+    if split is None:
+        c = np.full((1, lo.size), np.nan) if coef is None else np.asarray(coef, dtype=np.float64)[None, :]
+        split = int(_split_inputs(lo[None, :], hi[None, :], np.asarray(grad)[None, :], sensitivity, c, opts)[0])
     milps, tried, notes, stopped = 0, False, [], False
     milp_unstable = opts.milp_unstable if opts.milp_unstable is not None else (48 if lo.size > 8 else 12)
     if (witness is None and not closed and milp_unstable > 0 and bb.unstable <= milp_unstable
@@ -479,21 +493,25 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
             if group.size:
                 best[group], X[group], grad[group] = _search_batch(pair, prop, L[group], U[group], o,
                                                                    [keys[i] for i in group])
-        for b, ((_, _, _, _, _, key), kw) in enumerate(part):
-            bb, lo, hi, bound = bbs[b], L[b], U[b], bounds[b]
+        witnesses, COEF = [], np.full_like(L, np.nan)
+        for b, bb in enumerate(bbs):
             x = X[b]
-            witness = x.copy() if _refutes(pair, prop, x, float(best[b])) else None
-            closed = bound <= prop.proven
-            coef = None
-            if witness is None and not closed and opts.split == "bound":
+            witnesses.append(x.copy() if _refutes(pair, prop, x, float(best[b])) else None)
+            if witnesses[-1] is None and not bounds[b] <= prop.proven and opts.split == "bound":
                 rows = prop.bab_rows(bb)
                 if rows:
                     lo_all = np.concatenate([bb.d_lo, bb.fa_lo, bb.fb_lo, bb.spec_lo])
                     hi_all = np.concatenate([bb.d_hi, bb.fa_hi, bb.fb_hi, bb.spec_hi])
                     worst = max(rows, key=lambda r: -lo_all[r[0]] if r[1] > 0 else hi_all[r[0]])
-                    coef = Ll[b, worst[0]] if worst[1] > 0 else Lu[b, worst[0]]
-            o = _finish(pair, prop, lo, hi, opts, key, None, kw.get("sensitivity"), kw.get("time_limit"), bb,
-                        bound, closed, float(best[b]), x, witness, grad[b], coef, None)
+                    COEF[b] = Ll[b, worst[0]] if worst[1] > 0 else Lu[b, worst[0]]
+        sens = {id(kw.get("sensitivity")) for _, kw in part}
+        splits = (_split_inputs(L, U, grad, part[0][1].get("sensitivity"), COEF, opts) if len(sens) == 1
+                  else [None] * len(part))  # (one sensitivity per run: the common one)
+        for b, ((_, _, _, _, _, key), kw) in enumerate(part):
+            coef = None if np.isnan(COEF[b, 0]) else COEF[b]
+            o = _finish(pair, prop, L[b], U[b], opts, key, None, kw.get("sensitivity"), kw.get("time_limit"), bbs[b],
+                        bounds[b], bounds[b] <= prop.proven, float(best[b]), X[b], witnesses[b], grad[b], coef, None,
+                        None if splits[b] is None else int(splits[b]))
             out.append(o)
     return out
 
