@@ -328,6 +328,19 @@ def test_open_boxes_store_their_layer_bounds_as_float32_rounded_outwards():
     used = _used_layers(stored)
     assert all(u.lower.dtype == np.float64 and np.array_equal(u.lower, s.lower) for u, s in zip(used, stored))
     assert all(np.array_equal(u.upper, s.upper) for u, s in zip(used, stored))
+    # the vectorised boxes store a whole chunk at once: the same float32 values, bit for bit
+    from mipnet.analyses.bab import _stored_rows
+    from mipnet.analyses.differential import box_bounds_chunk, layer_views
+
+    rng = np.random.default_rng(5)
+    lo, hi = _boxes(rng, 6, 0.5)
+    _, _, _, M, sizes = box_bounds_chunk(pair, lo, hi)
+    S = _stored_rows(M)
+    assert S.dtype == np.float32 and np.all(S[:, :S.shape[1] // 2] <= M[:, :M.shape[1] // 2])
+    for b in range(6):
+        one = _stored_layers(layer_views(M[b].copy(), sizes))
+        got = layer_views(S[b].copy(), sizes)
+        assert all(np.array_equal(x.lower, y.lower) and np.array_equal(x.upper, y.upper) for x, y in zip(one, got))
 
 
 def test_parent_bounds_are_stacked_from_one_buffer_per_box_as_from_the_layers():

@@ -417,12 +417,16 @@ def _split_inputs(lo, hi, grad, sensitivity, coef, opts: BabOptions) -> np.ndarr
     return np.argmax(np.where(width > 0, score + width * 1e-300, -1.0), axis=1)
 
 
+_FROM_BB = object()
+
+
 def _finish(pair: DiffPair, prop, lo, hi, opts: BabOptions, key: int, domain, sensitivity, time_limit, bb,
             bound: float, closed: bool, best: float, x, witness, grad, coef, slopes,
-            split: Optional[int] = None) -> BoxOutcome:
+            split: Optional[int] = None, layers=_FROM_BB) -> BoxOutcome:
     """The end of a box's evaluation, shared by :func:`_evaluate_box` and :func:`_evaluate_batch`:
     the split input (``split``, if the caller chose it with :func:`_split_inputs` for many boxes),
-    and the leaf MILP on a box with few unstable neurons."""
+    and the leaf MILP on a box with few unstable neurons. The outcome keeps ``layers`` (default:
+    ``bb.product_layers``) for the children."""
     if split is None:
         c = np.full((1, lo.size), np.nan) if coef is None else np.asarray(coef, dtype=np.float64)[None, :]
         split = int(_split_inputs(lo[None, :], hi[None, :], np.asarray(grad)[None, :], sensitivity, c, opts)[0])
@@ -447,7 +451,7 @@ def _finish(pair: DiffPair, prop, lo, hi, opts: BabOptions, key: int, domain, se
                 bound = upper_m
                 closed = bound <= prop.proven
     return BoxOutcome(key, lo, hi, float(bound), best, x, witness, bool(closed and witness is None), split, milps,
-                      tried, tuple(notes), stopped, bb.product_layers, slopes)
+                      tried, tuple(notes), stopped, bb.product_layers if layers is _FROM_BB else layers, slopes)
 
 
 def _batchable(pair: DiffPair, opts: BabOptions, domain, aligned: bool) -> bool:
@@ -470,7 +474,7 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
     evaluated; a point above ``threshold`` by less than the property's ``tol`` can then go
     unreported there, as the bound already proves ``<= threshold + tol``): in a proof about half
     of all boxes are such closed leaves, and the search's forward passes cost as much as the bounds."""
-    from mipnet.analyses.differential import box_bounds_batch
+    from mipnet.analyses.differential import box_bounds_chunk
 
     out = []
     chunk = 64  # boxes per numpy call: the ragged matrices stay in cache
@@ -480,8 +484,8 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
         U = np.stack([np.asarray(a[3], dtype=np.float64) for a, _ in part])
         keys = [a[5] for a, _ in part]
         parents = [k.get("parent_layers") for _, k in part]
-        bbs, Lu, Ll = box_bounds_batch(pair, L, U, None if any(p is None for p in parents) else parents,
-                                       rows=prop.box_rows(pair.m))
+        bbs, Lu, Ll, M, sizes = box_bounds_chunk(pair, L, U, None if any(p is None for p in parents) else parents,
+                                                 rows=prop.box_rows(pair.m))
         bounds = [min(prop.upper(bb), kw.get("parent_bound", np.inf)) for bb, (_, kw) in zip(bbs, part)]
         # the search only where the bound leaves the box open; a closed box: its centre
         X = (L + U) / 2
@@ -507,20 +511,36 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
         sens = {id(kw.get("sensitivity")) for _, kw in part}
         splits = (_split_inputs(L, U, grad, part[0][1].get("sensitivity"), COEF, opts) if len(sens) == 1
                   else [None] * len(part))  # (one sensitivity per run: the common one)
+        # the layer bounds of the boxes left open, as an open box keeps them (_stored_layers), converted
+        # for the chunk at once (the leaf MILP computes its own bounds)
+        S = _stored_rows(M)
         for b, ((_, _, _, _, _, key), kw) in enumerate(part):
             coef = None if np.isnan(COEF[b, 0]) else COEF[b]
+            closed = bounds[b] <= prop.proven
+            keep = not closed and witnesses[b] is None
             o = _finish(pair, prop, L[b], U[b], opts, key, None, kw.get("sensitivity"), kw.get("time_limit"), bbs[b],
-                        bounds[b], bounds[b] <= prop.proven, float(best[b]), X[b], witnesses[b], grad[b], coef, None,
-                        None if splits[b] is None else int(splits[b]))
+                        bounds[b], closed, float(best[b]), X[b], witnesses[b], grad[b], coef, None,
+                        None if splits[b] is None else int(splits[b]),
+                        layers=layer_views(S[b].copy(), sizes) if keep else None)
             out.append(o)
     return out
 
 
+def _stored_rows(M: np.ndarray) -> np.ndarray:
+    """:func:`_stored_layers` of every row of ``M`` (rows laid out as :func:`layer_views` expects),
+    at once: the same float32 values, bit for bit."""
+    S = M.astype(np.float32)
+    half = M.shape[1] // 2
+    lo, hi = S[:, :half], S[:, half:]
+    lo[...] = np.where(lo > M[:, :half], np.nextafter(lo, np.float32(-np.inf)), lo)
+    hi[...] = np.where(hi < M[:, half:], np.nextafter(hi, np.float32(np.inf)), hi)
+    return S
+
+
 def _own_layers(o: BoxOutcome) -> BoxOutcome:
     """``o`` holding its own stored copy of its layer bounds if it stays open
-    (:func:`_stored_layers`), none if not: the batched bounds are row views of one array per
-    layer and chunk of 64 boxes, which a single open box would keep alive, with the rows of its
-    closed neighbours."""
+    (:func:`_stored_layers`; the vectorised boxes come with theirs, :func:`_stored_rows`), none if
+    not: its children will not need them."""
     if o.layers is None:
         return o
     never_split = o.closed or o.witness is not None  # its children will not need them

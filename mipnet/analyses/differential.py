@@ -461,10 +461,23 @@ def batch_eligible(pair: DiffPair) -> bool:
 
 
 def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, parent_layers=None, rows=None):
+    """:func:`box_bounds_chunk` with each box's layer bounds as its ``BoxBounds.product_layers``
+    (read-only views of the chunk's matrix): ``(list of BoxBounds, Lu, Ll)``."""
+    out, Lu, Ll, M, sizes = box_bounds_chunk(pair, lower, upper, parent_layers, rows)
+    M.setflags(write=False)
+    for j, bb in enumerate(out):
+        object.__setattr__(bb, "product_layers", layer_views(M[j], sizes))
+    return out, Lu, Ll
+
+
+def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, parent_layers=None, rows=None):
     """:func:`box_bounds` (``aligned=False``) on N boxes at once (``lower``, ``upper``: (N, n0)):
-    ``(list of BoxBounds, Lu, Ll)`` where ``Lu[b], Ll[b]`` (rows x n0) are the input
+    ``(list of BoxBounds, Lu, Ll, M, sizes)`` where ``Lu[b], Ll[b]`` (rows x n0) are the input
     coefficients of the upper and lower linear bounds of the difference network's output rows
-    on box b (the split heuristic's ``a``).
+    on box b (the split heuristic's ``a``), and row b of ``M`` holds box b's layer bounds (every
+    layer's lower bounds, then every layer's upper bounds; layer sizes ``sizes``: the layout of
+    :func:`layer_views`). The BoxBounds carry no ``product_layers`` (a tuple of arrays per box
+    costs more than its bounds in a branch and bound; :func:`box_bounds_batch` adds them).
 
     The difference network's hidden layers are block-diagonal, so each net's hidden bounds are
     its own back-substitution bounds (:func:`~mipnet.bounds.batch.symbolic_layers_batch`, on
@@ -557,19 +570,14 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     lo, hi = out_lo - w, out_hi + w
     unstable = sum(np.sum((h[0] < 0) & (h[1] > 0), axis=1) for h in hidden)
     mo = pair.m
-    out = []
     every = hidden + [(out_lo, out_hi)]
-    for lo_k, hi_k in every:  # row views of read-only arrays: what LayerBounds makes of its arguments
-        lo_k.setflags(write=False)
-        hi_k.setflags(write=False)
-    for j in range(N):
-        layers = tuple(LayerBounds.trusted(lo_k[j], hi_k[j]) for lo_k, hi_k in every)
-        out.append(BoxBounds(lo[j, :mo], hi[j, :mo], lo[j, mo:2 * mo], hi[j, mo:2 * mo], lo[j, 2 * mo:3 * mo],
-                             hi[j, 2 * mo:3 * mo], lo[j, 3 * mo:], hi[j, 3 * mo:], int(unstable[j]), None, None,
-                             layers))
+    M = np.concatenate([lo_k for lo_k, _ in every] + [hi_k for _, hi_k in every], axis=1)
+    sizes = [lo_k.shape[1] for lo_k, _ in every]
+    out = [BoxBounds(lo[j, :mo], hi[j, :mo], lo[j, mo:2 * mo], hi[j, mo:2 * mo], lo[j, 2 * mo:3 * mo],
+                     hi[j, 2 * mo:3 * mo], lo[j, 3 * mo:], hi[j, 3 * mo:], int(unstable[j])) for j in range(N)]
     n0 = xl.shape[1]
     if sel.size == n_rows:
-        return out, Lu.reshape(N, n_rows, n0), Ll.reshape(N, n_rows, n0)
+        return out, Lu.reshape(N, n_rows, n0), Ll.reshape(N, n_rows, n0), M, sizes
     Lu_all, Ll_all = np.zeros((N, n_rows, n0)), np.zeros((N, n_rows, n0))
     Lu_all[:, sel], Ll_all[:, sel] = Lu.reshape(N, sel.size, n0), Ll.reshape(N, sel.size, n0)
-    return out, Lu_all, Ll_all
+    return out, Lu_all, Ll_all, M, sizes
