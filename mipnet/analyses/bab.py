@@ -527,8 +527,9 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
 
 
 def _stored_rows(M: np.ndarray) -> np.ndarray:
-    """:func:`_stored_layers` of every row of ``M`` (rows laid out as :func:`layer_views` expects),
-    at once: the same float32 values, bit for bit."""
+    """The layer bounds of every row of ``M`` (laid out as :func:`layer_views` expects: lower
+    bounds, then upper bounds) as :func:`_stored_layers` keeps them: float32, each bound moved one
+    float32 step outwards where the cast rounded it inwards."""
     S = M.astype(np.float32)
     half = M.shape[1] // 2
     lo, hi = S[:, :half], S[:, half:]
@@ -559,11 +560,7 @@ def _stored_layers(layers: tuple) -> tuple:
     if not layers or layers[0].lower.dtype == np.float32:
         return layers
     exact = np.concatenate([lb.lower for lb in layers] + [lb.upper for lb in layers])
-    buf = exact.astype(np.float32)
-    half = buf.size // 2
-    lo, hi = buf[:half], buf[half:]  # views: rounded up (down) by the cast -> one float32 step out
-    lo[:] = np.where(lo > exact[:half], np.nextafter(lo, np.float32(-np.inf)), lo)
-    hi[:] = np.where(hi < exact[half:], np.nextafter(hi, np.float32(np.inf)), hi)
+    buf = _stored_rows(exact[None, :])[0].copy()  # a 1-D buffer of its own (see layer_buffer)
     return layer_views(buf, [lb.lower.size for lb in layers])
 
 
