@@ -384,7 +384,7 @@ def _evaluate_box(pair: DiffPair, prop, lower, upper, opts: BabOptions, key: int
     lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
     if _misses(domain, lo, hi):
         return BoxOutcome(key, lo, hi, -np.inf, -np.inf, None, None, True, 0, notes=())
-    bb = box_bounds(pair, lo, hi, want_bounds=True, parent_layers=parent_layers, aligned=aligned)
+    bb = box_bounds(pair, lo, hi, want_bounds=True, parent_layers=_used_layers(parent_layers), aligned=aligned)
     # bounds of the original nets (the aligned copy's error is inside); the parent's bound holds here too
     bound = min(prop.upper(bb), parent_bound)
     best, x, grad = _search(pair, prop, domain, lo, hi, _search_options(opts, key, lo.size), key)
@@ -925,11 +925,11 @@ class _Search:
                 continue
             hi1, lo2 = o.upper.copy(), o.lower.copy()
             hi1[d], lo2[d] = mid, mid
-            layers = _used_layers(o.layers)
             for j, (lo_c, hi_c) in enumerate(((o.lower, hi1), (lo2, o.upper))):
+                # (as stored: a box turns them into float64, the vectorised boxes once per chunk)
                 tasks.append(((self.pair, self.prop, lo_c, hi_c, self.opts, 2 * o.key + 1 + j),
                               dict(self.common, time_limit=remaining(deadline), parent_bound=o.bound,
-                                   parent_layers=layers, parent_slopes=o.slopes)))
+                                   parent_layers=o.layers, parent_slopes=o.slopes)))
         for o in stuck:
             self.push(o)
         if not tasks:

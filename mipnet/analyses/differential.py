@@ -438,8 +438,9 @@ def layer_buffer(layers) -> Optional[np.ndarray]:
 
 
 def _stacked_layers(parents) -> list:
-    """Per layer, ``(lower, upper)`` of shape (N, n_k) stacked over the boxes' ``parents`` (each a
-    tuple of LayerBounds): one stack of their buffers when :func:`layer_views` made them all."""
+    """Per layer, ``(lower, upper)`` of shape (N, n_k), float64, stacked over the boxes' ``parents``
+    (each a tuple of LayerBounds, float64 or as an open box stores them, float32): one stack of
+    their buffers, converted once, when :func:`layer_views` made them all."""
     bufs = [layer_buffer(p) for p in parents]
     if all(b is not None for b in bufs):
         B = np.stack(bufs).astype(np.float64, copy=False)
@@ -449,8 +450,8 @@ def _stacked_layers(parents) -> list:
             out.append((B[:, at:at + m], B[:, half + at:half + at + m]))
             at += m
         return out
-    return [(np.stack([p[k].lower for p in parents]), np.stack([p[k].upper for p in parents]))
-            for k in range(len(parents[0]))]
+    return [(np.stack([p[k].lower for p in parents]).astype(np.float64, copy=False),
+             np.stack([p[k].upper for p in parents]).astype(np.float64, copy=False)) for k in range(len(parents[0]))]
 
 
 def batch_eligible(pair: DiffPair) -> bool:
