@@ -236,9 +236,9 @@ def test_subtree_unit_searches_its_boxes_and_stops_on_boxes_too_small_to_split()
     # will split them; they would only weigh on the way back)
     hard = LinfGap(prop.eps / 1.2 * 1.01).with_tol(1e-6)  # eps 1.01 x the sampled gap: ~350 boxes, true
     hard_root = evaluate_box(pair, hard, dom.lower, dom.upper, opts, 0, **common)
-    finished, v = subtree_unit((pair, hard, opts, common, [hard_root], 1, 600.0), time.time() + 0.3)
+    finished, v = subtree_unit((pair, hard, opts, common, [hard_root], 1, 600.0), time.time() + 1.0)
     assert not v.get("untouched") and v["evaluated"] > 0 and v["witness"] is None
-    if not finished:  # (a machine fast enough proves it within the 0.3 s)
+    if not finished:  # (a machine fast enough proves it within the second)
         assert v["final"] and len(v["open"]) and all(o.layers is None for o in v["open"])
     flat = dataclasses.replace(root, upper=np.where(np.arange(5) == root.split, root.lower, root.upper))
     finished, v = subtree_unit((pair, prop, opts, common, [flat], opts.vector_batch, 600.0), None)
