@@ -427,3 +427,20 @@ def test_boxes_parked_at_the_end_of_a_distributed_run_count_as_if_pushed():
     assert parked.open_bound() == pushed.open_bound() == max(o.bound for o in outs)
     a, b = parked.largest_open(5), pushed.largest_open(5)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[0], lo[4])
+
+
+def test_back_substitution_in_blocks_gives_the_same_bits(monkeypatch):
+    """Rows pushed back in blocks (to stay in cache) get the values of one piece, up to the order in
+    which BLAS sums a product (a few ulps; the rounding terms hold for any order)."""
+    import mipnet.bounds.batch as batch
+
+    f, _ = _pair(2)
+    rng = np.random.default_rng(4)
+    lo, hi = _boxes(rng, 9, 0.9)
+    whole = symbolic_layers_batch(f, lo, hi)[0]
+    monkeypatch.setattr(batch, "BACK_ROWS", 7)  # far fewer than the unstable rows of 9 boxes
+    blocks = symbolic_layers_batch(f, lo, hi)[0]
+    assert sum(((a < 0) & (b > 0)).sum() for a, b in whole[1:]) > 7
+    for (a, b), (c, d) in zip(whole, blocks):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(d, b, rtol=1e-12, atol=1e-12)

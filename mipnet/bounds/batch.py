@@ -61,8 +61,9 @@ BACK_ROWS = 512
 
 
 def _back(net: Network, relax: list, k: int, bi: np.ndarray, Lu, Ll, cu, cl, eu, el):
-    """:func:`_back_block` on blocks of :data:`BACK_ROWS` rows (each row's result depends on that row
-    alone: the same values, bit for bit)."""
+    """:func:`_back_block` on blocks of :data:`BACK_ROWS` rows. Each row's result depends on that row
+    alone: the same values up to the order in which BLAS sums a product with fewer rows (a few
+    ulps; the rounding terms bound any order, so both are sound)."""
     R = bi.size
     if R <= BACK_ROWS:
         return _back_block(net, relax, k, bi, Lu, Ll, cu, cl, eu, el)
