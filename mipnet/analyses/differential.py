@@ -503,7 +503,6 @@ def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     A, B = pair.net_a, pair.net_b
     P = pair.product
     depth = P.num_hidden_layers
-    na = A.hidden_widths
     parents = None if parent_layers is None or any(p is None for p in parent_layers) else parent_layers
 
     def widths(net):  # per hidden layer of the product: this net's width (identity layers: its last)

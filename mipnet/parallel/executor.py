@@ -31,7 +31,6 @@ import contextlib
 import ctypes
 import gc
 import logging
-import os
 import socket
 import sys
 import threading
