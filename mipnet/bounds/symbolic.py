@@ -92,45 +92,35 @@ def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBou
             if rows.size == W_full.shape[0]:
                 rows = None
         W, b = (W_full, b_full) if rows is None else (W_full[rows], b_full[rows])
-        # upper: Lu h + cu ; lower: Ll h + cl, over h = h^{k-1}; eu, el: accumulated rounding errors
-        Lu, Ll = W.copy(), W.copy()
-        cu, cl = b.copy(), b.copy()
-        eu = np.zeros(W.shape[0])
-        el = np.zeros(W.shape[0])
+        # the upper bounds of y (first n rows) and of -y (the lower bounds, negated) as one stack:
+        # L h + c over h = h^{k-1}; e: accumulated rounding errors (negation is exact)
+        n = W.shape[0]
+        L = np.concatenate([W, -W])
+        c = np.concatenate([b, -b])
+        e = np.zeros(2 * n)
         for j in range(k - 1, -1, -1):
             sl, su, tu, e_line, ymag, wmag = relax[j]
             g = gamma(su.size + 1)
-            Lu_p, Lu_n = np.maximum(Lu, 0), np.minimum(Lu, 0)
-            Ll_p, Ll_n = np.maximum(Ll, 0), np.minimum(Ll, 0)
-            # relaxation: the upper line where the coefficient is positive (upper bound) / negative (lower)
-            eu += Lu_p @ (e_line + g * tu) + g * np.abs(cu)
-            el += -Ll_n @ (e_line + g * tu) + g * np.abs(cl)
-            cu = cu + Lu_p @ tu
-            cl = cl + Ll_n @ tu
-            Lu = Lu_p * su + Lu_n * sl
-            Ll = Ll_p * sl + Ll_n * su
+            P, N = np.maximum(L, 0), np.minimum(L, 0)
+            # relaxation: the upper line where the coefficient is positive, the lower one elsewhere
+            e += P @ (e_line + g * tu) + g * np.abs(c)
+            c = c + P @ tu
+            L = P * su + N * sl
             # y^j = W_j h^{j-1} + b_j: the products Lambda W_j and Lambda b_j, and the rounded Lambda
-            aLu, aLl = np.abs(Lu), np.abs(Ll)
-            step = u * ymag + g * wmag
-            eu += aLu @ step + g * np.abs(cu)
-            el += aLl @ step + g * np.abs(cl)
+            e += np.abs(L) @ (u * ymag + g * wmag) + g * np.abs(c)
             Wj, bj = net.layers[j]
-            cu, cl = cu + Lu @ bj, cl + Ll @ bj
-            Lu, Ll = Lu @ Wj, Ll @ Wj
+            c = c + L @ bj
+            L = L @ Wj
         g0 = gamma(xl.size + 2)
-        hi = np.maximum(Lu, 0) @ xu + np.minimum(Lu, 0) @ xl + cu
-        lo = np.maximum(Ll, 0) @ xl + np.minimum(Ll, 0) @ xu + cl
-        eu += g0 * (np.abs(Lu) @ xmag + np.abs(cu))
-        el += g0 * (np.abs(Ll) @ xmag + np.abs(cl))
+        up = np.maximum(L, 0) @ xu + np.minimum(L, 0) @ xl + c
+        e += g0 * (np.abs(L) @ xmag + np.abs(c))
         if not domain.is_box:  # hook: the exact support of an L1 ball (Domain.support), rounding widened
-            hi = np.minimum(hi, domain.support(Lu) + cu)
-            lo = np.maximum(lo, -domain.support(-Ll) + cl)
+            up = np.minimum(up, domain.support(L) + c)
             g1 = gamma(2 * xl.size + 4)
-            eu += 3 * g1 * (np.abs(Lu) @ xmag + np.abs(cu))
-            el += 3 * g1 * (np.abs(Ll) @ xmag + np.abs(cl))
+            e += 3 * g1 * (np.abs(L) @ xmag + np.abs(c))
         # doubled: the error sums are rounded too
-        lo_r = lo - 2.0 * el - np.where(el > 0, _TINY, 0.0)
-        hi_r = hi + 2.0 * eu + np.where(eu > 0, _TINY, 0.0)
+        up = up + 2.0 * e + np.where(e > 0, _TINY, 0.0)
+        lo_r, hi_r = -up[n:], up[:n]
         lo, hi = ia[k].lower.copy(), ia[k].upper.copy()
         sel = slice(None) if rows is None else rows
         lo[sel] = np.maximum(lo[sel], lo_r)
