@@ -353,6 +353,23 @@ def test_stop_on_states_keeps_the_states_and_soundness(widths, seed):
         assert np.all(y >= lb.lower - 1e-9) and np.all(y <= lb.upper + 1e-9)
 
 
+
+def test_stop_on_states_counts_the_neurons_settled_at_iteration_0():
+    """A batch stops at its first check (``patience`` steps) when no neuron settled after
+    iteration 0: the neurons CROWN's slopes settle are not new ones."""
+    from mipnet.bounds.alpha import _Schedule
+
+    opts = AlphaOptions(stop_on_states=True, patience=5)
+    first = np.array([0.3, -1.0, 0.2, -0.5])  # two rows settled by CROWN's slopes
+    sched = _Schedule(opts, first)
+    rows = np.arange(4)
+    better = first + np.array([0.1, 0.5, 0.1, 0.2])  # gains, but nothing new above 0
+    assert sched.due(5) and not sched.keep(better, rows).any()
+    sched = _Schedule(opts, first)
+    keep = sched.keep(first + np.array([0.0, 0.0, 0.0, 0.6]), rows)  # a new one: the batch goes on
+    assert keep is None or keep.any()
+
+
 def _relaxations(net, layers, dom, k):
     from mipnet.bounds.alpha import _relaxation
 

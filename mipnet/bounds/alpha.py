@@ -278,7 +278,7 @@ class _Schedule:
         self.opts = opts
         self.first = first.copy()  # the bounds at iteration 0 (CROWN's slopes or the warm start)
         self.mark = first.copy()  # the best bounds at the last check
-        self.settled = None  # rows with a positive bound at the last check (stop_on_states)
+        self.settled = int((first > 0).sum())  # rows with a positive bound at the last check
 
     def due(self, it: int) -> bool:
         return it > 0 and it % self.opts.patience == 0
@@ -287,7 +287,7 @@ class _Schedule:
         """None: all the batch's rows go on; else which of them do (none: stop the batch)."""
         if self.opts.stop_on_states:
             settled = int((best > 0).sum())
-            if self.settled is not None and settled <= self.settled:
+            if settled <= self.settled:
                 return np.zeros(rows.size, dtype=bool)
             self.settled = settled
         cur = best[rows]
@@ -633,13 +633,9 @@ def _bound_rows(net, relax, k, C, xl, xu, hmag_prev, opts: AlphaOptions, cache=N
         Cs = C[s:s + opts.max_batch]
         q = Cs.shape[0]
         slopes = _optimise_slopes(net, relax, k, Cs, xl, xu, opts, cache=cache)
-        if slopes is None:
-            lo = _crown_lower_np(net, relax, k, Cs, None, xl, xu, hmag_prev)
-        else:  # and CROWN's own slopes, in the same evaluation: never worse than them
-            both = [None if S is None else np.concatenate([S, np.broadcast_to(r.sl[r.uns], S.shape)])
-                    for S, r in zip(slopes, relax)]
-            lo2 = _crown_lower_np(net, relax, k, np.concatenate([Cs, Cs]), both, xl, xu, hmag_prev)
-            lo = np.maximum(lo2[:q], lo2[q:])
+        # the best iterate counts iteration 0 (CROWN's slopes): a row keeps other slopes only where
+        # they gave a larger float64 bound, so no second evaluation with CROWN's slopes is needed
+        lo = _crown_lower_np(net, relax, k, Cs, slopes, xl, xu, hmag_prev)
         out[s:s + q] = lo
     return out
 
