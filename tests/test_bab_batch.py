@@ -186,15 +186,16 @@ def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
 
 
 def test_deep_boxes_get_the_light_search_in_both_paths():
-    """Boxes at depth >= deep_search x inputs get the light search (fewer points, fewer ascent
-    steps), by their key alone: the vectorised and the per-box paths find the same best points,
-    and every best value is the measure at its point."""
+    """Boxes at depth >= deep_search x inputs get the light search (their centre alone), by their
+    key alone: the vectorised and the per-box paths find the same best points, the centre on deep
+    boxes, and every best value is the measure at its point."""
     from mipnet.analyses.bab import _depth, _search_options
 
     pair, prop, dom, opts = _provable(5)
     prop = LinfGap(prop.eps / 1.2 * 0.9).with_tol(1e-6)  # below the sampled max gap: boxes stay open
     assert [_depth(k) for k in (0, 1, 2, 3, 6, 2 ** 10 - 1)] == [0, 1, 1, 2, 2, 10]
-    assert _search_options(opts, 2 ** 9, 5) is opts and _search_options(opts, 2 ** 10 - 1, 5).samples == 2
+    light = _search_options(opts, 2 ** 10 - 1, 5)
+    assert _search_options(opts, 2 ** 9, 5) is opts and light.samples == 0 and light.ascent_steps == 0
     rng = np.random.default_rng(4)
     lo, hi = _boxes(rng, 6, 0.9)
     keys = [1, 2, 2 ** 10 - 1, 2 ** 10, 2 ** 12 + 5, 7]  # three shallow, three deep
@@ -202,7 +203,9 @@ def test_deep_boxes_get_the_light_search_in_both_paths():
     got = evaluate_boxes(tasks)
     ref = [evaluate_box(*a, **k) for a, k in tasks]
     assert sum(not r.closed for r in ref[2:5]) >= 2  # deep boxes that were searched
-    for o, r in zip(got, ref):
+    for b, (o, r) in enumerate(zip(got, ref)):
+        if 2 <= b < 5:  # deep: the centre
+            np.testing.assert_array_equal(o.best_point, (lo[b] + hi[b]) / 2)
         if not r.closed:
             _close(o.best, r.best, 1e-12)
             np.testing.assert_allclose(o.best_point, r.best_point, atol=1e-12)

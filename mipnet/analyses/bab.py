@@ -101,12 +101,16 @@ class BabOptions:
     steps: :func:`_evaluate_batch`), with ``vector_batch`` boxes split per round instead of
     ``batch`` (a vectorised box costs ~0.5 ms instead of ~15 ms, so rounds must be large for
     the numpy calls to pay); ``deep_search``: boxes at depth ``>= deep_search x inputs`` of the
-    tree (every input halved that often, on average) get a light search, 2 random points, 2
-    vertices and 2 ascent steps from the best (None: the full search everywhere). Their
-    ancestors' searches covered them already, and in a proof the search is wasted work: on the
-    5-input student pair on [-0.3, 0.3]^5 (9,808 boxes) the full search at every box was ~40 %
-    of the time, and the proof took 15.5-17.7 s instead of 20.1-21.5 s with the light search
-    from depth 10 (the best point found: 0.0634 instead of 0.0641); ``max_open``: open boxes a
+    tree (every input halved that often, on average) get a light search: their centre alone,
+    which every box gets anyway (None: the full search everywhere). Their ancestors' searches
+    covered them already, and in a proof the search is wasted work: on the 5-input student pair
+    on [-0.3, 0.3]^5 (9,808 boxes) the full search at every box was ~40 % of the time (15.5-17.7 s
+    instead of 20.1-21.5 s with 2 points, 2 vertices and 2 ascent steps from depth 10; the best
+    point found 0.0634 instead of 0.0641), and the centre alone from depth 10 took 9.7-10.8 s
+    instead of 12.2-13.0 s with those 2 + 2 + 2 (same 9,801 boxes; 2026-12-07). Refutations of
+    that pair at eps 0.0644 / 0.0642 / 0.0638 (a gradient attack from 20,000 starts found 0.06444)
+    took 25.5 / 20.5 / 14.2 s instead of 29.2 / 25.9 / 17.1 s, the counterexample found at the
+    same box in the first two; ``max_open``: open boxes a
     search keeps (in-process, and in each worker's unit) before it splits its deepest boxes
     first instead of those of largest bound, until it is back under half of that. The boxes that
     close are the same in either order (a box's outcome depends only on its key and its parent),
@@ -231,8 +235,10 @@ def _search_options(opts: BabOptions, key: int, n: int) -> BabOptions:
 
 @functools.lru_cache(maxsize=16)
 def _light_search(opts: BabOptions) -> BabOptions:
-    """``opts`` with the light search of deep boxes (made once per options, not once per box)."""
-    return dataclasses.replace(opts, samples=min(opts.samples, 2), ascent_steps=min(opts.ascent_steps, 2))
+    """``opts`` with the light search of deep boxes (made once per options, not once per box):
+    no random points and no ascent step, only the box's centre (and, in :func:`_search`, the
+    gradient there, for ``split="grad"``)."""
+    return dataclasses.replace(opts, samples=0, ascent_steps=0)
 
 
 def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOptions, key: int):
@@ -501,7 +507,10 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
         grad = np.zeros_like(X)
         todo = np.flatnonzero(np.array(bounds) > prop.proven)
         light = np.array([_search_options(opts, keys[i], L.shape[1]) is not opts for i in todo], dtype=bool)
-        for group, o in ((todo[~light], opts), (todo[light], _light_search(opts))):  # by depth alone
+        # by depth alone; a light search is the centre, which every box has, plus the gradient there,
+        # which only split="grad" reads (split="bound" takes the bound's coefficients)
+        groups = [(todo[~light], opts)] + ([(todo[light], _light_search(opts))] if opts.split == "grad" else [])
+        for group, o in groups:
             if group.size:
                 best[group], X[group], grad[group] = _search_batch(pair, prop, L[group], U[group], o,
                                                                    [keys[i] for i in group])
