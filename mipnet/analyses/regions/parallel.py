@@ -110,8 +110,10 @@ def split_prefix(net: Network, domain: Domain, prefix) -> list:
 def region_unit(task, deadline: Optional[float]):
     """Count the regions of one sign prefix: ``(finished, value)`` for :func:`mipnet.parallel.run_units`.
 
-    ``task = (net, domain, prefix, options)``; ``options["counter"]`` is :func:`count_regions`
-    (passed in, so that this module does not import the one that calls it); ``finished`` is False when the
+    ``task = (net, domain, prefix, options)``. The unit counts with
+    :func:`~mipnet.analyses.regions.count.count_arrays` (the patterns and witnesses without
+    ``Region`` objects); ``options["counter"]`` is :func:`count_regions`, for the certified
+    interior test of an empty sub-domain. ``finished`` is False when the
     deadline stopped it, or the unit's region budget where the search left no frontier. ``value``
     holds the packed patterns, the witnesses, the counters of the unit's :class:`RegionCount`
     and ``frontier``: the sign prefixes of the cells the budget left (:func:`_follow` makes them units).
@@ -126,11 +128,13 @@ def region_unit(task, deadline: Optional[float]):
         time_limit = deadline - time.time()
         if time_limit <= 0:
             return False, {**empty, "status": RegionStatus.TIME_LIMIT.value}
+    from .count import count_arrays  # (count.py imports this module)
+
     sub = prefix_domain(net, domain, prefix)
     try:
-        r = opts["counter"](net, sub, method=opts["method"], time_limit=time_limit,
-                            max_regions=opts["unit_regions"], return_regions=True, tol=opts["tol"],
-                            milp_margin=opts["milp_margin"], tolerances=opts["tolerances"], bounds=opts.get("bounds"))
+        r, X, P = count_arrays(net, sub, method=opts["method"], time_limit=time_limit, max_regions=opts["unit_regions"],
+                               keep=True, tol=opts["tol"], milp_margin=opts["milp_margin"],
+                               tolerances=opts["tolerances"], bounds=opts.get("bounds"))
         if r.regions == 0 and r.status is RegionStatus.UNVERIFIED:
             # the MILP finds nothing in a sub-domain without interior; decide that with the certified
             # interior test of a network without hidden layer (one region, or "no interior")
@@ -148,8 +152,6 @@ def region_unit(task, deadline: Optional[float]):
         # the budget stopped the search: its regions stay, the cells it had not reached become units
         frontier = tuple(tuple(bool(v) for v in f) for f in r.frontier)
         status = RegionStatus.COMPLETE if not (r.unverified or r.undecided) else RegionStatus.UNVERIFIED
-    P = r.patterns() if r.regions else np.zeros((0, net.num_hidden_neurons), dtype=bool)
-    X = np.stack([g.interior_point for g in r.region_list]) if r.regions else empty["X"]
     value = {"P": np.packbits(P, axis=1), "X": X, "status": status.value, "frontier": frontier,
              "lp_solves": r.lp_solves, "milp_solves": r.milp_solves, "nodes": r.nodes, "unverified": r.unverified,
              "rejected": r.rejected, "repaired": r.repaired, "undecided": r.undecided, "algorithm": r.algorithm,
