@@ -784,3 +784,19 @@ def test_sigint_subprocess_cli(tmp_path):
     assert p.returncode == 130, (p.returncode, err[-500:])
     d = json.loads(out)
     assert d["exact"] is False and d["status"] == "interrupted" and d["regions"] >= 1
+
+
+@pytest.mark.parametrize("method", ["vertex", "lp"])
+def test_count_arrays_holds_the_regions_of_count_regions(method):
+    """count_arrays (the units' count, without Region objects) returns the patterns and witnesses of
+    count_regions' region_list, in its order, and every witness has its pattern in float64."""
+    from mipnet.analyses.regions.count import count_arrays
+
+    net, dom = Network.random([3, 7, 6, 2], seed=4), Box(-1, 1, dim=3)
+    full = count_regions(net, dom, method=method, return_regions=True)
+    r, X, P = count_arrays(net, dom, method=method, keep=True)
+    assert r.region_list is None and r.regions == full.regions == X.shape[0] == P.shape[0] > 10
+    np.testing.assert_array_equal(P, full.patterns())
+    np.testing.assert_array_equal(X, np.stack([g.interior_point for g in full.region_list]))
+    ys = net.preactivations(X)
+    np.testing.assert_array_equal(np.concatenate([y > 0 for y in ys[:-1]], axis=1), P)
