@@ -684,16 +684,6 @@ def evaluate_boxes(tasks) -> list:
     return [evaluate_box(*a, **k) for a, k in tasks]
 
 
-def _workers(executor) -> int:
-    n = getattr(executor, "_max_workers", None)
-    if not n and hasattr(executor, "nthreads"):  # a dask Client
-        try:
-            n = sum(executor.nthreads().values())
-        except Exception:  # pragma: no cover - a client without workers
-            n = None
-    return int(n) if n else 4
-
-
 class OpenBoxes:
     """A sequence of open boxes (:class:`BoxOutcome`) that pickles as a few stacked arrays, one
     per field and layer, instead of some twelve small arrays per box: Dask sends every numpy
@@ -1189,7 +1179,9 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
         s.pending = []
         s.absorb(outs)
         # with workers: grow the tree here until every worker can get some open boxes
-        spread = 0 if executor is None else 2 * _workers(executor)
+        from mipnet.parallel import workers_of
+
+        spread = 0 if executor is None else 2 * workers_of(executor)
         while s.running() and (executor is None or len(s.heap) < spread):
             if deadline is not None and time.perf_counter() >= deadline:
                 s.status = Status.TIME_LIMIT
