@@ -279,7 +279,7 @@ class Equivalence(Case):
                 f"{s.get('boxes_closed', '?')} closed + {s.get('boxes_open', '?')} open")
 
 
-#: rounds of (1 worker, 2 workers) per case (3 since 2026-12-07 13:40: the CPU a second process gets
+#: rounds of (1 worker, 2 workers) per case (3 since 2026-12-07 13:30: the CPU a second process gets
 #: swings within a run, and a case is short; 2 rounds left one low round deciding the best time)
 ROUNDS = 3
 
