@@ -790,7 +790,7 @@ def test_sigint_subprocess_cli(tmp_path):
 def test_count_arrays_holds_the_regions_of_count_regions(method):
     """count_arrays (the units' count, without Region objects) returns the patterns and witnesses of
     count_regions' region_list, in its order, and every witness has its pattern in float64."""
-    from mipnet.analyses.regions.count import count_arrays
+    from mipnet.analyses.regions.engine import count_arrays
 
     net, dom = Network.random([3, 7, 6, 2], seed=4), Box(-1, 1, dim=3)
     full = count_regions(net, dom, method=method, return_regions=True)

@@ -40,6 +40,7 @@ from mipnet.core.numerics import DEFAULT, Tolerances
 from mipnet.parallel import run_units
 
 from .common import RegionStatus, is_int, readonly
+from .engine import count_arrays
 from .merge import merge_linear as merge_linear_regions
 from .merge import output_maps
 from .problem import prepare
@@ -111,7 +112,7 @@ def region_unit(task, deadline: Optional[float]):
     """Count the regions of one sign prefix: ``(finished, value)`` for :func:`mipnet.parallel.run_units`.
 
     ``task = (net, domain, prefix, options)``. The unit counts with
-    :func:`~mipnet.analyses.regions.count.count_arrays` (the patterns and witnesses without
+    :func:`~mipnet.analyses.regions.engine.count_arrays` (the patterns and witnesses without
     ``Region`` objects); ``options["counter"]`` is :func:`count_regions`, for the certified
     interior test of an empty sub-domain. ``finished`` is False when the
     deadline stopped it, or the unit's region budget where the search left no frontier. ``value``
@@ -128,8 +129,6 @@ def region_unit(task, deadline: Optional[float]):
         time_limit = deadline - time.time()
         if time_limit <= 0:
             return False, {**empty, "status": RegionStatus.TIME_LIMIT.value}
-    from .count import count_arrays  # (count.py imports this module)
-
     sub = prefix_domain(net, domain, prefix)
     try:
         r, X, P = count_arrays(net, sub, method=opts["method"], time_limit=time_limit, max_regions=opts["unit_regions"],
