@@ -494,3 +494,15 @@ def test_cli_workers_flags(client, tmp_path, capsys):
     assert "bad scheduler address" in capsys.readouterr().err
     assert main(["bounds", str(path), "--box", "-1", "1", "--method", "ia", "--workers", "2"]) == 3
     assert "only used with --method lp" in capsys.readouterr().err
+    # --exact-lp holds on workers too: every unstable neuron's LPs to optimality, not the sign-only
+    # default (a net where alpha-CROWN pays, so that the default would be sign-only)
+    save_network(Network.random((6, 40, 80, 3), seed=1), path)
+    runs = {}
+    for extra in ([], ["--scheduler", address]):
+        for exact in ([], ["--exact-lp"]):
+            assert main(["bounds", str(path), "--box", "-1", "1", "--method", "lp", "--json"] + exact + extra) == 0
+            runs[bool(extra), bool(exact)] = json.loads(capsys.readouterr().out)
+    assert runs[False, True]["lp_solves"] > runs[False, False]["lp_solves"]  # the default is sign-only here
+    assert runs[True, True]["lp_solves"] == runs[False, True]["lp_solves"]
+    for a, b in zip(runs[True, True]["layers"], runs[False, True]["layers"]):
+        assert a.get("unstable") == b.get("unstable") and a["mean_width"] == pytest.approx(b["mean_width"], rel=1e-6)

@@ -64,7 +64,8 @@ def run(args) -> int:
         from mipnet.cli.common import parallel_executor
 
         with parallel_executor(args) as executor:
-            b = call(lp_bounds_parallel, net, dom, executor=executor, progress=progress_enabled(args))
+            b = call(lp_bounds_parallel, net, dom, executor=executor, progress=progress_enabled(args),
+                     sign_only=False if args.exact_lp else None)
     elif args.method == "lp":
         b = call(lp_bounds, net, dom, progress=progress_enabled(args), sign_only=False if args.exact_lp else None)
     else:
