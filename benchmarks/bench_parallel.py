@@ -148,7 +148,8 @@ class LPBounds(Case):
         from mipnet.bounds.lp_parallel import lp_bounds_parallel
 
         self.reports = []
-        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports, **self.kw)
+        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports, **self.kw,
+                                  **({"start": "symbolic"} if self.kw else {}))
 
     def units(self, r):
         return [u.seconds for rep in self.reports for u in rep.runs]

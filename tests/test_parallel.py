@@ -313,6 +313,24 @@ def test_lp_bounds_parallel_sign_only_uses_witnesses():
         lp_bounds_parallel(net, dom, witnesses=-1)
 
 
+@pytest.mark.parametrize("start", ["symbolic", "alpha"])
+def test_lp_bounds_parallel_start_is_lp_bounds_start(start):
+    """``start`` as in lp_bounds: the same starting bounds, so the same LPs and (to the LP tolerance)
+    the same bounds, in-process; a wrong name is an error."""
+    from mipnet.bounds.lp import lp_bounds
+    from mipnet.bounds.lp_parallel import lp_bounds_parallel
+
+    net, dom = Network.random((6, 40, 80, 3), seed=1), Box(-1, 1, dim=6)
+    serial = lp_bounds(net, dom, start=start)
+    par = lp_bounds_parallel(net, dom, start=start, group_size=12)
+    assert par.lp_solves == serial.lp_solves
+    for s, p in zip(serial.layers, par.layers):
+        np.testing.assert_allclose(p.lower, s.lower, atol=1e-6, rtol=1e-6)
+        np.testing.assert_allclose(p.upper, s.upper, atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="start"):
+        lp_bounds_parallel(net, dom, start="exact")
+
+
 # ---------------------------------------------------------------------------- stable neurons
 def test_stability_units_match_serial(client, tmp_path):
     import subprocess

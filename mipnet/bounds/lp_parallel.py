@@ -70,6 +70,7 @@ def lp_bounds_parallel(
     tol: float = LP_FEASIBILITY,
     time_limit_per_lp: Optional[float] = None,
     sign_only: Optional[bool] = None,
+    start: str = "auto",
     progress: bool = False,
     group_size: int = GROUP_SIZE,
     witnesses: int = 256,
@@ -78,8 +79,8 @@ def lp_bounds_parallel(
     """:func:`mipnet.bounds.lp.lp_bounds` with each layer's LPs run as groups on ``executor``.
 
     ``executor``: None (in-process), a ``concurrent.futures.Executor`` or a
-    ``dask.distributed.Client``; ``sign_only`` as in ``lp_bounds`` (default: where alpha-CROWN
-    pays, as there); ``group_size`` neurons per unit; ``witnesses`` as in ``lp_bounds`` (the
+    ``dask.distributed.Client``; ``sign_only`` and ``start`` as in ``lp_bounds`` (default:
+    alpha-CROWN's start and sign-only LPs where alpha-CROWN pays, as there); ``group_size`` neurons per unit; ``witnesses`` as in ``lp_bounds`` (the
     samples and the gradient search run here, before the groups: a sign they show gets no LP);
     ``report``, a list, receives
     each layer's :class:`mipnet.parallel.RunReport`. On Ctrl-C raises
@@ -89,6 +90,8 @@ def lp_bounds_parallel(
         raise InvalidArgumentError(f"group_size must be a positive integer, got {group_size!r}")
     if isinstance(witnesses, bool) or not isinstance(witnesses, (int, np.integer)) or witnesses < 0:
         raise InvalidArgumentError(f"witnesses must be an integer >= 0, got {witnesses!r}")
+    if start not in ("auto", "alpha", "symbolic"):
+        raise InvalidArgumentError(f"start must be 'auto', 'alpha' or 'symbolic', got {start!r}")
     t0 = time.perf_counter()
     domain = as_domain(domain, net.input_dim)
     started_alpha = False  # the same start as lp_bounds: alpha-CROWN where it pays, then sign-only LPs
@@ -97,7 +100,7 @@ def lp_bounds_parallel(
         started_alpha = initial.method in ("alpha", "auto")
     else:
         layers = symbolic_layers(net, domain)
-        if alpha_pays(layers):
+        if start == "alpha" or (start == "auto" and alpha_pays(layers)):
             from mipnet.bounds.alpha import alpha_layers
 
             layers = alpha_layers(net, domain, initial=layers, output=not output)
