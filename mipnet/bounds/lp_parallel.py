@@ -80,9 +80,9 @@ def lp_bounds_parallel(
 
     ``executor``: None (in-process), a ``concurrent.futures.Executor`` or a
     ``dask.distributed.Client``; ``sign_only`` and ``start`` as in ``lp_bounds`` (default:
-    alpha-CROWN's start and sign-only LPs where alpha-CROWN pays, as there); ``group_size`` neurons per unit; ``witnesses`` as in ``lp_bounds`` (the
-    samples and the gradient search run here, before the groups: a sign they show gets no LP);
-    ``report``, a list, receives
+    alpha-CROWN's start and sign-only LPs where alpha-CROWN pays, as there); ``group_size``
+    neurons per unit; ``witnesses`` as in ``lp_bounds`` (the samples and the gradient search run
+    here, before the groups: a sign they show gets no LP); ``report``, a list, receives
     each layer's :class:`mipnet.parallel.RunReport`. On Ctrl-C raises
     :class:`Interrupted` with the sound bounds reached so far in ``partial``.
     """

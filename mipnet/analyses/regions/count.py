@@ -130,5 +130,6 @@ def count_regions(
     if not return_regions:
         return r
     A, c = output_maps(net, P) if P.shape[0] else (np.zeros((0,)), np.zeros((0,)))
-    region_list = tuple(Region(readonly(P[i]), readonly(X[i]), readonly(A[i]), readonly(c[i])) for i in range(P.shape[0]))
+    region_list = tuple(Region(readonly(P[i]), readonly(X[i]), readonly(A[i]), readonly(c[i]))
+                        for i in range(P.shape[0]))
     return dataclasses.replace(r, region_list=region_list)
