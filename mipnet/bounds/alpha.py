@@ -22,9 +22,11 @@ result is not trusted: the best slopes found are clamped to [0, 1] and the bound
 re-evaluated in float64 numpy, widened by a bound on its rounding error relative to the
 magnitudes it multiplies (the accounting of :mod:`mipnet.bounds.symbolic`), and intersected
 with the interval and symbolic bounds. Because the iteration-0 slopes are CROWN's, and the best
-iterate per quantity is kept, the result is never looser than CROWN with the same intermediate
-bounds. The final minimisation over the input uses the domain's box (sound for a polytope
-domain, which lies inside it).
+iterate per quantity is kept (by its float64 value), the result is never looser than CROWN with
+the same intermediate bounds, up to the difference of the two rounding widenings (~1e-13
+relative: the final evaluation does not re-evaluate CROWN's slopes beside the best ones). The
+final minimisation over the input uses the domain's box (sound for a polytope domain, which lies
+inside it).
 
 Also here: :func:`difference_network` (``f - g`` as one ReLU network over a shared input, for
 the equivalence engine), :func:`alpha_difference_bounds` (bounds on ``f(x) - g(x)``) and
