@@ -23,8 +23,9 @@ re-evaluated in float64 numpy, widened by a bound on its rounding error relative
 magnitudes it multiplies (the accounting of :mod:`mipnet.bounds.symbolic`), and intersected
 with the interval and symbolic bounds. Because the iteration-0 slopes are CROWN's, and the best
 iterate per quantity is kept (by its float64 value), the result is never looser than CROWN with
-the same intermediate bounds, up to the difference of the two rounding widenings (~1e-13
-relative: the final evaluation does not re-evaluate CROWN's slopes beside the best ones). The
+the same intermediate bounds, up to the difference of the two rounding widenings (a few ulps of
+the magnitudes summed: the final evaluation does not re-evaluate CROWN's slopes beside the best
+ones). The
 final minimisation over the input uses the domain's box (sound for a polytope domain, which lies
 inside it).
 
