@@ -973,7 +973,8 @@ SLICE_MIN, SLICE_MAX = 0.25, 30.0
 #: on Dask, the most seconds a unit works without being asked (it reports its progress meanwhile).
 #: Every return ships the unit's whole frontier to the caller and out again: with 30 s (before
 #: 2026-12-07 14:15) the two workers of the student pair's proof on [-1,1]^5 swapped ~25,000 boxes
-#: every 30 s, and the proof took 305.1 s instead of 226.7 s (same 418,845 boxes)
+#: every 30 s, and the proof took 305.1 s; 226.7 s with 600 s (one unit per open box to start),
+#: 250.4 s with one unit per worker to start, which a time limit needs (see _distribute)
 SLICE_MAX_ASKED = 600.0
 
 
@@ -1064,7 +1065,7 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
     """Run the open boxes of ``s`` as :func:`subtree_unit` units on ``executor`` until none is left,
     a witness turns up or the time runs out; merge everything into ``s``, the boxes still open
     included."""
-    from mipnet.parallel import is_dask_client, run_units
+    from mipnet.parallel import is_dask_client, run_units, workers_of
 
     boxes = OpenBoxes(h[2] for h in s.heap)
     s.heap = []
@@ -1130,10 +1131,12 @@ def _distribute(s: _Search, executor, deadline: Optional[float], round_size: int
 
     time_limit = None if deadline is None else max(0.0, deadline - time.perf_counter())
     try:
-        # one unit per open box (the caller grew the tree to at least two a worker): a worker whose
-        # unit ends takes a queued one at once instead of waiting for a running unit to hand its
-        # frontier over (bench_parallel's proof on 2 workers: 6.5 s instead of 6.8-7.2 s)
-        rep = run_units(subtree_unit, [unit(g) for g in _deal(boxes, len(boxes))], executor,
+        # on Dask one unit per worker, which works until a worker idles (then it shares): a unit
+        # queued behind a running one would wait up to SLICE_MAX_ASKED, and at a time limit its
+        # untouched boxes would be the bound; elsewhere one unit per open box (the caller grew the
+        # tree to at least two a worker): a worker whose unit ends takes a queued one at once
+        first = _deal(boxes, workers_of(executor) if hunger is not None else len(boxes))
+        rep = run_units(subtree_unit, [unit(g) for g in first], executor,
                         time_limit=time_limit, stop=stop, follow=follow, progress=progress, desc="equivalence B&B",
                         describe=describe)
     finally:
