@@ -5,17 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import numpy as np
-
 from mipnet.bounds import check_bounds_arg
 from mipnet.core.errors import InvalidArgumentError
 from mipnet.core.network import Network
 from mipnet.core.numerics import Tolerances
 
-from .common import is_int, is_real, readonly
-from .engine import METHODS, VERTEX_MAX_DIM, count_arrays
-from .merge import output_maps
-from .results import Region, RegionCount
+from .common import is_int, is_real
+from .engine import METHODS, VERTEX_MAX_DIM, count_arrays, region_objects
+from .results import RegionCount
 
 __all__ = ["count_regions", "METHODS", "VERTEX_MAX_DIM"]
 
@@ -129,7 +126,4 @@ def count_regions(
                            milp_margin=milp_margin, bounds=bounds, tolerances=tolerances)
     if not return_regions:
         return r
-    A, c = output_maps(net, P) if P.shape[0] else (np.zeros((0,)), np.zeros((0,)))
-    region_list = tuple(Region(readonly(P[i]), readonly(X[i]), readonly(A[i]), readonly(c[i]))
-                        for i in range(P.shape[0]))
-    return dataclasses.replace(r, region_list=region_list)
+    return dataclasses.replace(r, region_list=region_objects(net, P, X))

@@ -20,13 +20,14 @@ from .chebyshev import Decision
 from .common import RegionStatus, readonly
 from .lp import count_lp
 from .merge import merge_linear as _merge_linear
+from .merge import output_maps
 from .milp import count_milp
 from .problem import prepare
-from .results import RegionCount
+from .results import Region, RegionCount
 from .sink import PatternLP, Sink
 from .vertex import count_vertex
 
-__all__ = ["count_arrays", "METHODS", "VERTEX_MAX_DIM"]
+__all__ = ["count_arrays", "region_objects", "METHODS", "VERTEX_MAX_DIM"]
 
 log = logging.getLogger("mipnet.analyses.regions")
 
@@ -169,3 +170,10 @@ def count_arrays(net: Network, domain, *, method: str = "fast", time_limit: Opti
         frontier=(tuple(readonly(np.asarray(f, dtype=bool)) for f in stats["frontier"])
                   if status is RegionStatus.MAX_REGIONS and "frontier" in stats else None),
     ), X, P
+
+
+def region_objects(net: Network, P: np.ndarray, X: np.ndarray) -> tuple:
+    """The ``Region`` of each certified pattern P[i] (bool) with its witness X[i], and its affine map
+    (what ``count_regions(return_regions=True)`` returns, serial or parallel)."""
+    A, c = output_maps(net, P) if P.shape[0] else (np.zeros((0,)), np.zeros((0,)))
+    return tuple(Region(readonly(P[i]), readonly(X[i]), readonly(A[i]), readonly(c[i])) for i in range(P.shape[0]))

@@ -39,12 +39,11 @@ from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, Tolerances
 from mipnet.parallel import run_units
 
-from .common import RegionStatus, is_int, readonly
-from .engine import count_arrays
+from .common import RegionStatus, is_int
+from .engine import count_arrays, region_objects
 from .merge import merge_linear as merge_linear_regions
-from .merge import output_maps
 from .problem import prepare
-from .results import Region, RegionCount
+from .results import RegionCount
 from .sink import PatternLP
 
 __all__ = ["count_regions_parallel", "prefix_domain", "region_unit", "split_prefix", "UNIT_REGIONS",
@@ -294,8 +293,7 @@ def count_regions_parallel(
         linear = merge_linear_regions(prob, B, PatternLP(prob))
     region_list = None
     if return_regions:
-        A, c = output_maps(net, B) if n else (np.zeros((0,)), np.zeros((0,)))
-        region_list = tuple(Region(readonly(B[i]), readonly(X[i]), readonly(A[i]), readonly(c[i])) for i in range(n))
+        region_list = region_objects(net, B, X)
     exact = status is RegionStatus.COMPLETE
     message = (f"{len(runs)} units ({rep.splits} splits, {rep.retries} retries) on {rep.workers} workers: "
                + ("the count is exact" if exact else f"{status.value}: the count is a lower bound"))
