@@ -134,7 +134,7 @@ class LPBounds(Case):
     """Exact LP tightening (every unstable neuron's min and max, every output's): 220 LPs."""
 
     name = "LP bounds 784-100-100-10 on [0,1]^784, exact"
-    kw = {"sign_only": False}
+    kw = {"sign_only": False, "start": "symbolic"}
 
     def __init__(self):
         self.net, self.dom = Network.random([784, 100, 100, 10], seed=0), Box(0, 1, dim=784)
@@ -142,14 +142,13 @@ class LPBounds(Case):
     def serial(self):
         from mipnet.bounds import lp_bounds
 
-        return lp_bounds(self.net, self.dom, **self.kw, **({"start": "symbolic"} if self.kw else {}))
+        return lp_bounds(self.net, self.dom, **self.kw)
 
     def parallel(self, client):
         from mipnet.bounds.lp_parallel import lp_bounds_parallel
 
         self.reports = []
-        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports, **self.kw,
-                                  **({"start": "symbolic"} if self.kw else {}))
+        return lp_bounds_parallel(self.net, self.dom, executor=client, report=self.reports, **self.kw)
 
     def units(self, r):
         return [u.seconds for rep in self.reports for u in rep.runs]
