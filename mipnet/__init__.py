@@ -38,6 +38,12 @@ from mipnet.core.errors import (
     UnsupportedLayerError,
 )
 
+from mipnet.core.malloc import tune_malloc as _tune_malloc
+
+# numpy's medium-sized temporaries come from the heap, not from fresh mappings (2-4x on the bounds
+# of 784-input nets; mipnet.core.malloc); MIPNET_MALLOC=system keeps the system's settings
+_tune_malloc()
+
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it (loaded on first access).

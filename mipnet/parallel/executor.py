@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import ctypes
 import gc
 import logging
 import socket
@@ -283,47 +282,8 @@ def _sender(channel):
     return lambda msg: worker.log_event(channel, msg)
 
 
-#: what :func:`tune_malloc` did in this process: None (not asked yet), True or False
-MALLOC_TUNED: Optional[bool] = None
-
-
-def tune_malloc() -> bool:
-    """On a Dask worker (Linux, glibc), fix malloc's mmap threshold at 32 MB and its trim threshold
-    at 64 MB with ``mallopt`` (the limits glibc's adaptive mode reaches), once per process; True if
-    it did (:data:`MALLOC_TUNED`). Every unit calls it; other processes are left alone.
-
-    A worker runs its units in a thread, whose malloc arena gave the pages of numpy's large
-    temporaries back and faulted them in again: the 9,808-box equivalence proof of
-    bench_parallel.py took 14.4 s in a thread against 12.5-12.9 s in the main thread, 11.1 s in a
-    thread with these thresholds. Worse, Dask's nannies start workers with
-    ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``; :func:`local_cluster`
-    drops it, ``dask worker`` on a cluster keeps it), which pins the mmap threshold at 128 KB: the
-    same proof took 26.8 s on such a worker, 12.8 s after this call."""
-    global MALLOC_TUNED
-    if MALLOC_TUNED is None:
-        MALLOC_TUNED = _tune_malloc()
-    return MALLOC_TUNED
-
-
-def _tune_malloc() -> bool:
-    if not sys.platform.startswith("linux") or "distributed" not in sys.modules:  # a worker has it loaded
-        return False
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except ValueError:  # not in a Dask worker: this process's malloc is the user's
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, 32 << 20)) and bool(libc.mallopt(-1, 64 << 20))  # M_MMAP_, M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc
-        return False
-
-
 def _timed(fn, unit, deadline, key=None, channel=None):
     """``fn(unit, deadline)`` with the seconds it ran (measured where it ran, not queue time)."""
-    tune_malloc()
     send = _sender(channel)
     _RUNNING.ctx = None if send is None else [key, send, time.monotonic()]
     t0 = time.perf_counter()
