@@ -184,6 +184,41 @@ def test_interval_bounds_cover_the_rounding_of_long_dot_products():
         assert b.layers[0].lower[0] <= exact <= b.layers[0].upper[0]
 
 
+def test_symbolic_first_layer_is_the_interval_layer_on_a_box_and_tighter_on_a_ball():
+    """On a box the first layer's back-substitution is the interval form (not repeated); on an
+    L1 ball its support function is tighter than the ball's bounding box."""
+    from mipnet import L1Ball
+
+    net = Network.random([6, 12, 8, 2], seed=3)
+    dom = Box(-0.7, 1.3, dim=6)
+    ia, sym = interval_bounds(net, dom).layers[0], symbolic_bounds(net, dom).layers[0]
+    assert np.array_equal(ia.lower, sym.lower) and np.array_equal(ia.upper, sym.upper)
+    ball = L1Ball(np.full(6, 0.3), 0.5, -1, 1)
+    ia, sym = interval_bounds(net, ball).layers[0], symbolic_bounds(net, ball).layers[0]
+    assert np.all(sym.upper - sym.lower < 0.8 * (ia.upper - ia.lower))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_symbolic_bounds_contain_the_exact_values_at_every_vertex(seed):
+    """Exact rational forward passes at every vertex of boxes whose ends are not dyadic (the
+    midpoint and radius of the concretisation are rounded): every layer's bounds contain them."""
+    import itertools
+    from fractions import Fraction
+
+    rng = np.random.default_rng(seed)
+    net = Network.random([4, 10, 10, 3], seed=seed)
+    lo = rng.uniform(-2, 1, size=4) + 0.1
+    dom = Box(lo, lo + rng.uniform(1e-12, 1.0, size=4) / 3)
+    b = symbolic_bounds(net, dom)
+    for v in itertools.product(*zip(dom.lower, dom.upper)):
+        h = [Fraction(float(x)) for x in v]
+        for k, (W, bias) in enumerate(net.layers):
+            y = [sum((Fraction(float(w)) * x for w, x in zip(row, h)), Fraction(float(c))) for row, c in zip(W, bias)]
+            lb = b.layers[k]
+            assert all(Fraction(float(l)) <= yi <= Fraction(float(u)) for l, yi, u in zip(lb.lower, y, lb.upper))
+            h = [max(yi, Fraction(0)) for yi in y]
+
+
 @pytest.mark.parametrize("options", [{}, LP_OPTIONS], ids=["highs-defaults", "lp-options"])
 def test_lp_widening_covers_the_solver_tolerance(options):
     # small weights: the LP optimum is ~1e-3 while HiGHS's absolute tolerances (1e-7) leave

@@ -77,56 +77,19 @@ def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBou
     accumulated rounding error and intersected with interval bounds.
     """
     ia = interval_layers(net, domain.lower, domain.upper)
-    xl, xu = domain.lower, domain.upper
-    xmag = np.maximum(np.abs(xl), np.abs(xu))
-    u = UNIT_ROUNDOFF
+    xmag = np.maximum(np.abs(domain.lower), np.abs(domain.upper))
     layers: list[LayerBounds] = []
     relax = []  # per hidden layer j: (sl, su, tu, line error, |y^j| bound, |W_j| |h^{j-1}| + |b_j|)
     hmag_prev = xmag
-    n_layers = len(net.layers)
     for k, (W_full, b_full) in enumerate(net.layers):
-        rows = None
-        if initial is not None and k < n_layers - 1:
-            il = initial[k]
-            rows = np.flatnonzero((il.lower < 0) & (il.upper > 0))
-            if rows.size == W_full.shape[0]:
-                rows = None
-        W, b = (W_full, b_full) if rows is None else (W_full[rows], b_full[rows])
-        # the upper bounds of y (first n rows) and of -y (the lower bounds, negated) as one stack:
-        # L h + c over h = h^{k-1}; e: accumulated rounding errors (negation is exact)
-        n = W.shape[0]
-        L = np.concatenate([W, -W])
-        c = np.concatenate([b, -b])
-        e = np.zeros(2 * n)
-        for j in range(k - 1, -1, -1):
-            sl, su, tu, e_line, ymag, wmag = relax[j]
-            g = gamma(su.size + 1)
-            P, N = np.maximum(L, 0), np.minimum(L, 0)
-            # relaxation: the upper line where the coefficient is positive, the lower one elsewhere
-            e += P @ (e_line + g * tu) + g * np.abs(c)
-            c = c + P @ tu
-            L = P * su + N * sl
-            # y^j = W_j h^{j-1} + b_j: the products Lambda W_j and Lambda b_j, and the rounded Lambda
-            e += np.abs(L) @ (u * ymag + g * wmag) + g * np.abs(c)
-            Wj, bj = net.layers[j]
-            c = c + L @ bj
-            L = L @ Wj
-        g0 = gamma(xl.size + 2)
-        up = np.maximum(L, 0) @ xu + np.minimum(L, 0) @ xl + c
-        e += g0 * (np.abs(L) @ xmag + np.abs(c))
-        if not domain.is_box:  # hook: the exact support of an L1 ball (Domain.support), rounding widened
-            up = np.minimum(up, domain.support(L) + c)
-            g1 = gamma(2 * xl.size + 4)
-            e += 3 * g1 * (np.abs(L) @ xmag + np.abs(c))
-        # doubled: the error sums are rounded too
-        up = up + 2.0 * e + np.where(e > 0, _TINY, 0.0)
-        lo_r, hi_r = -up[n:], up[:n]
-        lo, hi = ia[k].lower.copy(), ia[k].upper.copy()
-        sel = slice(None) if rows is None else rows
-        lo[sel] = np.maximum(lo[sel], lo_r)
-        hi[sel] = np.minimum(hi[sel], hi_r)
-        if initial is not None:
-            lo, hi = np.maximum(lo, initial[k].lower), np.minimum(hi, initial[k].upper)
+        if k == 0 and domain.is_box:
+            # over a box the first layer's linear functions are the interval bounds (the same
+            # closed form up to the rounding terms): nothing to back-substitute
+            lo, hi = ia[0].lower.copy(), ia[0].upper.copy()
+            if initial is not None:
+                lo, hi = np.maximum(lo, initial[0].lower), np.minimum(hi, initial[0].upper)
+        else:
+            lo, hi = _back_substitute(net, domain, k, W_full, b_full, relax, ia, initial)
         lb = LayerBounds(lo, np.maximum(hi, lo))
         layers.append(lb)
         if k < len(net.layers) - 1:
@@ -136,6 +99,61 @@ def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBou
             relax.append((sl, su, tu, e_line, ymag, wmag))
             hmag_prev = np.maximum(lb.upper, 0.0)
     return layers
+
+
+def _back_substitute(net, domain, k, W_full, b_full, relax, ia, initial):
+    """Layer k's bounds by back-substitution through the relaxations ``relax`` of the layers
+    before it (see :func:`symbolic_layers`), intersected with ``ia[k]`` and ``initial[k]``."""
+    xl, xu = domain.lower, domain.upper
+    u = UNIT_ROUNDOFF
+    n_layers = len(net.layers)
+    rows = None
+    if initial is not None and k < n_layers - 1:
+        il = initial[k]
+        rows = np.flatnonzero((il.lower < 0) & (il.upper > 0))
+        if rows.size == W_full.shape[0]:
+            rows = None
+    W, b = (W_full, b_full) if rows is None else (W_full[rows], b_full[rows])
+    # the upper bounds of y (first n rows) and of -y (the lower bounds, negated) as one stack:
+    # L h + c over h = h^{k-1}; e: accumulated rounding errors (negation is exact)
+    n = W.shape[0]
+    L = np.concatenate([W, -W])
+    c = np.concatenate([b, -b])
+    e = np.zeros(2 * n)
+    for j in range(k - 1, -1, -1):
+        sl, su, tu, e_line, ymag, wmag = relax[j]
+        g = gamma(su.size + 1)
+        P, N = np.maximum(L, 0), np.minimum(L, 0)
+        # relaxation: the upper line where the coefficient is positive, the lower one elsewhere
+        e += P @ (e_line + g * tu) + g * np.abs(c)
+        c = c + P @ tu
+        L = P * su + N * sl
+        # y^j = W_j h^{j-1} + b_j: the products Lambda W_j and Lambda b_j, and the rounded Lambda
+        e += np.abs(L) @ (u * ymag + g * wmag) + g * np.abs(c)
+        Wj, bj = net.layers[j]
+        c = c + L @ bj
+        L = L @ Wj
+    # max over the box in midpoint-radius form, L mid + |L| rad: |mid| + rad >= |x| on the box up
+    # to the rounding of mid and rad, which the doubled gamma term covers (as in interval_layer)
+    g0 = gamma(xl.size + 2)
+    mid, rad = (xl + xu) / 2, (xu - xl) / 2
+    absL = np.abs(L)
+    up = L @ mid + absL @ rad + c
+    e += g0 * (absL @ (np.abs(mid) + rad) + np.abs(c))
+    if not domain.is_box:  # hook: the exact support of an L1 ball (Domain.support), rounding widened
+        up = np.minimum(up, domain.support(L) + c)
+        g1 = gamma(2 * xl.size + 4)
+        e += 3 * g1 * (absL @ (np.abs(mid) + rad) + np.abs(c))
+    # doubled: the error sums are rounded too
+    up = up + 2.0 * e + np.where(e > 0, _TINY, 0.0)
+    lo_r, hi_r = -up[n:], up[:n]
+    lo, hi = ia[k].lower.copy(), ia[k].upper.copy()
+    sel = slice(None) if rows is None else rows
+    lo[sel] = np.maximum(lo[sel], lo_r)
+    hi[sel] = np.minimum(hi[sel], hi_r)
+    if initial is not None:
+        lo, hi = np.maximum(lo, initial[k].lower), np.minimum(hi, initial[k].upper)
+    return lo, hi
 
 
 def symbolic_bounds(net: Network, domain) -> Bounds:
