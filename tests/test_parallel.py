@@ -40,13 +40,26 @@ def _profiler_enabled():
     return dask.config.get("distributed.worker.profile.enabled")
 
 
-def test_local_cluster_workers_run_without_the_profiler(client):
-    """The statistical profiler (10 ms stack samples) is off on local_cluster's workers, and the
-    caller's dask config is left as it was."""
+def _quiet_settings():
     import dask
 
+    from mipnet.parallel.executor import QUIET_CALLBACKS
+
+    return {k: dask.config.get(k) for k in QUIET_CALLBACKS}
+
+
+def test_local_cluster_workers_run_without_the_profiler(client):
+    """The statistical profiler (10 ms stack samples) is off on local_cluster's workers, their
+    periodic callbacks run at QUIET_CALLBACKS's intervals, and the caller's dask config is left as
+    it was."""
+    import dask
+
+    from mipnet.parallel.executor import QUIET_CALLBACKS
+
     assert set(client.run(_profiler_enabled).values()) == {False}
+    assert list(client.run(_quiet_settings).values()) == [QUIET_CALLBACKS] * 2
     assert dask.config.get("distributed.worker.profile.enabled") is True
+    assert dask.config.get("distributed.admin.tick.interval") != QUIET_CALLBACKS["distributed.admin.tick.interval"]
 
 
 # ---------------------------------------------------------------------------- units for the engine tests
