@@ -405,6 +405,35 @@ def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
     assert g2.__reduce__()[1][0] is g._packed  # no stacking again on the way out
 
 
+def test_a_final_frontier_packs_without_its_layers_as_the_copies_would():
+    """At a run's end a unit packs its open boxes without layer bounds and slopes straight into
+    columns: the same boxes as packing copies made by _without_layers, and the boxes it packed
+    keep their layers (nothing is copied or changed)."""
+    import pickle
+
+    from mipnet.analyses.bab import _pack_boxes, _Search, _unpack_list, _without_layers
+
+    pair, prop, dom, opts = _provable(7)
+    common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
+    s = _Search(pair, prop, opts, common, 4)
+    s.push(evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common))
+    for _ in range(3):
+        s.round(None)
+    boxes = s.summary(False)["open"].boxes
+    assert len(boxes) > 5 and all(o.layers is not None for o in boxes)
+    packed = _pack_boxes(boxes, layers=False)
+    assert packed[0] == "columns" and packed[1]["layers"] is None
+    assert all(o.layers is not None for o in boxes)
+    via_copies = _unpack_list(_pack_boxes([_without_layers(o) for o in boxes]))
+    got = _unpack_list(pickle.loads(pickle.dumps(OpenBoxes._of(packed)))._packed)
+    assert len(got) == len(via_copies) == len(boxes)
+    for a, b in zip(got, via_copies):
+        assert a.layers is None and a.slopes is None
+        assert (a.key, a.bound, a.best, a.split) == (b.key, b.bound, b.best, b.split)
+        np.testing.assert_array_equal(a.lower, b.lower)
+        np.testing.assert_array_equal(a.upper, b.upper)
+
+
 def test_boxes_parked_at_the_end_of_a_distributed_run_count_as_if_pushed():
     """The open boxes that come back at a distributed run's end stay in their stacked columns
     (parked): the count, the bound and the largest open box are those of the same boxes pushed."""
