@@ -372,13 +372,10 @@ def test_parent_bounds_are_stacked_from_one_buffer_per_box_as_from_the_layers():
             assert np.array_equal(b, np.stack([p[k].upper for p in parents]))
 
 
-def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
-    """Unpickled open boxes stay stacked: dealing them into units (by bound, then key) slices the
-    columns without making an object per box, gives the same groups as dealing the objects, and a
-    group pickles its columns as they are."""
-    import pickle
-
-    from mipnet.analyses.bab import _deal, _Search
+def _small_frontier():
+    """The open boxes (OpenBoxes, with their layer bounds) after 3 rounds of a search of the
+    provable pair of seed 7."""
+    from mipnet.analyses.bab import _Search
 
     pair, prop, dom, opts = _provable(7)
     common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
@@ -386,7 +383,18 @@ def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
     s.push(evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common))
     for _ in range(3):
         s.round(None)
-    boxes = s.summary(False)["open"]
+    return s.summary(False)["open"]
+
+
+def test_a_returned_frontier_is_dealt_from_its_stacked_columns():
+    """Unpickled open boxes stay stacked: dealing them into units (by bound, then key) slices the
+    columns without making an object per box, gives the same groups as dealing the objects, and a
+    group pickles its columns as they are."""
+    import pickle
+
+    from mipnet.analyses.bab import _deal
+
+    boxes = _small_frontier()
     back = pickle.loads(pickle.dumps(boxes))
     assert back._boxes is None and len(back) == len(boxes) > 5
     mine, theirs = _deal(boxes, 3), _deal(back, 3)
@@ -411,15 +419,9 @@ def test_a_final_frontier_packs_without_its_layers_as_the_copies_would():
     keep their layers (nothing is copied or changed)."""
     import pickle
 
-    from mipnet.analyses.bab import _pack_boxes, _Search, _unpack_list, _without_layers
+    from mipnet.analyses.bab import _pack_boxes, _unpack_list, _without_layers
 
-    pair, prop, dom, opts = _provable(7)
-    common = dict(domain=None, sensitivity=np.ones(5), aligned=False)
-    s = _Search(pair, prop, opts, common, 4)
-    s.push(evaluate_box(pair, prop, dom.lower, dom.upper, opts, 0, **common))
-    for _ in range(3):
-        s.round(None)
-    boxes = s.summary(False)["open"].boxes
+    boxes = _small_frontier().boxes
     assert len(boxes) > 5 and all(o.layers is not None for o in boxes)
     packed = _pack_boxes(boxes, layers=False)
     assert packed[0] == "columns" and packed[1]["layers"] is None
