@@ -185,6 +185,71 @@ def test_evaluate_boxes_vectorised_equals_per_box_and_branch_and_bound_agrees():
     assert r1.upper <= prop.proven and r1.witness is None
 
 
+def test_child_bounds_hold_on_each_half_and_travel_with_the_box():
+    """An open vectorised box bounds both halves along its split input from its own linear
+    functions: each bound contains the property's measure at 4,000 points of its half (and at
+    its vertices), is at most the box's bound, and survives packing into columns."""
+    import itertools
+
+    from mipnet.analyses.bab import _pack_boxes, _unpack_list
+
+    pair, prop, dom, opts = _provable(3)
+    rng = np.random.default_rng(6)
+    checked = 0
+    for w in (0.9, 0.5, 0.25):
+        lo, hi = _boxes(rng, 16, w)
+        tasks = lambda p: [((pair, p, lo[b], hi[b], opts, 100 + b), dict(aligned=False)) for b in range(16)]  # noqa: E731
+        # a threshold below most boxes' bounds (the bounds do not depend on it): open boxes whose
+        # halves their lines may close
+        prop_w = LinfGap(0.85 * float(np.median([o.bound for o in evaluate_boxes(tasks(prop))]))).with_tol(1e-6)
+        outs = evaluate_boxes(tasks(prop_w))
+        for o in outs:
+            if o.child_bounds is None:
+                continue
+            d = o.split
+            mid = o.lower[d] + (o.upper[d] - o.lower[d]) / 2
+            for j, (a, b) in enumerate(((o.lower, np.where(np.arange(5) == d, mid, o.upper)),
+                                        (np.where(np.arange(5) == d, mid, o.lower), o.upper))):
+                half = Box(a, b)
+                X = np.concatenate([half.sample(4000, seed=checked), np.array(list(itertools.product(*zip(a, b))))])
+                v = prop_w.measure(pair.net_a.forward(X), pair.net_b.forward(X))
+                assert v.max() <= o.child_bounds[j] <= o.bound
+                checked += 1
+        back = _unpack_list(_pack_boxes([o for o in outs if not o.closed and o.witness is None]))
+        assert [o.child_bounds for o in back] == [o.child_bounds for o in outs if not o.closed and o.witness is None]
+    assert checked >= 10
+
+
+def test_halves_closed_by_their_parents_lines_leave_the_proof_unchanged():
+    """Halves whose parent's linear functions already prove them close without an evaluation:
+    the proof, its bound and its best point are those of a search that evaluates every half (the
+    parents' child bounds removed), with fewer boxes evaluated."""
+    from mipnet.analyses import bab as B
+
+    pair, prop, dom, opts = _provable(7)
+    prop = LinfGap(prop.eps / 1.2 * 1.02).with_tol(1e-6)  # 2 % above the sampled gap: a deeper tree
+    evaluated = []
+    orig_eval, orig_child = B.evaluate_boxes, B._child_bounds
+
+    def counting(tasks):
+        evaluated[-1] += len(tasks)
+        return orig_eval(tasks)
+
+    try:
+        B.evaluate_boxes = counting
+        evaluated.append(0)
+        r1 = branch_and_bound(pair, prop, dom, options=opts, time_limit=120)
+        B._child_bounds = lambda *a, **k: None
+        evaluated.append(0)
+        r0 = branch_and_bound(pair, prop, dom, options=opts, time_limit=120)
+    finally:
+        B.evaluate_boxes, B._child_bounds = orig_eval, orig_child
+    assert str(r1.status) == str(r0.status) == "proven"
+    assert r1.upper <= prop.proven and r0.upper <= prop.proven
+    assert r1.lower == r0.lower
+    assert evaluated[0] < evaluated[1]
+
+
 def test_deep_boxes_get_the_light_search_in_both_paths():
     """Boxes at depth >= deep_search x inputs get the light search (their centre alone), by their
     key alone: the vectorised and the per-box paths find the same best points, the centre on deep

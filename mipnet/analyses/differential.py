@@ -471,7 +471,8 @@ def box_bounds_batch(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     return out, Lu, Ll
 
 
-def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, parent_layers=None, rows=None):
+def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, parent_layers=None, rows=None,
+                     lines: bool = False):
     """:func:`box_bounds` (``aligned=False``) on N boxes at once (``lower``, ``upper``: (N, n0)):
     ``(list of BoxBounds, Lu, Ll, M, sizes)`` where ``Lu[b], Ll[b]`` (rows x n0) are the input
     coefficients of the upper and lower linear bounds of the difference network's output rows
@@ -493,7 +494,9 @@ def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     the box; intersected in, and only the parent's unstable neurons are back-substituted).
     ``rows``: None or the indices of the output rows to back-substitute (a property's
     ``box_rows``: an epsilon gap reads only ``f - g``); the others keep their interval bounds
-    and zero coefficients in ``Lu``, ``Ll``.
+    and zero coefficients in ``Lu``, ``Ll``. ``lines=True`` appends :class:`RowLines`: the
+    back-substituted rows' linear functions with their error terms, which bound those rows on
+    every sub-box too (:meth:`RowLines.over`).
     """
     from mipnet.bounds.batch import concretize_batch, linear_bounds_batch, symbolic_layers_batch
 
@@ -576,8 +579,43 @@ def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     out = [BoxBounds(lo[j, :mo], hi[j, :mo], lo[j, mo:2 * mo], hi[j, mo:2 * mo], lo[j, 2 * mo:3 * mo],
                      hi[j, 2 * mo:3 * mo], lo[j, 3 * mo:], hi[j, 3 * mo:], int(unstable[j])) for j in range(N)]
     n0 = xl.shape[1]
+    extra = (RowLines(sel, Lu.reshape(N, sel.size, n0), Ll.reshape(N, sel.size, n0), cu.reshape(N, sel.size),
+                      cl.reshape(N, sel.size), eu.reshape(N, sel.size), el.reshape(N, sel.size), w[:, sel]),) \
+        if lines else ()
     if sel.size == n_rows:
-        return out, Lu.reshape(N, n_rows, n0), Ll.reshape(N, n_rows, n0), M, sizes
+        return (out, Lu.reshape(N, n_rows, n0), Ll.reshape(N, n_rows, n0), M, sizes) + extra
     Lu_all, Ll_all = np.zeros((N, n_rows, n0)), np.zeros((N, n_rows, n0))
     Lu_all[:, sel], Ll_all[:, sel] = Lu.reshape(N, sel.size, n0), Ll.reshape(N, sel.size, n0)
-    return out, Lu_all, Ll_all, M, sizes
+    return (out, Lu_all, Ll_all, M, sizes) + extra
+
+
+@dataclass(frozen=True, eq=False)
+class RowLines:
+    """The linear bounds of output rows ``sel`` of the difference network on N boxes (from
+    :func:`box_bounds_chunk`): ``Ll x + cl - 2 el <= y_r(x) <= Lu x + cu + 2 eu`` for x in box b,
+    before the rounding of the concretisation and of the product's output weights (``w``, from
+    the box's last hidden layer, valid on its sub-boxes). Over a sub-box the same functions give
+    sound bounds at the cost of one concretisation (:meth:`over`): a parent's bound on its child."""
+
+    sel: np.ndarray
+    Lu: np.ndarray  #: (N, rows, n0)
+    Ll: np.ndarray
+    cu: np.ndarray  #: (N, rows)
+    cl: np.ndarray
+    eu: np.ndarray
+    el: np.ndarray
+    w: np.ndarray
+
+    def over(self, boxes: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple:
+        """Sound ``(lo, hi)``, each (K, rows), of rows ``sel`` on the sub-boxes ``[lower[i],
+        upper[i]]`` of boxes ``boxes[i]`` (K of them)."""
+        from mipnet.bounds.batch import concretize_batch
+
+        boxes = np.asarray(boxes, dtype=np.int64)
+        K, r, n0 = boxes.size, self.sel.size, self.Lu.shape[2]
+        lo, hi = concretize_batch(self.Lu[boxes].reshape(K * r, n0), self.Ll[boxes].reshape(K * r, n0),
+                                  self.cu[boxes].reshape(-1), self.cl[boxes].reshape(-1),
+                                  self.eu[boxes].reshape(-1), self.el[boxes].reshape(-1),
+                                  np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64),
+                                  np.repeat(np.arange(K), r))
+        return lo.reshape(K, r) - self.w[boxes], hi.reshape(K, r) + self.w[boxes]
