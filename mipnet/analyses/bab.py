@@ -555,7 +555,7 @@ def _child_bounds(prop, pair: DiffPair, bbs: list, lines, outs: list) -> None:
     split input, from the box's own linear functions concretised over the half (sound there: a
     half is a sub-box), intersected with the box's bounds. A half whose bound is already at most
     ``prop.proven`` closes without being evaluated (:meth:`_Search.round`): in the student pair's
-    proof on [-0.3, 0.3]^5, 2,266 of the 9,791 boxes that closed."""
+    proof on [-0.3, 0.3]^5, 2,276 of the 9,793 boxes that closed (11.6 % of the boxes)."""
     idx = [b for b, o in enumerate(outs) if not o.closed and o.witness is None]
     if not idx:
         return
