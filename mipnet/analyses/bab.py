@@ -1280,15 +1280,18 @@ def branch_and_bound(pair: DiffPair, prop, domain: Domain, *, time_limit: Option
         from mipnet.parallel import workers_of
 
         spread = 0 if executor is None else 2 * workers_of(executor)
+        last = 0.0  # the last round's seconds: a round that would end past the deadline is not started
         while s.running() and (executor is None or len(s.heap) < spread):
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and time.perf_counter() + last >= deadline:
                 s.status = Status.TIME_LIMIT
                 break
             if max_boxes is not None and s.evaluated >= max_boxes:
                 s.status = Status.INCOMPLETE
                 s.notes.append(f"stopped after {s.evaluated} boxes (max_boxes)")
                 break
+            t_round = time.perf_counter()
             s.round(deadline)
+            last = time.perf_counter() - t_round
             if bar is not None:
                 bar.update(s.evaluated - bar.n)
                 bar.set_postfix(closed=s.closed, open=len(s.heap),
