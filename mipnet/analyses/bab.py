@@ -524,8 +524,7 @@ def _evaluate_batch(pair: DiffPair, prop, opts: BabOptions, tasks) -> list:
             if witnesses[-1] is None and not bounds[b] <= prop.proven and opts.split == "bound":
                 rows = prop.bab_rows(bb)
                 if rows:
-                    lo_all = np.concatenate([bb.d_lo, bb.fa_lo, bb.fb_lo, bb.spec_lo])
-                    hi_all = np.concatenate([bb.d_hi, bb.fa_hi, bb.fb_hi, bb.spec_hi])
+                    lo_all, hi_all = bb.rows()
                     worst = max(rows, key=lambda r: -lo_all[r[0]] if r[1] > 0 else hi_all[r[0]])
                     COEF[b] = Ll[b, worst[0]] if worst[1] > 0 else Lu[b, worst[0]]
         sens = {id(kw.get("sensitivity")) for _, kw in part}
@@ -567,36 +566,36 @@ def _child_bounds(prop, pair: DiffPair, bbs: list, lines, outs: list) -> None:
     D = np.array([outs[b].split for b in idx])
     half = np.array([(outs[b].upper[d] - outs[b].lower[d]) / 2 for b, d in zip(idx, D)])
     drop = np.maximum(np.abs(lines.Lu[B, :, D]), np.abs(lines.Ll[B, :, D])).sum(axis=1) * half
-    idx = [b for b, ok in zip(idx, np.array([outs[b].bound for b in idx]) - drop <= prop.proven) if ok]
+    reach = np.array([outs[b].bound for b in idx]) - drop <= prop.proven
+    split = {b: _halves(outs[b]) for b, ok in zip(idx, reach) if ok}
+    idx = [b for b, h in split.items() if h]  # (a box too small to split stays open as it is)
     if not idx:
         return
-    lo_c, hi_c = [], []
-    for b in idx:
-        o = outs[b]
-        d = o.split
-        mid = o.lower[d] + (o.upper[d] - o.lower[d]) / 2  # as _Search.round splits it
-        hi1, lo2 = o.upper.copy(), o.lower.copy()
-        hi1[d], lo2[d] = mid, mid
-        lo_c += [o.lower, lo2]
-        hi_c += [hi1, o.upper]
-    rlo, rhi = lines.over(np.repeat(idx, 2), np.stack(lo_c), np.stack(hi_c))
+    halves = [h for b in idx for h in split[b]]
+    rlo, rhi = lines.over(np.repeat(idx, 2), np.stack([h[0] for h in halves]), np.stack([h[1] for h in halves]))
     # every row's bounds on each half: the box's, the back-substituted rows tightened over the half
-    LO = np.repeat(np.stack([np.concatenate([bbs[b].d_lo, bbs[b].fa_lo, bbs[b].fb_lo, bbs[b].spec_lo]) for b in idx]),
-                   2, axis=0)
-    HI = np.repeat(np.stack([np.concatenate([bbs[b].d_hi, bbs[b].fa_hi, bbs[b].fb_hi, bbs[b].spec_hi]) for b in idx]),
-                   2, axis=0)
+    rows = [bbs[b].rows() for b in idx]
+    LO = np.repeat(np.stack([r[0] for r in rows]), 2, axis=0)
+    HI = np.repeat(np.stack([r[1] for r in rows]), 2, axis=0)
     LO[:, lines.sel] = np.maximum(LO[:, lines.sel], rlo)
     HI[:, lines.sel] = np.minimum(HI[:, lines.sel], rhi)
     np.maximum(HI, LO, out=HI)
-    m = pair.m
     for i, b in enumerate(idx):
-        cb = []
-        for r in (2 * i, 2 * i + 1):
-            lo, hi = LO[r], HI[r]
-            child = BoxBounds(lo[:m], hi[:m], lo[m:2 * m], hi[m:2 * m], lo[2 * m:3 * m], hi[2 * m:3 * m], lo[3 * m:],
-                              hi[3 * m:], bbs[b].unstable)
-            cb.append(min(float(prop.upper(child)), outs[b].bound))
+        cb = [min(float(prop.upper(BoxBounds.from_rows(LO[r], HI[r], pair.m, bbs[b].unstable))), outs[b].bound)
+              for r in (2 * i, 2 * i + 1)]
         object.__setattr__(outs[b], "child_bounds", (cb[0], cb[1]))
+
+
+def _halves(o: BoxOutcome) -> tuple:
+    """The two halves ``((lower, upper), (lower, upper))`` of box ``o`` along its split input, or
+    () when its midpoint is not strictly inside (a box too small to split)."""
+    d = o.split
+    mid = o.lower[d] + (o.upper[d] - o.lower[d]) / 2
+    if not (o.lower[d] < mid < o.upper[d]):
+        return ()
+    hi1, lo2 = o.upper.copy(), o.lower.copy()
+    hi1[d], lo2[d] = mid, mid
+    return (o.lower, hi1), (lo2, o.upper)
 
 
 def _stored_rows(M: np.ndarray) -> np.ndarray:
@@ -996,18 +995,15 @@ class _Search:
         self.pending = popped
         tasks, stuck, closed_now = [], [], []
         for o in popped:
-            d = o.split
-            mid = o.lower[d] + (o.upper[d] - o.lower[d]) / 2
-            if not (o.lower[d] < mid < o.upper[d]):
+            halves = _halves(o)
+            if not halves:
                 stuck.append(o)
                 continue
-            hi1, lo2 = o.upper.copy(), o.lower.copy()
-            hi1[d], lo2[d] = mid, mid
-            for j, (lo_c, hi_c) in enumerate(((o.lower, hi1), (lo2, o.upper))):
+            for j, (lo_c, hi_c) in enumerate(halves):
                 key = 2 * o.key + 1 + j
                 bound = o.bound if o.child_bounds is None else min(o.bound, o.child_bounds[j])
                 if bound <= self.prop.proven:  # the parent's linear functions already close this half
-                    closed_now.append(BoxOutcome(key, lo_c, hi_c, float(bound), -np.inf, None, None, True, d))
+                    closed_now.append(BoxOutcome(key, lo_c, hi_c, float(bound), -np.inf, None, None, True, o.split))
                     continue
                 # (as stored: a box turns them into float64, the vectorised boxes once per chunk)
                 tasks.append(((self.pair, self.prop, lo_c, hi_c, self.opts, key),

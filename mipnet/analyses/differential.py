@@ -333,6 +333,19 @@ class BoxBounds:
     bounds_b: Optional[Bounds] = None
     product_layers: Optional[tuple] = None  #: the difference network's layer bounds (for alpha-CROWN, children)
 
+    def rows(self) -> tuple:
+        """``(lower, upper)`` of every output row of the difference network (:attr:`DiffPair.product`),
+        in its order: ``d``, ``f``, ``g``, then the spec rows."""
+        return (np.concatenate([self.d_lo, self.fa_lo, self.fb_lo, self.spec_lo]),
+                np.concatenate([self.d_hi, self.fa_hi, self.fb_hi, self.spec_hi]))
+
+    @classmethod
+    def from_rows(cls, lo: np.ndarray, hi: np.ndarray, m: int, unstable: int, *rest) -> "BoxBounds":
+        """The bounds of the product's output rows ``lo``, ``hi`` (laid out as :meth:`rows`; ``m``
+        outputs per net) as a BoxBounds; ``rest``: ``bounds_a``, ``bounds_b``, ``product_layers``."""
+        return cls(lo[:m], hi[:m], lo[m:2 * m], hi[m:2 * m], lo[2 * m:3 * m], hi[2 * m:3 * m], lo[3 * m:], hi[3 * m:],
+                   unstable, *rest)
+
 
 def _row_widening(row_mag: tuple, layers: list) -> np.ndarray:
     """Rounding of the product's output weights: ``2 gamma_{k+1} (M_W |h| + M_b)`` (Higham, Thm 3.1)."""
@@ -398,17 +411,14 @@ def refine_rows(pair: DiffPair, bb: BoxBounds, rows, lower: np.ndarray) -> BoxBo
     """
     layers = list(bb.product_layers)
     w = _row_widening(pair.row_mag, layers)
-    lo = np.concatenate([bb.d_lo, bb.fa_lo, bb.fb_lo, bb.spec_lo])
-    hi = np.concatenate([bb.d_hi, bb.fa_hi, bb.fb_hi, bb.spec_hi])
+    lo, hi = bb.rows()
     for (i, s), v in zip(rows, np.asarray(lower, dtype=np.float64)):
         if s > 0:
             lo[i] = max(lo[i], v - w[i])
         else:
             hi[i] = min(hi[i], -v + w[i])
     hi = np.maximum(hi, lo)
-    m = pair.m
-    return BoxBounds(lo[:m], hi[:m], lo[m:2 * m], hi[m:2 * m], lo[2 * m:3 * m], hi[2 * m:3 * m], lo[3 * m:],
-                     hi[3 * m:], bb.unstable, bb.bounds_a, bb.bounds_b, bb.product_layers)
+    return BoxBounds.from_rows(lo, hi, pair.m, bb.unstable, bb.bounds_a, bb.bounds_b, bb.product_layers)
 
 
 # ---------------------------------------------------------------------------- one pair, many boxes
@@ -576,8 +586,7 @@ def box_bounds_chunk(pair: DiffPair, lower: np.ndarray, upper: np.ndarray, paren
     every = hidden + [(out_lo, out_hi)]
     M = np.concatenate([lo_k for lo_k, _ in every] + [hi_k for _, hi_k in every], axis=1)
     sizes = [lo_k.shape[1] for lo_k, _ in every]
-    out = [BoxBounds(lo[j, :mo], hi[j, :mo], lo[j, mo:2 * mo], hi[j, mo:2 * mo], lo[j, 2 * mo:3 * mo],
-                     hi[j, 2 * mo:3 * mo], lo[j, 3 * mo:], hi[j, 3 * mo:], int(unstable[j])) for j in range(N)]
+    out = [BoxBounds.from_rows(lo[j], hi[j], mo, int(unstable[j])) for j in range(N)]
     n0 = xl.shape[1]
     extra = (RowLines(sel, Lu.reshape(N, sel.size, n0), Ll.reshape(N, sel.size, n0), cu.reshape(N, sel.size),
                       cl.reshape(N, sel.size), eu.reshape(N, sel.size), el.reshape(N, sel.size), w[:, sel]),) \
