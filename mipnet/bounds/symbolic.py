@@ -89,7 +89,7 @@ def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBou
             if initial is not None:
                 lo, hi = np.maximum(lo, initial[0].lower), np.minimum(hi, initial[0].upper)
         else:
-            lo, hi = _back_substitute(net, domain, k, W_full, b_full, relax, ia, initial)
+            lo, hi = _back_substitute(net, domain, k, relax, ia, initial)
         lb = LayerBounds(lo, np.maximum(hi, lo))
         layers.append(lb)
         if k < len(net.layers) - 1:
@@ -101,9 +101,10 @@ def symbolic_layers(net: Network, domain: Domain, initial=None) -> list[LayerBou
     return layers
 
 
-def _back_substitute(net, domain, k, W_full, b_full, relax, ia, initial):
+def _back_substitute(net, domain, k, relax, ia, initial):
     """Layer k's bounds by back-substitution through the relaxations ``relax`` of the layers
     before it (see :func:`symbolic_layers`), intersected with ``ia[k]`` and ``initial[k]``."""
+    W_full, b_full = net.layers[k]
     xl, xu = domain.lower, domain.upper
     u = UNIT_ROUNDOFF
     n_layers = len(net.layers)
