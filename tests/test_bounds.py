@@ -488,6 +488,27 @@ def test_tighten_neurons_warm_basis_and_seen_signs():
         tighten_neurons(net, dom, sym, 1, open1, sign_only=True, seen=(np.ones(3, bool), np.ones(3, bool)))
 
 
+def test_relaxation_basis_started_from_the_last_layers_basis():
+    """The output layer's basis, started from the second layer's (extended), is optimal for the
+    same LP (the same objective as a cold start's) and starts its groups to the same bounds."""
+    from mipnet.bounds import tighten_neurons
+    from mipnet.bounds.lp import relaxation_basis
+
+    net = Network.random([30, 40, 30, 3], seed=2)
+    dom = Box(-1, 1, dim=30)
+    sym = symbolic_bounds(net, dom)
+    open1 = np.flatnonzero((sym.layers[1].lower < 0) & (sym.layers[1].upper > 0))
+    first = relaxation_basis(net, dom, sym, 1, open1)
+    cold = relaxation_basis(net, dom, sym, 2)
+    warm = relaxation_basis(net, dom, sym, 2, start=first)
+    assert first is not None and cold is not None and warm is not None
+    assert warm[0].size == cold[0].size > first[0].size and warm[1].size == cold[1].size > first[1].size
+    outs = [tighten_neurons(net, dom, sym, 2, np.arange(3), basis=b) for b in (None, cold, warm)]
+    for o in outs[1:]:
+        tol = 1e-6 * (1 + np.abs(outs[0].lower) + np.abs(outs[0].upper))
+        assert np.all(np.abs(o.lower - outs[0].lower) <= tol) and np.all(np.abs(o.upper - outs[0].upper) <= tol)
+
+
 def test_chain_order_is_a_permutation_of_nearest_neighbours():
     from mipnet.bounds.lp import chain_order
 

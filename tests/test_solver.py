@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import highspy
 import numpy as np
 import pytest
 
@@ -126,6 +127,42 @@ def test_basis_round_trip_starts_a_copy_of_the_lp_warm():
     assert second.highs.getInfo().simplex_iteration_count == 0
     with pytest.raises(InvalidArgumentError, match="basis of 20 columns and 29 rows"):
         second.set_basis((basis[0], basis[1][:-1]))
+
+
+def test_extended_basis_starts_a_larger_model_at_the_same_optimum():
+    """A basis of a model's first columns and rows, extended (``extend=True``: added slacks basic,
+    added columns at a finite bound), is accepted by a model built on top of it, and the solve from
+    there reaches the cold start's optimum; a free added column is nonbasic at zero."""
+    rng = np.random.default_rng(1)
+    A, A2, c = rng.normal(size=(30, 20)), rng.normal(size=(12, 26)), rng.normal(size=26)
+
+    def model(extra: bool):
+        m = LinearModel(options={"presolve": "off"})
+        x = m.add_cols(-np.ones(20), np.ones(20))
+        m.add_rows(-INF * np.ones(30), np.ones(30), A, cols=x)
+        if not extra:
+            m.set_objective(x, c[:20], maximize=True)
+            return m
+        y = m.add_cols(np.r_[np.zeros(5), -INF], np.r_[np.full(5, 2.0), INF])  # the last one free
+        m.add_rows(-INF * np.ones(12), np.ones(12), A2, cols=np.r_[x, y])
+        m.add_rows(np.array([-3.0]), np.array([3.0]), np.ones((1, 1)), cols=y[-1:])
+        m.set_objective(np.r_[x, y], c, maximize=True)
+        return m
+
+    small = model(False)
+    assert small.solve().status is SolveStatus.OPTIMAL
+    basis = small.get_basis()
+    cold = model(True).solve()
+    big = model(True)
+    assert big.set_basis(basis, extend=True)
+    b = big.highs.getBasis()
+    assert [int(s) for s in b.col_status[20:]] == [int(highspy.HighsBasisStatus.kLower)] * 5 + \
+        [int(highspy.HighsBasisStatus.kZero)]
+    assert all(int(s) == int(highspy.HighsBasisStatus.kBasic) for s in b.row_status[30:])
+    warm = big.solve()
+    assert warm.status is SolveStatus.OPTIMAL and warm.objective == pytest.approx(cold.objective, abs=1e-7)
+    with pytest.raises(InvalidArgumentError, match="basis of 26 columns"):
+        small.set_basis(big.get_basis(), extend=True)  # a larger basis is no prefix
 
 
 def test_target_stops_at_first_good_solution():

@@ -117,6 +117,7 @@ def lp_bounds_parallel(
         return Interrupted("LP bounds interrupted", partial=partial)
 
     n_layers = len(net.layers)
+    last_basis: dict = {}
     for l in range(n_layers):
         is_output = l == n_layers - 1
         if (l == 0 and not domain.has_constraints) or (is_output and not output):
@@ -135,8 +136,11 @@ def lp_bounds_parallel(
                 todo = todo[~wit.unstable(l)[todo]]
             n_groups = min(todo.size, max(-(-todo.size // int(group_size)), MIN_GROUPS))
             groups = [g for g in np.array_split(todo, n_groups) if g.size] if todo.size else []
-            # one warm start for every group (a cold start costs about ten warm LPs on a 784-input layer)
-            basis = relaxation_basis(net, domain, layers, l, todo) if len(groups) > 1 else None
+            # one warm start for every group (a cold start costs about ten warm LPs on a 784-input layer),
+            # itself started from the last layer's (whose model is the first part of this one)
+            basis = (relaxation_basis(net, domain, layers, l, todo, start=last_basis.get(l - 1))
+                     if len(groups) > 1 else None)
+            last_basis = {l: basis} if basis is not None else {}
         except KeyboardInterrupt:
             raise interrupted(l) from None
         opts = {"tol": float(tol), "time_limit_per_lp": time_limit_per_lp, "sign_only": sign_layer, "seen": seen,

@@ -431,10 +431,24 @@ class LinearModel:
         return (np.fromiter((int(x) for x in b.col_status), dtype=np.int8, count=len(b.col_status)),
                 np.fromiter((int(x) for x in b.row_status), dtype=np.int8, count=len(b.row_status)))
 
-    def set_basis(self, basis: tuple) -> bool:
+    def set_basis(self, basis: tuple, *, extend: bool = False) -> bool:
         """Start the next LP solve from ``basis`` (from :meth:`get_basis` on a model with the same
-        columns and rows). Returns False, leaving the solver as it was, if HiGHS rejects it."""
+        columns and rows). Returns False, leaving the solver as it was, if HiGHS rejects it.
+
+        ``extend=True``: ``basis`` is that of a model whose columns and rows are the first ones of
+        this model (this model was built from it by adding columns and rows); the added rows'
+        slacks are basic and the added columns nonbasic at a finite bound (zero if free), which
+        is again a basis (the added slacks complete the old basis matrix)."""
         cols, rows = (np.asarray(a, dtype=np.int64) for a in basis)
+        if extend and cols.size <= self._num_cols and rows.size <= self._num_rows:
+            status = highspy.HighsBasisStatus
+            lp = self.highs.getLp()
+            lo = np.asarray(lp.col_lower_)[cols.size:]
+            hi = np.asarray(lp.col_upper_)[cols.size:]
+            new = np.where(np.isfinite(lo), int(status.kLower),
+                           np.where(np.isfinite(hi), int(status.kUpper), int(status.kZero)))
+            cols = np.concatenate([cols, new])
+            rows = np.concatenate([rows, np.full(self._num_rows - rows.size, int(status.kBasic))])
         if cols.size != self._num_cols or rows.size != self._num_rows:
             raise InvalidArgumentError(f"basis of {cols.size} columns and {rows.size} rows for a model of "
                                        f"{self._num_cols} columns and {self._num_rows} rows")
