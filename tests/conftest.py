@@ -1,14 +1,22 @@
 """Shared fixtures: small random networks, the shared models folder, executed notebooks."""
 
 import os
+import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mipnet import Box, Network
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+# A suite started as a background job of a non-interactive shell (as some CI runners start it)
+# inherits SIGINT ignored, and so do its xdist workers and their children: Python then installs
+# no KeyboardInterrupt handler, and mipnet (like any program) rightly ignores Ctrl-C. The interrupt
+# tests send SIGINT to this process and to children: handle it by default here (a caught signal
+# is reset to the default in a child at exec, so the children handle it too).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

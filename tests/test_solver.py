@@ -165,6 +165,29 @@ def test_extended_basis_starts_a_larger_model_at_the_same_optimum():
         small.set_basis(big.get_basis(), extend=True)  # a larger basis is no prefix
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_process_that_ignores_sigint_solves_through_it():
+    """Started with SIGINT ignored (a background job), the process ignores Ctrl-C inside a solve
+    too: the MILP runs to its time limit instead of stopping at the signal."""
+    code = """
+        import json, signal, sys
+        sys.path.insert(0, %r)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from test_solver import _market_split
+        print("ready", flush=True)
+        r = _market_split().solve(time_limit=2.5)
+        print(json.dumps({"status": r.status.value}))
+    """ % os.path.dirname(__file__)
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "time_limit"
+
+
 def test_target_stops_at_first_good_solution():
     m, _ = _knapsack(40)
     full = m.solve(time_limit=20)

@@ -544,7 +544,9 @@ class LinearModel:
         only sets a flag; HiGHS's interrupt callbacks (Python code, run by the solving
         thread) let that handler run and then ask HiGHS to stop. Running HiGHS in a
         worker thread instead leaves its thread pool joinable at exit when interrupted,
-        and the process aborts ("terminate called without an active exception").
+        and the process aborts ("terminate called without an active exception"). A process
+        that ignores SIGINT (a background job of a non-interactive shell inherits ``SIG_IGN``)
+        gets no handler: it ignored Ctrl-C outside the solves, and now inside them too.
         """
         guarded = (
             self._interruptible
@@ -560,6 +562,9 @@ class LinearModel:
             self._subscribed = True
         self._stop.clear()
         previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:  # this process ignores Ctrl-C (e.g. a background job): so does the solve
+            self._run_direct()
+            return False
         try:
             signal.signal(signal.SIGINT, lambda signum, frame: self._stop.set())
         except (ValueError, OSError):  # not allowed here: solve without the guard
