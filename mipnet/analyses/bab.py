@@ -1090,12 +1090,12 @@ def subtree_unit(task, deadline):
     for o in roots:
         s.push(o)
 
-    def packing():
-        return FINAL_PACK_PER_BOX * len(s.heap) if deadline is not None else 0.0
+    def packing():  # (without a deadline run_end is inf, and the final check below is not made)
+        return FINAL_PACK_PER_BOX * len(s.heap)
 
     last = 0.0  # the last round's seconds: a round that would end past ``end`` is not started
     try:
-        while s.running() and time.perf_counter() + last < end and time.perf_counter() + last + packing() < run_end:
+        while s.running() and time.perf_counter() + last < min(end, run_end - packing()):
             t = time.perf_counter()
             s.round(end)
             last = time.perf_counter() - t
