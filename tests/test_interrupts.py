@@ -222,10 +222,10 @@ def test_stability_interrupted_keeps_only_proven_claims(monkeypatch):
     net = Network.random([4, 10, 10, 2], seed=0, bias_scale=1.0)
     dom = Box(-1.0, 1.0, dim=4)
     bounds = lp_bounds(net, dom)
-    full = find_stable_neurons(net, dom, bounds=bounds, samples=0, search_steps=0, branching=False)
+    full = find_stable_neurons(net, dom, bounds=bounds, samples=0, search_steps=0, branching=False, ascent=False)
     assert full.complete and full.num_milps >= 3
     _interrupt_solve(monkeypatch, 2)
-    part = find_stable_neurons(net, dom, bounds=bounds, samples=0, search_steps=0, branching=False)
+    part = find_stable_neurons(net, dom, bounds=bounds, samples=0, search_steps=0, branching=False, ascent=False)
     assert part.status == "interrupted" and not part.complete and part.num_milps == 2
     assert part.num_unknown > 0 and "interrupted" in part.message
     for a, b in zip(part.states, full.states):

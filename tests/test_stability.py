@@ -44,6 +44,15 @@ def _check_claims(net, dom, res, n=10_000):
         assert not np.any(np.isin(ls.states[both], (-1, 1)))
 
 
+def _same_states_fewer_milps(a, b):
+    """``a`` (a search with an extra step) and ``b`` (without it): both complete, the same exact
+    states, fewer MILPs for ``a``."""
+    assert a.complete and b.complete
+    for la, lb in zip(a.layers, b.layers):
+        np.testing.assert_array_equal(la.states, lb.states)
+    assert a.num_milps < b.num_milps
+
+
 @pytest.mark.parametrize("widths,seed", NETS)
 def test_methods_agree_and_claims_hold(widths, seed):
     net = _net(widths, seed)
@@ -272,8 +281,9 @@ def test_per_neuron_time_slices_give_the_exact_answer():
     cannot starve the others); with time enough the answer is the unlimited one."""
     net = Network.random([4, 10, 10, 8, 2], seed=4, bias_scale=1.0)
     dom = Box(-1.0, 1.0, dim=4)
-    free = find_stable_neurons(net, dom, bounds="symbolic", samples=20, search_steps=0)
-    sliced = find_stable_neurons(net, dom, bounds="symbolic", samples=20, search_steps=0, time_limit=120.0)
+    kw = dict(bounds="symbolic", samples=20, search_steps=0, ascent=False)  # the witnesses left to MILPs
+    free = find_stable_neurons(net, dom, **kw)
+    sliced = find_stable_neurons(net, dom, time_limit=120.0, **kw)
     assert free.complete and sliced.complete and sliced.num_milps >= 1
     assert all(np.array_equal(a.states, b.states) for a, b in zip(free.layers, sliced.layers))
     sliced.check(net, dom.sample(5000, seed=0, include_vertices=True), dom)
@@ -287,13 +297,9 @@ def test_branch_and_bound_claims_match_the_exact_milp(seed):
     net = Network.random([5, 16, 16, 12, 2], seed=seed)
     net = Network.from_layers([(W, b - 0.3 * np.abs(W).sum(1) * (seed % 2)) for W, b in net.layers])
     dom = Box(-1, 1, dim=5)
-    kw = dict(bounds="symbolic", samples=20, search_steps=0)
+    kw = dict(bounds="symbolic", samples=20, search_steps=0, ascent=False)
     a = find_stable_neurons(net, dom, branching=True, **kw)
-    b = find_stable_neurons(net, dom, branching=False, **kw)
-    assert a.complete and b.complete
-    for la, lb in zip(a.layers, b.layers):
-        np.testing.assert_array_equal(la.states, lb.states)
-    assert a.num_milps < b.num_milps
+    _same_states_fewer_milps(a, find_stable_neurons(net, dom, branching=False, **kw))
     a.check(net, np.random.default_rng(seed).uniform(-1, 1, size=(100_000, 5)), dom)
     if seed % 2:
         assert any("bab" in set(ls.proof) for ls in a.layers)
@@ -321,3 +327,48 @@ def test_sign_branch_and_bound_proves_and_finds_witnesses():
     assert pr.any() and (ans.status == "witness").any()
     assert np.all(smax[pr] <= ans.bound[pr] + 1e-12) and np.all(ans.bound[pr] <= 0)
     assert np.all(ans.branches >= 1)
+
+
+@pytest.mark.parametrize("domain", ["box", "polytope", "l1"])
+def test_dc_ascent_climbs_stays_in_the_domain_and_below_the_exact_bounds(domain):
+    """NeuronAscent (DC ascent by LPs, layers 2 and 3 of a 4-layer net): from the domain's centre each
+    run ends no lower than it started, every point it visits lies in the domain and its value is
+    that of a float64 forward pass, and no value exceeds the exact (complete per-neuron MILP) bound."""
+    from mipnet import L1Ball
+    from mipnet.analyses.ascent import NeuronAscent
+
+    net = Network.random([6, 20, 20, 20, 3], seed=0)
+    if domain == "box":
+        dom = Box(-1, 1, dim=6)
+    elif domain == "polytope":
+        dom = Polytope(np.array([[1.0, 1, 1, 0, 0, 0], [0, 0, 0, -1, 1, -1]]), np.array([0.5, 0.8]), -1, 1)
+    else:
+        dom = L1Ball(np.zeros(6), 2.0, -1, 1)
+    exact = find_stable_neurons(net, dom, branching=False, search_steps=0, ascent=False, samples=10)
+    assert exact.complete
+    x0 = dom.sample(1, seed=0)[0] if domain == "polytope" else np.zeros(6)
+    for l in (1, 2):
+        asc = NeuronAscent(net, dom, l)
+        reached = 0
+        for i in range(20):
+            for sign in (1.0, -1.0):
+                x, v, trail = asc.run(i, sign, x0)
+                assert v >= asc.value(x0, i, sign)[0] - 1e-12
+                assert v == pytest.approx(sign * net.preactivations(x[None])[l][0, i], abs=1e-12)
+                if trail:
+                    assert np.all(dom.contains(np.asarray(trail)))
+                bound = exact.layers[l].upper[i] if sign > 0 else -exact.layers[l].lower[i]
+                assert v <= bound + 1e-7
+                reached += (v > 0) == (bound > exact.tol)  # the sign the exact search found
+        assert reached >= 30  # a local method, but from the centre it finds most signs (36-40 of 40 seen)
+
+
+def test_dc_ascent_finds_witnesses_the_data_does_not_show():
+    """Without samples, data or gradient steps, the ascent alone shows neurons of layers 2-3 unstable
+    (before any MILP); the states equal those of the search without it, and the claims hold."""
+    net = Network.random([6, 20, 20, 20, 3], seed=1)
+    dom = Box(-1, 1, dim=6)
+    kw = dict(samples=0, search_steps=0, branching=False)
+    on = find_stable_neurons(net, dom, ascent=True, **kw)
+    _same_states_fewer_milps(on, find_stable_neurons(net, dom, ascent=False, **kw))
+    _check_claims(net, dom, on)

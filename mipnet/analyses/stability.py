@@ -429,6 +429,41 @@ class _Search:
                         found += self.harvest(np.concatenate(trail))
         return found
 
+    def dc_ascent(self, X: np.ndarray, *, starts: int = 8, until: Optional[float] = None) -> int:
+        """Look for witnesses of the open neurons of hidden layers 2.. by DC ascent
+        (:class:`mipnet.analyses.ascent.NeuronAscent`: a few LPs per start, each optimal over the
+        whole domain for the tangent of the convex part), from the ``starts`` inputs of X with the
+        largest ``sign * y_i``, round by round (every open question's best start first). A
+        heuristic like :meth:`gradient_search`; every point visited is harvested. Stops at
+        ``until`` or the search's deadline; returns the neurons that gained a witness.
+        """
+        from mipnet.analyses.ascent import NeuronAscent
+
+        if len(X) == 0:
+            return 0
+        found = 0
+        end = self.deadline if until is None else until
+        for l in range(1, self.L):
+            needs = {1.0: self.needs_pos, -1.0: self.needs_neg}
+            questions = [(int(i), sign) for sign in (1.0, -1.0) for i in np.flatnonzero(needs[sign](l))]
+            if not questions:
+                continue
+            asc = NeuronAscent(self.net, self.domain, l)
+            yl = self.net.preactivations(X)[l]
+            order = {q: np.argsort(-q[1] * yl[:, q[0]])[:starts] for q in questions}
+            for k in range(starts):
+                for q in questions:
+                    if self.timed_up() or (until is not None and time.perf_counter() >= until):
+                        return found
+                    i, sign = q
+                    if k >= order[q].size or not needs[sign](l)[i]:
+                        continue  # settled by an earlier start or question's points
+                    _, _, trail = asc.run(i, sign, X[order[q][k]], until=end)
+                    if trail:
+                        P = np.asarray(trail)
+                        found += self.harvest(P[in_domain(self.domain, P)])
+        return found
+
     def branch_and_bound(self, until: Optional[float] = None, max_leaves: int = 4096) -> int:
         """Settle open neurons of hidden layers 2.. by branch and bound on the ReLUs before them
         (beta-CROWN style, :func:`mipnet.bounds.branching.sign_branch_and_bound`), layer by layer.
@@ -941,6 +976,7 @@ def find_stable_neurons(
     search_steps: int = 20,
     solver_options: Optional[dict] = None,
     branching: bool = True,
+    ascent: bool = True,
     executor=None,
     progress: bool = False,
 ) -> StabilityResult:
@@ -988,6 +1024,11 @@ def find_stable_neurons(
         proofs rest on sound bounds of every leaf, witnesses are re-checked inputs. Under a time
         limit it takes at most :data:`BAB_SHARE` of the time left (and at most 16384 branches per
         question); without one, at most 1024 branches per question. Default True.
+    ascent : bool
+        Before the branch and bound, a local search for witnesses of the open neurons of hidden
+        layers 2..: DC ascent by LPs (:class:`mipnet.analyses.ascent.NeuronAscent`) from the 8
+        best inputs seen per question; within :data:`SEARCH_SHARE` of the time left, with the
+        gradient search. Default True.
     executor : None, concurrent.futures.Executor or dask.distributed.Client
         Where the per-neuron MILPs run (:func:`stability_unit` groups per layer, merged in a
         fixed order); None: in this process. ``method="per_neuron"`` only.
@@ -1023,10 +1064,15 @@ def find_stable_neurons(
             bounds = compute_bounds(net, domain, method=bounds or "auto")
         s = _Search(net, domain, bounds, float(tol), deadline, options)
         s.harvest(X)
-        if search_steps:  # a heuristic: at most SEARCH_SHARE of the time left, the rest for the proofs
-            left = remaining(deadline)
-            until = None if left is None else time.perf_counter() + SEARCH_SHARE * left
-            s.gradient_search(X, steps=int(search_steps), seed=seed, until=until)
+        # heuristics: at most SEARCH_SHARE of the time left (half of it for the gradient search when
+        # the ascent follows), the rest for the proofs
+        left = remaining(deadline)
+        until = None if left is None else time.perf_counter() + SEARCH_SHARE * left
+        if search_steps:
+            half = None if left is None else time.perf_counter() + SEARCH_SHARE * left * (0.5 if ascent else 1.0)
+            s.gradient_search(X, steps=int(search_steps), seed=seed, until=half)
+        if ascent:
+            s.dc_ascent(X, until=until)
         if branching and not s.timed_up():
             left = remaining(deadline)
             until = None if left is None else time.perf_counter() + BAB_SHARE * left
