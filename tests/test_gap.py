@@ -9,6 +9,7 @@ dense random sampling, the data points, float64 forward passes of every witness.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -399,3 +400,71 @@ def test_bounds_by_name_same_exact_gap_and_clear_errors():
         pruning_gap(f, g, dom, bounds="exact")
     with pytest.raises(InvalidArgumentError, match="bounds must be a method name"):
         pruning_gap(f, g, dom, bounds=3)
+
+
+# ---------------------------------------------------------------------------- badly scaled pairs (fuzzing)
+def test_a_dead_neuron_with_a_huge_bias_does_not_make_the_milp_prove_a_false_bound():
+    """A neuron dead on the domain (bias -1e6) once set the problem's output scale, so that the real
+    gap (3.45e-4) fell below HiGHS's tolerances in the scaled units and the cutoff MILP "proved"
+    eps = 0.95 x gap. Its value never reaches the output: the scale now ignores it."""
+    from mipnet.analyses.equivalence import verify_equivalence
+    from mipnet.analyses.joint import max_output_gap
+
+    bias = np.array([0.0, -1e6])
+    A = Network([np.array([[0.0, -0.002], [0.0, 0.0]]), np.array([[0.3, 0.0]])], [bias, np.zeros(1)])
+    B = Network([np.array([[0.0008, -0.001], [0.0, 0.0]]), np.array([[0.25, 0.0]])], [bias, np.zeros(1)])
+    dom = Box([-0.5, -0.7], [0.8, 0.6])
+    gap = float(np.abs(A.forward(np.array([-0.5, -0.7])) - B.forward(np.array([-0.5, -0.7])))[0])  # a corner
+    eps = 0.95 * gap
+    for engine in ("milp", "bab"):
+        r = verify_equivalence(A, B, dom, mode="epsilon", epsilon=eps, engine=engine)
+        assert r.verdict == "not_equivalent" and r.gap_upper_bound >= gap - 1e-12
+    g = max_output_gap(A, B, dom, threshold=eps)
+    assert g.upper >= gap - 1e-12
+    assert pruning_gap(A, B, dom).upper >= gap - 1e-12
+
+
+def test_layers_of_very_different_magnitudes_give_bounds_not_false_proofs():
+    """f = 0 against a 2-input chain whose layers grow from 1e3 to 1e11 on an L1 ball: one output
+    scale left the first layer at 1e-8 in the MILP's units, where HiGHS's tolerances are 10 % errors,
+    and pruning_gap claimed an exact 7.86e11 for a gap of 8e11 at a vertex of the ball. Now the MILPs'
+    margins carry the amplified tolerance: bounds that hold, and no false `equivalent`."""
+    from mipnet import L1Ball
+    from mipnet.analyses.equivalence import verify_equivalence
+
+    Z = np.zeros
+    A = Network([Z((2, 2)), Z((2, 2)), Z((2, 2)), Z((1, 2))], [Z(2), Z(2), Z(2), Z(1)])
+    B = Network([np.array([[0, -2000.0], [1000.0, -2000.0]]), np.array([[0, 0], [1e5, -2e4]]),
+                 np.array([[0, 0], [0, 1e4]]), np.array([[0, 0.5]])], [Z(2), Z(2), Z(2), Z(1)])
+    dom = L1Ball(np.zeros(2), 1.0)
+    gap = abs(float(B.forward(np.array([0.0, -1.0]))[0]))  # 8e11 at a vertex of the ball
+    assert gap == pytest.approx(8e11)
+    pg = pruning_gap(A, B, dom)
+    assert pg.upper >= gap * (1 - 1e-9)
+    for engine in ("milp", "bab"):
+        r = verify_equivalence(A, B, dom, mode="epsilon", epsilon=7e11, engine=engine)
+        assert r.verdict != "equivalent" and r.gap_upper_bound >= gap * (1 - 1e-9)
+        if r.verdict == "not_equivalent":
+            x = r.counterexample
+            assert dom.contains(x[None])[0] and abs(float(B.forward(x)[0])) > 7e11
+
+
+def test_a_badly_scaled_pair_gets_a_sound_gap_instead_of_a_solver_error():
+    """Weights from 1e-6 to 1e6 (a fuzzed pair): HiGHS ended some LPs of the bound tightening
+    "Optimal" without a feasible solution, and the analyses raised SolverError. Such an LP now
+    keeps the bound it had; the gap's bound holds on samples and its witness is re-checked."""
+    from mipnet.analyses.equivalence import verify_equivalence
+
+    z = np.load(os.path.join(os.path.dirname(__file__), "data", "badly_scaled_pair.npz"))
+    A = Network([z[f"a_W{l}"] for l in range(4)], [z[f"a_b{l}"] for l in range(4)])
+    B = Network([z[f"b_W{l}"] for l in range(4)], [z[f"b_b{l}"] for l in range(4)])
+    dom = Box(z["lower"], z["upper"])
+    X = dom.sample(20000, seed=0, include_vertices=True)
+    sampled = float(np.abs(A.forward(X) - B.forward(X)).max())
+    pg = pruning_gap(A, B, dom)
+    assert pg.upper >= sampled * (1 - 1e-9)
+    w = pg.witness
+    assert dom.contains(w[None])[0] and float(np.abs(A.forward(w) - B.forward(w)).max()) == pytest.approx(pg.lower)
+    r = verify_equivalence(A, B, dom, mode="epsilon", epsilon=1.0, engine="milp")
+    assert r.verdict in ("not_equivalent", "unknown")  # the sampled gap is far above 1
+    assert sampled > 1.0

@@ -198,30 +198,53 @@ class Scaling:
 
     input_scale: float = 1.0
     output_scale: float = 1.0
+    #: how far a MILP value may be off in the scaled units beyond the caller's tolerance: 0 when no
+    #: rescaling was needed; else HiGHS's absolute tolerance (``RESOLUTION``) over the smallest
+    #: layer magnitude, since a row violated by that much in a layer of small values is magnified
+    #: to the output by the layers after it. Proofs from MILPs add it to their margins
+    #: (:meth:`margin`), so a badly conditioned pair gets bounds, not false proofs.
+    resolution: float = 0.0
 
     #: magnitudes within [1/BAND, BAND] are left alone
     BAND = 2.0**16
+    #: HiGHS's feasibility tolerances, in units of the values they apply to
+    RESOLUTION = 1e-6
 
     @property
     def identity(self) -> bool:
         return self.input_scale == 1.0 and self.output_scale == 1.0
 
+    def margin(self, tol: float) -> float:
+        """A tolerance ``tol`` of the original units as a proof margin in the scaled units."""
+        return max(float(tol) / self.output_scale, self.resolution)
+
     @classmethod
     def for_problem(cls, nets: Sequence[Network], domain: Domain) -> "Scaling":
-        """Scales that bring the box and the networks' pre-activations near 1 (identity when they are)."""
+        """Scales that bring the box and the networks' pre-activations near 1 (identity when they are).
+
+        The magnitude of a layer is the largest symbolic bound of its neurons that can be positive
+        (a neuron with ``upper <= 0`` outputs 0 whatever its pre-activation: a dead neuron's large
+        bias must not shrink the others' values below the solver's tolerances); every output counts.
+        """
         from mipnet.bounds.symbolic import symbolic_layers
 
         s_in = _power_of_two(float(np.max(np.maximum(np.abs(domain.lower), np.abs(domain.upper)))), cls.BAND)
         if s_in == 1.0 and all(_small_enough(net) for net in nets):
-            mags = [1.0]
-        else:
-            dom_u = cls(s_in, 1.0).domain(domain)
-            mags = []
-            for net in nets:
-                for lb in symbolic_layers(cls(s_in, 1.0).net(net), dom_u):
-                    mags.append(float(np.max(np.maximum(np.abs(lb.lower), np.abs(lb.upper)))))
+            return cls()
+        dom_u = cls(s_in, 1.0).domain(domain)
+        mags = []
+        for net in nets:
+            layers = symbolic_layers(cls(s_in, 1.0).net(net), dom_u)
+            for l, lb in enumerate(layers):
+                live = np.ones(lb.upper.size, dtype=bool) if l == len(layers) - 1 else lb.upper > 0
+                if np.any(live):
+                    mags.append(float(np.max(np.maximum(np.abs(lb.lower[live]), np.abs(lb.upper[live])))))
+        mags = [m for m in mags if m > 0 and math.isfinite(m)] or [1.0]
         s_out = _power_of_two(max(mags), cls.BAND)
-        return cls(s_in, s_out)
+        if s_in == 1.0 and s_out == 1.0 and min(mags) >= 1.0 / cls.BAND:
+            return cls()
+        smallest = min(1.0, min(mags) / s_out)
+        return cls(s_in, s_out, cls.RESOLUTION / smallest)
 
     def net(self, net: Network) -> Network:
         if self.identity:

@@ -274,12 +274,12 @@ def verify_equivalence(
     a = sc.output_scale
     if mode == "top1" or norm == "l1":  # these searches work in the problem's units
         if mode == "top1":
-            r = top1_milps(pair, deadline, tol / a, notes, strategy=top1_strategy)
+            r = top1_milps(pair, deadline, sc.margin(tol), notes, strategy=top1_strategy)
             per_output = tuple(dict(p, status=str(p["status"]), upper=json_float(None if p["upper"] is None
                                                                                else p["upper"] * a))
                                for p in r["pairs"])
         else:
-            r = l1_milps(pair, eps / a, deadline, tol / a, notes)
+            r = l1_milps(pair, eps / a, deadline, sc.margin(tol), notes)
             per_output = ()
         lower, upper, witness = r["lower"] * a, r["upper"] * a, sc.to_input(r["witness"])
         num_milps, timed_out, interrupted = r["num_milps"], r["timed_out"], r["interrupted"]

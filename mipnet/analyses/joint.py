@@ -633,7 +633,7 @@ def gap_search(problem: GapProblem, *, outputs: Optional[Sequence[int]] = None, 
     m = p.net_a.output_dim
     outputs = list(range(m)) if outputs is None else [int(k) for k in outputs]
     thr = None if threshold is None else float(threshold) / a
-    cut = None if thr is None else thr + float(tol) / a
+    cut = None if thr is None else thr + p.scaling.margin(tol)
     D = p.FA - p.FB
     notes: list[str] = []
     todo = [(k, s) for k in outputs for s in (1, -1)]
@@ -725,6 +725,7 @@ def _record_gap_solve(p: GapProblem, e: dict, k: int, s: int, res, cut, thr, not
         return
     db = res.dual_bound
     if db is not None and math.isfinite(db):
+        db += p.scaling.resolution  # how far the solver's values may be off (0 unless rescaled)
         e["upper"] = min(e["upper"], max(db, cut) if cut is not None else db)
     if res.status == "optimal":
         e["status"] = EntryStatus.CUTOFF if cut is not None and e["upper"] <= cut else EntryStatus.OPTIMAL
@@ -1221,7 +1222,7 @@ def l1_search(problem: GapProblem, eps: float, tol: float, deadline, notes: list
     from mipnet.core.errors import Interrupted
 
     a = problem.scaling.output_scale
-    r = l1_milps(problem, eps / a, deadline, tol / a, notes)
+    r = l1_milps(problem, eps / a, deadline, problem.scaling.margin(tol), notes)
     if r["interrupted"]:
         raise Interrupted("interrupted during a leaf MILP")
     wit = problem.scaling.to_input(r["witness"]) if r["status"] == EntryStatus.EXCEEDED else None
@@ -1233,7 +1234,7 @@ def top1_search(problem: GapProblem, tol: float, deadline, notes: list):
     from mipnet.core.errors import Interrupted
 
     a = problem.scaling.output_scale
-    r = top1_milps(problem, deadline, tol / a, notes, strategy="pair")
+    r = top1_milps(problem, deadline, problem.scaling.margin(tol), notes, strategy="pair")
     if r["interrupted"]:
         raise Interrupted("interrupted during a leaf MILP")
     upper = r["upper"] * a

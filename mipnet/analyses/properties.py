@@ -713,7 +713,7 @@ def search_property(problem, prop: Property, *, tol: float = 1e-6, deadline: Opt
     """
     a = problem.scaling.output_scale
     p = prop.scaled(a)
-    t_ = float(tol) / a
+    t_ = problem.scaling.margin(tol)
     out = dict(lower=-np.inf, upper=-np.inf, witness=None, entries=[], num_milps=0, timed_out=False,
                interrupted=False, notes=[])
     try:

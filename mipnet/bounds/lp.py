@@ -546,8 +546,8 @@ def _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, note
                     vals[k] = res.dual_bound
                 else:
                     what = "max" if sense == 1 else "min"
-                    notes.append(f"layer {l + 1} neuron {i}: {what} LP not solved (time limit), "
-                                 "kept the previous bound")
+                    why = "time limit" if res.status == SolveStatus.TIME_LIMIT else res.highs_status
+                    notes.append(f"layer {l + 1} neuron {i}: {what} LP not solved ({why}), kept the previous bound")
         finally:  # also on an interrupt: the values found so far, widened
             done = np.isfinite(vals)
             if np.any(done):

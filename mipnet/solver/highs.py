@@ -38,7 +38,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from mipnet.core.errors import Interrupted, InvalidArgumentError, SolverError
+from mipnet.core.errors import Interrupted, InvalidArgumentError
 
 __all__ = [
     "INF",
@@ -599,8 +599,10 @@ class LinearModel:
             dual_bound = -INF if maximize else INF
         if status == SolveStatus.OPTIMAL and dual_bound is None:
             dual_bound = objective
-        if status == SolveStatus.OPTIMAL and objective is None:
-            raise SolverError(f"HiGHS reported {h.modelStatusToString(ms)} without a solution")
+        if status == SolveStatus.OPTIMAL and objective is None:  # see _lp_result: proves nothing
+            status, dual_bound, gap = SolveStatus.OTHER, None, None
+            return SolveResult(status, f"{h.modelStatusToString(ms)} without a feasible solution", None, None,
+                               values, seconds, maximize, gap, nodes)
         return SolveResult(
             status, h.modelStatusToString(ms), objective, dual_bound, values, seconds, maximize, gap, nodes
         )
@@ -613,9 +615,13 @@ class LinearModel:
         has_sol = h.getInfoValue("primal_solution_status")[1] == 2  # kSolutionStatusFeasible
         values = np.array(h.getSolution().col_value, dtype=np.float64) if has_sol else None
         objective = float(h.getObjectiveValue()) if has_sol else None
+        if status == SolveStatus.OPTIMAL and objective is None:
+            # HiGHS can end a badly scaled model "Optimal" in its scaled form while the unscaled
+            # solution violates the constraints (seen with weights from 1e-6 to 1e6): no solution,
+            # no bound; the caller keeps what it had (status ``other``)
+            return SolveResult(SolveStatus.OTHER, f"{h.modelStatusToString(ms)} without a feasible solution", None,
+                               None, values, seconds, maximize, None, 0)
         if status == SolveStatus.OPTIMAL:
-            if objective is None:
-                raise SolverError(f"HiGHS reported {h.modelStatusToString(ms)} without a solution")
             dual_bound, gap = objective, 0.0
         elif status == SolveStatus.INFEASIBLE:
             dual_bound, gap = (-INF if maximize else INF), None
