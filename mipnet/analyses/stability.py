@@ -44,6 +44,11 @@ stable when the sound bounds of all leaves settle its sign (proof ``"bab"``), sh
 when the minimiser of a branch's bound is an input of the other sign (a harvested witness);
 what it leaves open goes to the MILPs.
 
+Before that (``ascent=True``, the default), the open neurons of hidden layers 2.. get a local
+search by LPs (:class:`mipnet.analyses.ascent.NeuronAscent`: DC ascent, each step optimal over
+the whole domain for the tangent of the convex part), which finds inputs of the open sign that
+sign-gradient steps miss on near-critical neurons.
+
 Soundness rules: a neuron is called stable only by a sound bound or a finished
 solve (never an incumbent); anything not settled within ``time_limit`` (or before
 Ctrl-C) is *unknown*, never stable; every witness is re-checked by the snapped
