@@ -20,6 +20,12 @@ the MILP could not have found (margin below ``margin``), or a neighbour that can
 decided, means the MILP's count is not complete (every missed group of regions borders a
 found one, unless the MILP found none): such regions are counted (they are certified) and
 the count is reported as not exact.
+
+With every neuron stable (by the bounds) no MILP is solved: the domain is one region, whose
+witness is the centre of its certified Chebyshev ball. A MILP that finds no pattern at all
+(every region's margin below ``margin``, or a solver's false "infeasible") does not give a
+count of 0: the region at the domain's centre is certified and walked from, and the count
+is exact only if that region could not have been found by the MILP.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import time
 
 import numpy as np
 
-from mipnet.core.errors import SolverError
+from mipnet.core.errors import InvalidDomainError
 
 from .chebyshev import Decision
 from mipnet.core.numerics import snapped_pattern, snapped_preactivations
@@ -41,10 +47,16 @@ __all__ = ["count_milp", "interior_milp", "MILP_OPTIONS"]
 
 _INF = float("inf")
 
+#: HiGHS options of the region MILPs. ``small_matrix_value`` at HiGHS's least allowed value: by
+#: default HiGHS drops matrix entries of at most 1e-9, and in the normalised network a neuron
+#: whose pre-activation varies over the domain by much less than its magnitude (tiny weights, a
+#: tiny box) has all its input dependence in such entries; without them its pre-activation
+#: column cannot meet its (tight) bounds and the MILP is infeasible.
 MILP_OPTIONS = {
     "mip_feasibility_tolerance": 1e-9,
     "primal_feasibility_tolerance": 1e-9,
     "dual_feasibility_tolerance": 1e-9,
+    "small_matrix_value": 1e-12,
 }
 
 
@@ -115,13 +127,7 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
     stats["unstable"] = unstable
     sink.keep_patterns = True
     if zc.size == 0:
-        # no unstable neuron: one pattern, no binaries
-        res = model.solve()
-        stats["milp_solves"] += 1
-        if not res.has_solution:
-            raise SolverError(f"the MILP of a network without unstable neurons ended with {res.highs_status}")
-        sink.add(np.clip(res.values[nv.input_cols], prob.lower, prob.upper), nv.pattern_from_solution(res.values))
-        return "complete", "no unstable neuron: a single region"
+        return _single_region(prob, sink, nv.pattern_from_solution(np.zeros(model.num_cols)))
 
     def solve(time_left: float):
         res = model.solve(time_limit=min(time_left, 1e9))
@@ -185,12 +191,33 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
             return _stopped(sink)
         sink.tick()
     sink.flush()
+    contradicted = False
+    if sink.count == 0:
+        # The MILP found no pattern at all, yet a domain with interior holds a region. Either every
+        # region has a margin below milp_margin, or HiGHS's "infeasible" is numerical (tolerances,
+        # or matrix entries below its small_matrix_value dropped from a badly scaled network). Walk
+        # from the region of the domain's centre; its region decides which (``found``), and a
+        # visible one means the MILP's proof does not hold.
+        seed = _centre_region(prob, sink)
+        if seed is not None:
+            q, u = seed
+            walk.seen.add(packed_keys(q[None, :])[0])
+            before = invisible
+            found(q, u)
+            contradicted = invisible == before
+            if not walk.explore(q):
+                stats["closure_added"], stats["closure_ambiguous"] = invisible, walk.ambiguous
+                return _stopped(sink)
     if not interleave and not sink.full:
         for p in list(sink.pattern_array()):
             if not walk.explore(p):
                 stats["closure_added"], stats["closure_ambiguous"] = invisible, walk.ambiguous
                 return _stopped(sink)
     stats["closure_added"], stats["closure_ambiguous"] = invisible, walk.ambiguous
+    if contradicted:
+        return "unverified", ("the MILP found no pattern with f >= milp_margin, but the region at the domain's "
+                              "centre has one (numerical trouble in the solver): the count (regions reached from "
+                              "there) is a lower bound")
     if sink.full:
         return "complete", "the MILP proved that no further pattern has f >= milp_margin"
     if invisible or walk.ambiguous:
@@ -200,6 +227,55 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
         return ("incomplete" if invisible else "unverified"), msg
     return "complete", "the MILP proved that no further pattern has f >= milp_margin; no neighbour of a " \
                        "found region is a missed region"
+
+
+def _centre_region(prob: Problem, sink: Sink):
+    """``(pattern, u)`` of a certified region at the domain's Chebyshev centre, counted by the sink;
+    None if the domain or that region has no certified interior."""
+    plp = sink.pattern_lp
+    lp = plp.lp
+    lp.truncate(lp.base)
+    d0, u0, _ = lp.decide(plp.floor())
+    if d0 is not Decision.FULL:
+        return None
+    _, Q = snapped_pattern(prob.net, prob.lift(u0[None, :]), prob.tol)
+    dec, u, _ = plp.decide(Q[0])
+    if dec is not Decision.FULL:
+        return None
+    before = sink.count
+    sink.add(u, Q[0])
+    sink.flush()
+    return (Q[0], u) if sink.count > before else None
+
+
+def _single_region(prob: Problem, sink: Sink, pattern: np.ndarray):
+    """Every neuron is stable on the domain (by the bounds): the domain is one region, ``pattern``.
+
+    There is nothing for the MILP to decide, and it is not asked: its model holds the
+    stable neurons' pre-activation columns bounded by their (tight) bounds, and HiGHS drops
+    matrix entries below its ``small_matrix_value`` -- in a normalised network whose
+    neuron varies over the domain by much less than its magnitude (tiny weights, a tiny
+    box), those entries are the neuron's whole dependence on the input, and the model
+    became infeasible. The region's witness is the centre of the certified Chebyshev ball
+    of the pattern (the domain itself), checked by the sink's float64 forward pass.
+    """
+    plp = sink.pattern_lp
+    dec, u, _ = plp.decide(pattern)
+    if dec is Decision.FULL:
+        sink.add(u, pattern)
+        return "complete", "no unstable neuron: a single region"
+    # the stable pattern has no certified interior: has the domain any?
+    lp = plp.lp
+    lp.truncate(lp.base)
+    d0, _, _ = lp.decide(plp.floor())
+    if d0 is Decision.EMPTY:
+        raise InvalidDomainError("the domain has no interior (its Chebyshev radius is ~0)")
+    if d0 is Decision.FULL:
+        # the bounds call a neuron stable that is not (user-supplied bounds): count the region at the
+        # domain's centre (certified by the sink), as a lower bound
+        _centre_region(prob, sink)
+    return "unverified", ("every neuron is stable by the bounds, but their pattern's region could not be "
+                          "certified: the count (certified regions) is a lower bound")
 
 
 def _stopped(sink: Sink):
