@@ -57,7 +57,9 @@ def count_regions(
     ----------
     net : Network
     domain : Domain or (lower, upper)
-        A box, a clipped L-infinity ball or a polytope.
+        A box, a clipped L-infinity ball, a polytope, or an L1 ball: its 2^n facets become
+        polytope rows, so every method counts on the ball itself, with at most 12 free inputs
+        (:data:`~mipnet.analyses.regions.problem.L1_MAX_FREE`; "vertex": at most 7).
     method : {"fast", "vertex", "lp", "milp"}
         ``"fast"`` picks ``"vertex"`` for at most 7 free inputs and ``"lp"`` otherwise
         (see the package docstring); ``"milp"`` is the Serra et al. 2018 baseline.

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from mipnet.core.domain import L1BallDomain
 from mipnet.core.errors import InvalidArgumentError, InvalidDomainError
 from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, Tolerances
@@ -22,12 +23,12 @@ from .lp import count_lp
 from .merge import merge_linear as _merge_linear
 from .merge import output_maps
 from .milp import count_milp
-from .problem import prepare
+from .problem import L1_MAX_FREE, Problem, prepare
 from .results import Region, RegionCount
 from .sink import PatternLP, Sink
 from .vertex import count_vertex
 
-__all__ = ["count_arrays", "region_objects", "METHODS", "VERTEX_MAX_DIM"]
+__all__ = ["count_arrays", "check_method", "region_objects", "METHODS", "VERTEX_MAX_DIM"]
 
 log = logging.getLogger("mipnet.analyses.regions")
 
@@ -69,6 +70,21 @@ def _settle_solver_threads(timeout: float = 1.0) -> None:
     gc.collect()
 
 
+def check_method(prob: Problem, method: str) -> None:
+    """Error if ``method`` cannot count on the (prepared) problem's domain."""
+    if method == "vertex" and prob.n > 16:
+        raise InvalidArgumentError(
+            f"method='vertex' needs at most 16 free inputs (the box has 2^n vertices), got {prob.n}; "
+            "use method='lp' or 'fast'"
+        )
+    if method == "vertex" and isinstance(prob.domain, L1BallDomain) and prob.n > VERTEX_MAX_DIM:
+        raise InvalidArgumentError(
+            f"method='vertex' takes an L1Ball domain with at most {VERTEX_MAX_DIM} free inputs (each of the "
+            f"ball's 2^n facets cuts the box's vertex set), got {prob.n}; use method='lp', 'milp' or 'fast' "
+            f"(they take an L1 ball with up to {L1_MAX_FREE} free inputs)"
+        )
+
+
 def count_arrays(net: Network, domain, *, method: str = "fast", time_limit: Optional[float] = None,
                  max_regions: Optional[int] = None, keep: bool = False, merge_linear: bool = False,
                  progress: bool = False, tol: float = 1e-12, milp_margin: float = 1e-8, bounds=None,
@@ -79,11 +95,7 @@ def count_arrays(net: Network, domain, *, method: str = "fast", time_limit: Opti
     units of :mod:`.parallel`): the affine maps and the objects cost ~11 % of a unit. The options
     are those of :func:`count_regions`, already checked."""
     prob = prepare(net, domain, tolerances if tolerances is not None else DEFAULT, geo=float(tol))
-    if method == "vertex" and prob.n > 16:
-        raise InvalidArgumentError(
-            f"method='vertex' needs at most 16 free inputs (the box has 2^n vertices), got {prob.n}; "
-            "use method='lp' or 'fast'"
-        )
+    check_method(prob, method)
     algorithm = method if method != "fast" else ("vertex" if prob.n <= VERTEX_MAX_DIM else "lp")
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF

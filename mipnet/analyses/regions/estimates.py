@@ -298,7 +298,7 @@ def parity_lower_bound(
         raise InvalidArgumentError(f"alpha must be > 0, got {alpha!r}")
     if time_limit is not None and not (is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
-    prob = prepare(net, domain)
+    prob = prepare(net, domain, l1_box=True)
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
     rng = np.random.default_rng(seed)
@@ -439,7 +439,7 @@ def network_specific_bound(
 
     if time_limit is not None and not (is_real(time_limit) and time_limit > 0):
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
-    prob = prepare(net, domain)
+    prob = prepare(net, domain, l1_box=True)
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
     bounds = reduced_bounds(prob, bounds)

@@ -33,14 +33,14 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.core.domain import Domain, as_domain
+from mipnet.core.domain import Domain, L1BallDomain, as_domain
 from mipnet.core.errors import InvalidArgumentError, InvalidDomainError
 from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, Tolerances
 from mipnet.parallel import run_units
 
 from .common import RegionStatus, is_int
-from .engine import count_arrays, region_objects
+from .engine import check_method, count_arrays, region_objects
 from .merge import merge_linear as merge_linear_regions
 from .problem import prepare
 from .results import RegionCount
@@ -89,6 +89,8 @@ def prefix_domain(net: Network, domain: Domain, prefix) -> Domain:
     G, h = _prefix_rows(net, prefix)
     if domain.has_constraints:
         G, h = np.vstack([domain.A, G]), np.concatenate([domain.c, h])
+    if isinstance(domain, L1BallDomain):
+        return L1BallDomain(domain.lower, domain.upper, G, h, domain.l1_center, domain.l1_radius)
     return Domain(domain.lower, domain.upper, G, h)
 
 
@@ -238,6 +240,7 @@ def count_regions_parallel(
     t0 = time.perf_counter()
     tols = tolerances if tolerances is not None else DEFAULT
     prob = prepare(net, domain, tols, geo=float(tol))  # validates the network and the domain
+    check_method(prob, method)
     net, dom = prob.net, as_domain(domain, prob.net.input_dim)
     if net.num_hidden_layers == 0:
         return counter(net, dom, method=method, time_limit=time_limit, max_regions=max_regions,

@@ -29,16 +29,18 @@ from typing import Optional
 
 import numpy as np
 
-from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import InvalidDomainError, InvalidNetworkError
+from mipnet.core.domain import Domain, L1BallDomain, as_domain
+from mipnet.core.errors import InvalidArgumentError, InvalidDomainError, InvalidNetworkError
 from mipnet.core.network import Network
 from mipnet.core.numerics import DEFAULT, Tolerances
 
 from .common import check_net
 
-__all__ = ["Problem", "prepare", "reduced_bounds", "layer_maps", "EPS"]
+__all__ = ["Problem", "prepare", "reduced_bounds", "layer_maps", "EPS", "L1_MAX_FREE"]
 
 EPS = float(np.finfo(np.float64).eps)
+#: an L1 ball domain is counted on exactly (its 2^n facets as polytope rows) up to this many free inputs
+L1_MAX_FREE = 12
 
 
 def _pow2(x: np.ndarray) -> np.ndarray:
@@ -93,8 +95,13 @@ class Problem:
         return X
 
 
-def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12) -> Problem:
-    """Validate, fold fixed inputs, and normalise (module docstring)."""
+def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12, *, l1_box: bool = False) -> Problem:
+    """Validate, fold fixed inputs, and normalise (module docstring).
+
+    An L1 ball becomes its facets (:func:`_l1_rows`), rows of the polytope every method works
+    on; with more than :data:`L1_MAX_FREE` free inputs that is an error, unless ``l1_box``
+    (callers for which a superset of the domain is sound): its enclosing box is then kept.
+    """
     net = check_net(net)
     domain = as_domain(domain, net.input_dim)
     lo, hi = domain.lower, domain.upper
@@ -151,6 +158,12 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12) -> Probl
     if domain.has_constraints:
         A = domain.A[:, free] * scale
         c = domain.c - domain.A @ x0
+    if isinstance(domain, L1BallDomain):
+        A1, c1 = _l1_rows(domain, free, x_fixed, center, scale, lower, upper, l1_box)
+        if A1 is not None:
+            A = A1 if A is None else np.vstack([A, A1])
+            c = c1 if c is None else np.concatenate([c, c1])
+    if A is not None:
         nrm = np.linalg.norm(A, axis=1)
         zero = nrm <= 1e-14 * (1.0 + np.abs(c))
         if np.any(zero & (c < -1e-12)):
@@ -161,6 +174,35 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12) -> Probl
         if A.shape[0] == 0:
             A = c = None
     return Problem(net, domain, free, x_fixed, center, scale, rnet, nscale, lower, upper, A, c, tol, float(geo))
+
+
+def _l1_rows(domain: L1BallDomain, free, x_fixed, center, scale, lower, upper, l1_box: bool):
+    """The facets ``sum_i s_i (x_i - l1_center_i) <= l1_radius`` (s in {-1, 1}^n) of an L1 ball as
+    rows ``A u <= c`` in the free normalised coordinates (``x = center + scale u``), the fixed inputs'
+    distance taken off the radius; facets that no point of the box ``[lower, upper]`` reaches are
+    left out. ``(None, None)`` with ``l1_box`` and too many free inputs (the enclosing box stays)."""
+    n = int(free.size)
+    if n > L1_MAX_FREE:
+        if l1_box:
+            return None, None
+        raise InvalidArgumentError(
+            f"an L1Ball domain is supported for at most {L1_MAX_FREE} free inputs (its 2^n facets become "
+            f"the rows of the polytope the region counters work on); this one has {n}: count on a Box, "
+            "LinfBall or Polytope domain instead"
+        )
+    x0 = domain.l1_center
+    fixed = np.ones(x0.size, dtype=bool)
+    fixed[free] = False
+    radius = domain.l1_radius - float(np.abs(x_fixed[fixed] - x0[fixed]).sum())
+    if not radius > 0:
+        raise InvalidDomainError("the domain has no interior: the fixed inputs use up the L1 ball's radius")
+    S = 1.0 - 2.0 * ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1)  # every sign vector
+    A = S * scale
+    c = radius - S @ (center - x0[free])  # one rounding per coordinate in center - x0
+    reach = np.maximum(A * lower, A * upper).sum(axis=1)
+    slack = 8 * EPS * (np.abs(A) @ np.maximum(np.abs(lower), np.abs(upper)) + np.abs(c))
+    keep = reach + slack > c
+    return A[keep], c[keep]
 
 
 def reduced_bounds(prob: Problem, bounds):
