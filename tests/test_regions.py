@@ -800,3 +800,151 @@ def test_count_arrays_holds_the_regions_of_count_regions(method):
     np.testing.assert_array_equal(X, np.stack([g.interior_point for g in full.region_list]))
     ys = net.preactivations(X)
     np.testing.assert_array_equal(np.concatenate([y > 0 for y in ys[:-1]], axis=1), P)
+
+
+# ============================================================================ MILP: badly scaled networks
+def _tiny(widths, seed, s=1e-8):
+    """A random network with every weight and bias times ``s``: each layer's input dependence is
+    ~s times its bias, so in the normalised network the later layers' weights fall below 1e-9."""
+    n0 = Network.random(widths, seed=seed)
+    return Network([W * s for W in n0.weights], [b * s for b in n0.biases])
+
+
+@pytest.mark.parametrize("domain", ["box1e-3", "box1e-5", "box1e-7", "linf_clipped"])
+def test_milp_every_neuron_stable_on_a_tiny_domain_is_one_exact_region(domain):
+    """Regression: with every neuron stable (weights 1e-8, a small domain), the MILP method raised
+    SolverError ("... without unstable neurons ended with Infeasible"): HiGHS dropped the
+    normalised network's sub-1e-9 weights, and the stable neurons' pre-activations could no
+    longer meet their tight bounds. Now: one region, exact, as the vertex and LP methods say."""
+    net = _tiny([2, 4, 4, 1], seed=3 if domain == "linf_clipped" else 1)
+    c = np.array([0.3, -0.2])
+    if domain == "linf_clipped":
+        dom = LinfBall(c, 1.0, c + 1 - 1e-9, None)  # clipped to a box of width 1e-9
+    else:
+        w = float(domain[3:])
+        dom = Box(c - w, c + w)
+    ref = count_regions(net, dom, method="vertex", return_regions=True)
+    r = count_regions(net, dom, method="milp", return_regions=True)
+    assert ref.exact and ref.regions == 1
+    assert r.exact and r.regions == 1 and r.status == "complete"
+    assert _pattern_set(r) == _pattern_set(ref)
+    x = r.region_list[0].interior_point
+    assert dom.contains(x)
+    np.testing.assert_array_equal(np.concatenate([y[0] > 0 for y in net.preactivations(x[None])[:-1]]),
+                                  r.region_list[0].pattern)
+
+
+@pytest.mark.parametrize("seed", [12, 14])
+def test_milp_tiny_weights_with_an_unstable_neuron(seed):
+    """The same dropped weights with an unstable neuron: the first MILP was infeasible and the count
+    0 (not exact). HiGHS now keeps entries down to 1e-12: the exact count of the vertex method."""
+    net = _tiny([2, 5, 4, 1], seed=seed)
+    W1, b1 = net.layers[0]
+    a = W1[0]
+    c = np.array([0.3, -0.2])
+    c = c - (a @ c + b1[0]) / (a @ a) * a  # on the hyperplane of neuron 0: it is unstable on the box
+    dom = Box(c - 1e-2, c + 1e-2)
+    ref = count_regions(net, dom, method="vertex", return_regions=True)
+    r = count_regions(net, dom, method="milp", return_regions=True)
+    assert ref.exact and ref.regions == 2
+    assert r.exact and r.regions == ref.regions and _pattern_set(r) == _pattern_set(ref)
+
+
+def test_milp_false_infeasibility_never_gives_a_zero_count(monkeypatch):
+    """With HiGHS's default small_matrix_value (1e-9) the MILP of this network claims "infeasible"
+    at once. The count must not be 0 for a domain with interior: the region at the domain's
+    centre is certified and walked from, and a count is exact only if every check holds."""
+    import mipnet.analyses.regions.milp as milp
+
+    monkeypatch.setitem(milp.MILP_OPTIONS, "small_matrix_value", 1e-9)
+    net = _tiny([2, 5, 4, 1], seed=12)
+    W1, b1 = net.layers[0]
+    a = W1[0]
+    c = np.array([0.3, -0.2])
+    c = c - (a @ c + b1[0]) / (a @ a) * a
+    dom = Box(c - 1e-2, c + 1e-2)
+    r = count_regions(net, dom, method="milp", return_regions=True)
+    ref = count_regions(net, dom, method="vertex", return_regions=True)
+    assert r.regions >= 1 and _pattern_set(r) <= _pattern_set(ref)
+    if r.exact:
+        assert r.regions == ref.regions
+
+
+# ============================================================================ L1 ball domains
+def _l1_cases():
+    from mipnet import L1Ball
+
+    c = np.array([0.1, -0.2, 0.3])
+    return {
+        "repro": (Network.random([2, 3, 1], seed=0), L1Ball(np.zeros(2), 1.0)),
+        "plain": (Network.random([3, 6, 5, 1], seed=2), L1Ball(c, 1.0)),
+        "clipped": (Network.random([3, 6, 5, 1], seed=2), L1Ball(c, 1.0, -0.5, 0.6)),
+        "fixed_input": (Network.random([3, 6, 5, 1], seed=2), L1Ball(c, 1.0, [-2, 0.1, -2], [2, 0.1, 2])),
+        "centre_outside_clip": (Network.random([2, 7, 1], seed=5), L1Ball(np.array([1.2, 0.0]), 1.0, -1, 1)),
+    }
+
+
+def _patterns_of(net, X):
+    return np.concatenate([y > 0 for y in net.preactivations(X)[:-1]], axis=1)
+
+
+@pytest.mark.parametrize("case", list(_l1_cases()))
+def test_l1_ball_is_counted_exactly_on_the_ball(case):
+    """Regression: an L1 ball was counted on its enclosing box; the regions outside the ball failed
+    the witness check (never exact; the vertex method could report 0). Its facets are now rows of
+    the polytope every method counts on: the same exact count and patterns from every method,
+    every witness inside the ball, and every pattern a dense sample of the ball meets is counted."""
+    net, dom = _l1_cases()[case]
+    res = {m: count_regions(net, dom, method=m, return_regions=True) for m in ("vertex", "lp", "milp", "fast")}
+    ref = res["vertex"]
+    for m, r in res.items():
+        assert r.exact and r.status == "complete" and r.unverified == 0, (m, r)
+        assert r.regions == ref.regions >= 1 and _pattern_set(r) == _pattern_set(ref), m
+        X = np.stack([g.interior_point for g in r.region_list])
+        assert dom.contains(X).all(), m
+        np.testing.assert_array_equal(_patterns_of(net, X), r.patterns())
+    X = dom.sample(200_000, seed=1)
+    Y = np.concatenate(net.preactivations(X)[:-1], axis=1)
+    clear = np.all(np.abs(Y) > 1e-9, axis=1)
+    sampled = {p.tobytes() for p in (Y[clear] > 0)}
+    assert sampled <= _pattern_set(ref)
+    if case == "repro":  # the box's 4 regions, but the old witnesses of one lay outside the ball
+        assert ref.regions == len(sampled) == 4
+    else:  # the ball holds fewer regions than its enclosing box: the L1 constraint matters
+        assert ref.regions < count_regions(net, Box(dom.lower, dom.upper)).regions
+
+
+def test_l1_ball_parallel_count_matches_the_serial_one():
+    """The sign-prefix units of a parallel count keep the L1 ball (their sub-domains lie in it)."""
+    from mipnet import L1Ball
+    from mipnet.parallel import InProcess
+
+    net, dom = Network.random([2, 8, 6, 1], seed=3), L1Ball(np.array([0.2, -0.1]), 1.2, -1, 1)
+    serial = count_regions(net, dom, method="vertex", return_regions=True)
+    assert serial.exact
+    for m in ("vertex", "lp", "milp"):
+        par = count_regions(net, dom, method=m, executor=InProcess(), return_regions=True)
+        assert par.exact and par.regions == serial.regions and _pattern_set(par) == _pattern_set(serial), m
+        assert dom.contains(np.stack([g.interior_point for g in par.region_list])).all()
+
+
+def test_l1_ball_with_too_many_inputs_is_a_clear_error():
+    from mipnet import L1Ball
+    from mipnet.core.errors import InvalidArgumentError
+
+    net = Network.random([13, 4, 1], seed=0)
+    for m in ("fast", "lp", "milp", "vertex"):
+        with pytest.raises(InvalidArgumentError, match=r"L1Ball domain is supported for at most 12 free inputs"):
+            count_regions(net, L1Ball(np.zeros(13), 1.0), method=m)
+    # the vertex method's cut of the box by 2^n facets: at most 7 free inputs (it names the others)
+    with pytest.raises(InvalidArgumentError, match=r"method='vertex' takes an L1Ball domain with at most 7 free "
+                                                   r"inputs.*use method='lp', 'milp' or 'fast'"):
+        count_regions(Network.random([8, 4, 1], seed=0), L1Ball(np.zeros(8), 1.0), method="vertex")
+    r = count_regions(Network.random([8, 4, 1], seed=0), L1Ball(np.zeros(8), 1.0), method="fast")
+    assert r.exact and r.algorithm == "lp"
+    # fixed inputs do not count: 12 free ones are counted exactly
+    lo, hi = -np.ones(13), np.ones(13)
+    lo[0] = hi[0] = 0.0
+    small = Network.random([13, 3, 1], seed=0)
+    r = count_regions(small, L1Ball(np.zeros(13), 1.0, lo, hi), method="lp", return_regions=True)
+    assert r.exact and r.regions >= 1
