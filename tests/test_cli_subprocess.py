@@ -322,6 +322,54 @@ def test_errors_through_the_executable(files, tmp_path):
     assert src.read_bytes() == before
 
 
+def _one_error_line(p: subprocess.CompletedProcess, line: str) -> None:
+    """Exit 3, nothing on stdout, and stderr exactly the one line ``line`` (a regex): no warning before it."""
+    _check_error(p, line)
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_workers_is_checked_alike_by_every_command(files, tmp_path):
+    """Regression: `bounds --workers 0` (or -1) exited 0, while stable, regions count and verify
+    reject it; and `--workers 0 --method ia` passed the unused-flag check (0 was taken for "not
+    given"). An empty .txt centre file printed a numpy warning before the error line."""
+    d = files["dir"]
+    net, other = d / "net.npz", d / "pruned.npz"
+    (tmp_path / "empty.txt").write_text("")
+    cases = [
+        (["bounds", net, "--box", "-1", "1", "--workers", "0"], "bounds", "0"),
+        (["bounds", net, "--box", "-1", "1", "--workers", "-1"], "bounds", "-1"),
+        (["bounds", net, "--box", "-1", "1", "--workers", "0", "--method", "ia"], "bounds", "0"),
+        (["bounds", net, "--box", "-1", "1", "--workers", "0", "--json"], "bounds", "0"),
+        (["stable", net, "--box", "-1", "1", "--workers", "0"], "stable", "0"),
+        (["regions", "count", net, "--box", "-1", "1", "--workers", "-1"], "regions count", "-1"),
+        (["verify", net, other, "--box", "-1", "1", "--workers", "0"], "verify", "0"),
+    ]
+    procs = run_all(*[argv for argv, _, _ in cases],
+                    ["bounds", net, "--box", "-1", "1", "--workers", "1", "--method", "ia"],
+                    ["regions", "bound", "--widths", "3", "6", "2", "--time-limit", "0"],
+                    ["bounds", net, "--center", tmp_path / "empty.txt", "--radius", "0.5"])
+    for p, (_, cmd, w) in zip(procs, cases):
+        _one_error_line(p, rf"^mipnet {cmd}: error: argument --workers: must be >= 1, got {w}$")
+    unused_workers, unused_zero, empty = procs[len(cases):]
+    _one_error_line(unused_workers, r"^mipnet bounds: error: --workers is only used with --method lp$")
+    # an explicit 0 is a given flag too
+    _one_error_line(unused_zero, r"^mipnet regions bound: error: --time-limit is only used with --network-specific$")
+    _one_error_line(empty, r"^mipnet bounds: error: --center .*empty\.txt'?: holds no numbers$")
+
+
+def test_reject_unused_counts_an_explicit_zero_as_given():
+    import argparse
+
+    from mipnet.cli.common import reject_unused
+    from mipnet.core.errors import InvalidArgumentError
+
+    for v in (0, 0.0, 1, True, "x"):
+        with pytest.raises(InvalidArgumentError, match="--workers is only used with --method lp"):
+            reject_unused(argparse.Namespace(workers=v), "with --method lp", "--workers")
+    for v in (None, False):
+        reject_unused(argparse.Namespace(workers=v), "with --method lp", "--workers")
+
+
 def test_output_in_read_only_directory(files, tmp_path, read_only_dir):
     ro = read_only_dir
     run_error("compress", files["dir"] / "stable.npz", "--box", "-1", "1", "-o", ro / "small.onnx",

@@ -47,10 +47,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from mipnet.bounds import compute_bounds, lp_bounds
-    from mipnet.cli.common import emit_json
-    from mipnet.cli.common import reject_unused
+    from mipnet.cli.common import check_workers, emit_json, reject_unused
     from mipnet.io import load_network
 
+    check_workers(args)
     if not args.json:
         reject_unused(args, "with --json", "--arrays")
     if args.method != "lp":

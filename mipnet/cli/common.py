@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from typing import Iterable, Optional
 
 import numpy as np
@@ -248,14 +249,19 @@ def add_parallel_args(p: argparse.ArgumentParser) -> None:
                    help="run the work units on an existing Dask cluster, e.g. tcp://10.0.0.1:8786")
 
 
+def check_workers(args) -> None:
+    """Error unless ``--workers`` (when given) is a positive integer."""
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise UsageError(f"argument --workers: must be >= 1, got {workers}")
+
+
 def parallel_executor(args):
     """Context manager: the executor of ``--workers``/``--scheduler`` (None in-process), closed on exit and Ctrl-C."""
     from mipnet.parallel import executor_from
 
-    workers = getattr(args, "workers", None)
-    if workers is not None and workers < 1:
-        raise UsageError(f"argument --workers: must be >= 1, got {workers}")
-    return executor_from(workers, getattr(args, "scheduler", None))
+    check_workers(args)
+    return executor_from(getattr(args, "workers", None), getattr(args, "scheduler", None))
 
 
 def executor_kwargs(fn, executor, args=None) -> dict:
@@ -309,7 +315,9 @@ def load_vector(path: str, what: str = "--center") -> np.ndarray:
                     raise _vector_error(path, what, f"a JSON object needs a 'center' or 'x' entry, got keys {sorted(v)}")
                 v = v[keys[0]]
         else:
-            v = np.loadtxt(path, dtype=float, ndmin=1)
+            with warnings.catch_warnings():  # an empty file: numpy warns, then "holds no numbers" below
+                warnings.simplefilter("ignore", UserWarning)
+                v = np.loadtxt(path, dtype=float, ndmin=1)
         v = np.asarray(v, dtype=float).reshape(-1)
     except InvalidArgumentError:
         raise
@@ -364,8 +372,13 @@ def domain_given(args) -> bool:
 
 
 def reject_unused(args, reason: str, *flags: str) -> None:
-    """Error if any of ``flags`` (option strings, dest = name without dashes) was given."""
-    given = [f for f in flags if getattr(args, f.lstrip("-").replace("-", "_"), None) not in (None, False)]
+    """Error if any of ``flags`` (option strings, dest = name without dashes) was given.
+
+    A flag is given unless its value is None (an option's default) or False (a switch's);
+    ``is`` tests, so that an explicit 0 (``--workers 0``, ``--seed 0``) counts as given.
+    """
+    given = [f for f in flags
+             if (v := getattr(args, f.lstrip("-").replace("-", "_"), None)) is not None and v is not False]
     if given:
         raise InvalidArgumentError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} only used {reason}")
 
