@@ -269,6 +269,7 @@ def _search(pair: DiffPair, prop, domain: Optional[Domain], lo, hi, opts: BabOpt
         h = np.maximum(width * 1e-6, 1e-12)
         P = np.repeat(x[None, :], n, axis=0) + np.diag(np.where(x + h <= hi, h, -h))
         g = (_measure(pair, prop, P) - best) / np.where(x + h <= hi, h, -h)
+        g[width <= 0] = 0.0  # a degenerate coordinate: no move, no split (its quotient is rounding noise)
         if it == 0:
             grad = g
         if it == opts.ascent_steps or not np.any(g):
@@ -317,6 +318,7 @@ def _search_batch(pair: DiffPair, prop, L: np.ndarray, U: np.ndarray, opts: BabO
         hs = np.where(xi + h <= U[idx], h, -h)
         P = xi[:, None, :] + eye[None, :, :] * hs[:, None, :]
         g = (_measure(pair, prop, P.reshape(-1, n)).reshape(idx.size, n) - best[idx, None]) / hs
+        g[W[idx] <= 0] = 0.0  # as in _search
         if it == 0:
             grad[idx] = g
         stop = ~np.any(g != 0, axis=1) if it < opts.ascent_steps else np.ones(idx.size, dtype=bool)
