@@ -139,3 +139,40 @@ def test_cli_vnnlib_and_l1_ball(tmp_path):
     assert p.returncode == 3 and "bad.vnnlib" in p.stderr and "bound" in p.stderr
     p = _cli("verify", tmp_path / "a.npz", tmp_path / "b.npz", "--box", "-1", "1", "--norm-in", "l1")
     assert p.returncode == 3 and "--norm-in needs --center" in p.stderr
+
+
+def test_cli_non_utf8_bytes(tmp_path):
+    """A Latin-1 byte in a comment is harmless; elsewhere it is a parse error: exit 3 and one error
+    line (it was a UnicodeDecodeError traceback and exit 1, which `verify` uses for "not equivalent")."""
+    f, g = _pair(tmp_path)
+    body = (f"{_decl(2, 4)}\n(assert (>= X_0 -2)) (assert (<= X_0 2)) (assert (>= X_1 -2)) "
+            f"(assert (<= X_1 2))\n{_top1_disagreement()}\n").encode()
+    ok = tmp_path / "comment.vnnlib"
+    ok.write_bytes(b"; caf\xe9 (Latin-1)\n" + body)
+    p = _cli("verify", tmp_path / "a.npz", tmp_path / "b.npz", "--vnnlib", ok, "--json")
+    assert p.returncode in (0, 1) and json.loads(p.stdout)["verdict"] in ("equivalent", "not_equivalent")
+    bad = tmp_path / "bad.vnnlib"
+    bad.write_bytes(body.replace(b"(assert (>= X_0 -2))", b"(assert (>= X_0 -2\xe9))"))
+    p = _cli("verify", tmp_path / "a.npz", tmp_path / "b.npz", "--vnnlib", bad, "--json")
+    assert p.returncode == 3 and p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("mipnet verify: error:")
+
+
+def test_cli_internal_error_exits_3_not_1(monkeypatch, capsys, tmp_path):
+    """An unexpected exception (a bug) gives exit 3 and one error line, never Python's exit 1
+    (`verify`'s "not equivalent"); -v adds the traceback."""
+    import mipnet.cli.info as info
+    from mipnet.cli import main
+
+    def boom(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(info, "handle", boom)
+    path = str(tmp_path / "net.npz")
+    save_network(Network.random([2, 3, 1], seed=0), path)
+    assert main(["info", path]) == 3
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["mipnet info: error: internal error (RuntimeError: boom); please report it "
+                                        "(-v prints the traceback)"]
+    assert main(["-v", "info", path]) == 3
+    assert "Traceback" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import traceback
 
 from mipnet.cli.common import (
     EXIT_ERROR,
@@ -109,6 +110,12 @@ def main(argv=None) -> int:
             return 0
         except OSError as exc:  # unreadable input, full disk, read-only folder, ...
             print(f"mipnet {name}: error: {_os_message(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+        except Exception as exc:  # a bug: exit 3, never Python's 1 (which `verify` uses for "not equivalent")
+            if args.verbose:
+                traceback.print_exc(file=sys.stderr)
+            print(f"mipnet {name}: error: internal error ({type(exc).__name__}: {exc}); please report it "
+                  "(-v prints the traceback)", file=sys.stderr)
             return EXIT_ERROR
         if rc == EXIT_INTERRUPTED:
             print(f"mipnet {name}: interrupted", file=sys.stderr)

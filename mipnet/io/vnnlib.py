@@ -385,7 +385,9 @@ def load_vnnlib(path, **kw) -> VnnlibSpec:
     """Read and parse a ``.vnnlib`` file (see :func:`parse_vnnlib`)."""
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
+        # bytes that are not UTF-8 (a Latin-1 comment) become U+FFFD: harmless in comments, a parse
+        # error with its line elsewhere
+        with open(path, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
     except OSError as exc:
         raise VnnlibError(f"cannot read the VNN-LIB file {path}: {exc.strerror or exc}") from None
