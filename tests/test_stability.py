@@ -372,3 +372,25 @@ def test_dc_ascent_finds_witnesses_the_data_does_not_show():
     on = find_stable_neurons(net, dom, ascent=True, **kw)
     _same_states_fewer_milps(on, find_stable_neurons(net, dom, ascent=False, **kw))
     _check_claims(net, dom, on)
+
+
+def test_a_polytope_without_volume_is_analysed():
+    """An equality constraint (VNN-LIB's `=`: x0 + x1 = 0.3) leaves no volume to sample: the witness
+    heuristics of the LP bounds raised 'could not sample the domain' and stopped `auto` bounds, the
+    stable-neuron search and compression. They now skip the samples; the claims hold on the line."""
+    from mipnet import compress, compute_bounds
+
+    net = Network.random([2, 6, 6, 3], seed=0)
+    a = np.array([1.0, 1.0])
+    dom = Polytope(np.vstack([a, -a]), np.array([0.3, -0.3]), -1, 1)
+    t = np.linspace(-0.7, 1.0, 2001)
+    X = np.stack([t, 0.3 - t], axis=1)  # the whole segment of the domain
+    assert np.all(dom.contains(X))
+    b = compute_bounds(net, dom, method="auto")
+    for lb, y in zip(b.layers, net.preactivations(X)):
+        assert np.all(y >= lb.lower - 1e-9) and np.all(y <= lb.upper + 1e-9)
+    res = find_stable_neurons(net, dom)
+    assert res.complete
+    res.check(net, X, dom)
+    c = compress(net, dom)
+    np.testing.assert_allclose(c.network.forward(X), net.forward(X), rtol=1e-9, atol=1e-9)

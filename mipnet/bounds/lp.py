@@ -57,7 +57,7 @@ from mipnet.bounds.interval import interval_layer, rounding_error
 from mipnet.bounds.symbolic import symbolic_layers
 from mipnet.core.bounds import Bounds, LayerBounds
 from mipnet.core.domain import Domain, as_domain
-from mipnet.core.errors import Interrupted, InvalidArgumentError, SolverError
+from mipnet.core.errors import Interrupted, InvalidArgumentError, InvalidDomainError, SolverError
 from mipnet.core.network import Network
 from mipnet.milp.encoding import HighsModel
 from mipnet.solver.highs import INF, SolveStatus
@@ -341,6 +341,15 @@ def relaxation_basis(net: Network, domain, bounds, layer: int, neurons=None, *,
     return model.get_basis()
 
 
+def _points(domain: Domain, n: int, seed: int) -> np.ndarray:
+    """``n`` points of the domain (vertices first) for the witness heuristics; none where rejection
+    sampling gives up (a polytope of little or no volume, e.g. an equality ``a x = t``)."""
+    try:
+        return domain.sample(n, seed=seed, include_vertices=True)
+    except InvalidDomainError:
+        return np.zeros((0, domain.dim))
+
+
 def alpha_pays(layers) -> bool:
     """True if bounds ``layers`` (hidden layers, then the output) leave at least
     :data:`ALPHA_MIN_OPEN` hidden neurons open beyond the first layer: then alpha-CROWN's
@@ -375,7 +384,7 @@ class Witnesses:
         """Witnesses of ``n`` points of the domain (vertices first, seed 0) and its centre; none if n = 0."""
         wit = cls(net, domain, layers)
         if n:
-            wit.add(np.concatenate([domain.sample(n, seed=0, include_vertices=True), domain.center[None, :]]))
+            wit.add(np.concatenate([_points(domain, n, 0), domain.center[None, :]]))
         return wit
 
     def add(self, X: np.ndarray, *, upto: Optional[int] = None) -> list:
@@ -410,7 +419,7 @@ class Witnesses:
             return
         need_pos = np.flatnonzero(open_ & ~self.pos[l])
         need_neg = np.flatnonzero(open_ & ~self.neg[l])
-        X0 = np.concatenate([self.domain.sample(64, seed=l + 1, include_vertices=True), self.domain.center[None, :]])
+        X0 = np.concatenate([_points(self.domain, 64, l + 1), self.domain.center[None, :]])
         self.search(l, np.concatenate([need_pos, need_neg]),
                     np.concatenate([np.ones(need_pos.size), -np.ones(need_neg.size)]), X0)
 
