@@ -351,3 +351,36 @@ def test_a_tie_broken_by_rounding_is_not_a_counterexample():
     assert abs(float(top1_margin(f.forward(x), g.forward(x))[0])) < 1e-3
     res = verify_equivalence(f, g, Box(-1.0, 1.0, dim=2), mode="top1", engine="bab", time_limit=60)
     assert res.verdict == "equivalent"
+
+
+def _proportional_net():
+    """A 2-5-1 net whose hidden neurons 3 and 4 are positive multiples of each other (fuzzed)."""
+    W0 = np.array([[0.11697789597436108, 1.3504366578363611], [0.11500058549973152, 0.09416511336076491],
+                   [1.2568430609451824, -0.2911015781902846], [-1.3327643836151128, -8.820109251454413],
+                   [-0.30745643460547256, -2.0347177465285973]])
+    b0 = np.array([0.1445775013214864, 0.12179694243108302, 1.3919758843800782, 0.7972060792261528,
+                   0.1839080799111936])
+    W1 = np.array([[0.2328715785284405, -0.4146783406396213, -0.22366599453825622, 0.5954393064763287,
+                    0.22397334701203347]])
+    return Network([W0, W1], [b0, np.array([-1.0754034684303562])]), Box([-1.21399126843241, -0.7267656081822911],
+                                                                         [0.8362266067742243, 1.0766722770691657])
+
+
+@pytest.mark.parametrize("mode, eps", [("exact", None), ("epsilon", 1e-3)])
+def test_a_net_with_proportional_neurons_is_equivalent_to_itself_and_its_rescaled_copy(mode, eps):
+    """match_neurons aligned the two proportional neurons crosswise (factors 4.33 and 0.23), whose
+    rounding error pushed every leaf MILP's cutoff proof past the threshold: `unknown` after 5 s for a
+    net against itself. Now the factor nearest 1 wins: an exact copy aligns by the identity, and a
+    permuted, rescaled copy is proven too."""
+    from mipnet.analyses.differential import match_neurons
+
+    net, box = _proportional_net()
+    np.testing.assert_array_equal(match_neurons(net, net).index[0], np.arange(5))
+    rng = np.random.default_rng(3)
+    p, c = rng.permutation(5), rng.uniform(0.5, 2.0, 5)
+    copy = Network([net.weights[0][p] * c[:, None], net.weights[1][:, p] / c[None, :]],
+                   [net.biases[0][p] * c, net.biases[1]])
+    for other in (net, copy):
+        for engine in ("bab", "milp"):
+            r = verify_equivalence(net, other, box, mode=mode, epsilon=eps, engine=engine, time_limit=30)
+            assert r.verdict == "equivalent", (engine, r)

@@ -103,8 +103,11 @@ def match_neurons(net_a: Network, net_b: Network, *, rtol: float = 1e-9) -> Opti
             if cos.shape[1] == 0 or stray[j] > 0:
                 continue
             row = np.where(taken, -1.0, cos[j])
-            i = int(np.argmax(row))
-            if row[i] >= 1.0 - rtol:
+            cand = np.flatnonzero(row >= 1.0 - rtol)
+            if cand.size:
+                # several rows of a agree up to a factor (proportional neurons): the factor nearest 1
+                # (an exact copy aligns without rounding), then the lowest index
+                i = int(cand[np.argmin(np.abs(np.log(nb[j] / na[cand])))])
                 idx[j], c[j] = i, nb[j] / na[i]
                 taken[i] = True
         index.append(idx)
