@@ -323,3 +323,24 @@ def test_bab_on_an_l1_ball_never_reports_a_witness_outside_it():
     assert r.verdict == "equivalent"
     rb = verify_equivalence(f, g, Box(ball.lower, ball.upper), mode=TopK(1), engine="bab", time_limit=60)
     assert rb.verdict == "not_equivalent" and not ball.contains(rb.counterexample)
+
+
+def test_top_k_with_k_at_least_the_number_of_classes_holds_everywhere():
+    """A single output (top-1, delta-top-1) or k >= m classes: the property holds at every input.
+    The branch and bound and TopK's MILPs raised numpy's 'zero-size array' error on one output."""
+    from mipnet.analyses.properties import DeltaTop1, TopK
+
+    one = Network.random([2, 4, 1], seed=0)
+    other = Network([W * 1.1 for W in one.weights], one.biases)
+    three = Network.random([2, 4, 3], seed=0)
+    box = Box(-1, 1, dim=2)
+    cases = [(one, other, m) for m in ("top1", TopK(1), DeltaTop1(0.1))] + [(three, Network.random([2, 5, 3], seed=1),
+                                                                            TopK(3))]
+    for a, b, mode in cases:
+        for engine in ("auto", "bab", "milp"):
+            r = verify_equivalence(a, b, box, mode=mode, engine=engine)
+            assert r.verdict == "equivalent" and r.num_milps == 0 and r.counterexample is None
+        assert not np.isfinite(r.gap_upper_bound)
+    # k < m is still decided by the analysis: two different 3-class nets disagree somewhere
+    r = verify_equivalence(three, Network.random([2, 5, 3], seed=1), box, mode=TopK(1))
+    assert r.verdict == "not_equivalent"

@@ -942,10 +942,14 @@ def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, t
     the domain. Returns an :class:`~mipnet.analyses.equivalence.EquivalenceResult` whose
     ``mode`` is the property's name and whose gap is the property's margin.
     """
+    from mipnet.analyses.equivalence import _trivially_true
     from mipnet.solver.highs import check_options
 
     t0 = time.perf_counter()
     check_property_pair(net_a, net_b, prop, time_limit)
+    trivial = _trivially_true(net_a, net_b, domain, prop, tol)
+    if trivial is not None:
+        return trivial
     tol = _nonneg("tol", tol)
     domain = as_domain(domain, net_a.input_dim)
     options = check_options(solver_options)
