@@ -134,27 +134,6 @@ def _validate_verify(net_a, net_b, domain, mode, epsilon, norm, time_limit, tol,
     return domain, check_options(solver_options)
 
 
-def _trivially_true(net_a, net_b, domain, mode, tol) -> Optional[EquivalenceResult]:
-    """Top-1 / top-k with ``k >=`` the number of classes (a single output: top-1 and delta-top-1
-    too) holds everywhere: the verdict without any bound or MILP (margins over an empty set of
-    rival classes are -inf). None otherwise."""
-    from mipnet.analyses.properties import TopK
-    from mipnet.core.domain import as_domain
-
-    if not (isinstance(net_a, Network) and isinstance(net_b, Network)) or net_a.output_dim != net_b.output_dim:
-        return None
-    m = net_a.output_dim
-    k = 1 if (isinstance(mode, str) and mode == "top1") else (mode.k if isinstance(mode, TopK) else None)
-    if k is None or k < m:
-        return None
-    as_domain(domain, net_a.input_dim)  # a bad domain is still an error
-    name = "top1" if isinstance(mode, str) else mode.name
-    eps = 0.0 if isinstance(mode, str) else float(mode.delta)
-    msg = f"holds everywhere: top-{k} of {m} class{'es' if m > 1 else ''}"
-    return EquivalenceResult(Verdict.EQUIVALENT, name, eps, "linf", float(tol), -np.inf, -np.inf, -np.inf, None, None,
-                             None, (), 0.0, 0, Status.PROVEN, msg, (msg,))
-
-
 def verify_equivalence(
     net_a: Network,
     net_b: Network,
@@ -247,7 +226,9 @@ def verify_equivalence(
     >>> print(verify_equivalence(f, f, Box(-1, 1, dim=1)).verdict)
     equivalent
     """
-    trivial = _trivially_true(net_a, net_b, domain, mode, tol)
+    from mipnet.analyses.properties import trivially_true
+
+    trivial = trivially_true(net_a, net_b, domain, mode, tol)
     if trivial is not None:
         return trivial
     if hasattr(mode, "verify"):  # a Property (top-k, delta-top-1, VNN-LIB) of mipnet.analyses.properties

@@ -87,6 +87,7 @@ __all__ = [
     "search_property",
     "attack",
     "verify_property",
+    "trivially_true",
     "check_property_pair",
 ]
 
@@ -931,6 +932,24 @@ def check_property_pair(net_a, net_b, prop, time_limit) -> None:
         raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
 
 
+def trivially_true(net_a, net_b, domain, mode, tol) -> Optional[EquivalenceResult]:
+    """The result of a property that holds at every input, else None: top-1 / top-k with ``k >=`` the number of classes (a single output: top-1 and delta-top-1
+    too) holds everywhere: the verdict without any bound or MILP (margins over an empty set of
+    rival classes are -inf). None otherwise."""
+    if not (isinstance(net_a, Network) and isinstance(net_b, Network)) or net_a.output_dim != net_b.output_dim:
+        return None
+    m = net_a.output_dim
+    k = 1 if (isinstance(mode, str) and mode == "top1") else (mode.k if isinstance(mode, TopK) else None)
+    if k is None or k < m:
+        return None
+    as_domain(domain, net_a.input_dim)  # a bad domain is still an error
+    name = "top1" if isinstance(mode, str) else mode.name
+    eps = 0.0 if isinstance(mode, str) else float(mode.delta)
+    msg = f"holds everywhere: top-{k} of {m} class{'es' if m > 1 else ''}"
+    return EquivalenceResult(Verdict.EQUIVALENT, name, eps, "linf", float(tol), -np.inf, -np.inf, -np.inf, None, None,
+                             None, (), 0.0, 0, Status.PROVEN, msg, (msg,))
+
+
 def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, time_limit: Optional[float] = None,
                     tol: float = 1e-6, bounds_a=None, bounds_b=None, differential: bool = True, samples: int = 1000,
                     seed: int = 0, solver_options: Optional[dict] = None):
@@ -942,12 +961,11 @@ def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, t
     the domain. Returns an :class:`~mipnet.analyses.equivalence.EquivalenceResult` whose
     ``mode`` is the property's name and whose gap is the property's margin.
     """
-    from mipnet.analyses.equivalence import _trivially_true
     from mipnet.solver.highs import check_options
 
     t0 = time.perf_counter()
     check_property_pair(net_a, net_b, prop, time_limit)
-    trivial = _trivially_true(net_a, net_b, domain, prop, tol)
+    trivial = trivially_true(net_a, net_b, domain, prop, tol)
     if trivial is not None:
         return trivial
     tol = _nonneg("tol", tol)
