@@ -434,7 +434,7 @@ class _Search:
                         found += self.harvest(np.concatenate(trail))
         return found
 
-    def dc_ascent(self, X: np.ndarray, *, starts: int = 8, until: Optional[float] = None) -> int:
+    def dc_ascent(self, X: np.ndarray, *, starts: int = 4, until: Optional[float] = None) -> int:
         """Look for witnesses of the open neurons of hidden layers 2.. by DC ascent
         (:class:`mipnet.analyses.ascent.NeuronAscent`: a few LPs per start, each optimal over the
         whole domain for the tangent of the convex part), from the ``starts`` inputs of X with the
@@ -1031,7 +1031,7 @@ def find_stable_neurons(
         question); without one, at most 1024 branches per question. Default True.
     ascent : bool
         Before the branch and bound, a local search for witnesses of the open neurons of hidden
-        layers 2..: DC ascent by LPs (:class:`mipnet.analyses.ascent.NeuronAscent`) from the 8
+        layers 2..: DC ascent by LPs (:class:`mipnet.analyses.ascent.NeuronAscent`) from the 4
         best inputs seen per question; within :data:`SEARCH_SHARE` of the time left, with the
         gradient search. Default True.
     executor : None, concurrent.futures.Executor or dask.distributed.Client
