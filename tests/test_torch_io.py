@@ -190,6 +190,31 @@ def test_errors(model, kwargs, exc, match):
         from_torch(model, **kwargs)
 
 
+def test_subclasses_of_known_layers_with_their_own_forward_are_refused():
+    """A residual block built on nn.Sequential, or a Linear whose forward doubles its output, computes
+    something else than its parameters say: from_torch built the plain layers' network (off by up
+    to 1.0); now it refuses them. A subclass that keeps the forward is read as its base class."""
+
+    class Residual(nn.Sequential):
+        def forward(self, x):
+            return x + super().forward(x)
+
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    class Named(nn.Linear):  # no forward of its own
+        pass
+
+    with pytest.raises(UnsupportedLayerError, match=r"Residual subclasses nn.Sequential with a forward\(\) of its own"):
+        from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), Residual(nn.Linear(4, 4), nn.ReLU()), nn.Linear(4, 2)))
+    with pytest.raises(UnsupportedLayerError, match=r"Doubled subclasses nn.Linear"):
+        from_torch(nn.Sequential(Doubled(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    torch.manual_seed(0)
+    model = nn.Sequential(Named(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    _check_against_torch(model, from_torch(model), (3,))
+
+
 def test_custom_module_and_nan_weights():
     class Custom(nn.Module):
         def forward(self, x):

@@ -65,8 +65,27 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=_F64).numpy()
 
 
+#: the torch classes whose forward() the conversion reproduces
+_KNOWN = (nn.Sequential, nn.Linear, nn.ReLU, nn.Flatten, nn.BatchNorm1d, nn.BatchNorm2d, nn.Conv2d, nn.AvgPool2d,
+          nn.AdaptiveAvgPool2d) + _PASS_THROUGH
+
+
+def _check_forward(module: nn.Module, where: str) -> None:
+    """A subclass of a known layer that overrides ``forward`` (a residual block built on
+    nn.Sequential, a scaled Linear) computes something else than its parameters say: refused."""
+    for base in _KNOWN:
+        if isinstance(module, base):
+            if type(module).forward is not base.forward:
+                raise UnsupportedLayerError(
+                    f"layer {where or '0'}: {type(module).__name__} subclasses nn.{base.__name__} with a forward() of "
+                    f"its own, which mipnet cannot read; write the model with plain layers"
+                )
+            return
+
+
 def _flatten(module: nn.Module, prefix: str = ""):
     """Yield ``(name, layer)`` for the leaves of nested Sequentials."""
+    _check_forward(module, prefix.rstrip("."))
     if isinstance(module, nn.Sequential):
         for name, child in module.named_children():
             yield from _flatten(child, f"{prefix}{name}.")
