@@ -445,6 +445,8 @@ def test_plane_input_errors(net2d):
         plane_regions(net2d, o, u, v, bounds=((0, 1), (0, 1)), polygon=[[0, 0], [1, 0], [0, 1]])
     with pytest.raises(InvalidDomainError, match="linearly independent"):
         plane_regions(net2d, o, u, [2, 0], bounds=((0, 1), (0, 1)))
+    with pytest.raises(InvalidDomainError, match="linearly independent"):  # one input: no plane at all
+        plane_regions(Network.random([1, 4, 1], seed=0), [0.0], [1.0], [2.0], bounds=((0, 1), (0, 1)))
     with pytest.raises(InvalidDomainError, match="lo < hi"):
         plane_regions(net2d, o, u, v, bounds=((1, 0), (0, 1)))
     with pytest.raises(InvalidDomainError, match="convex"):

@@ -888,8 +888,8 @@ def plane_regions(
     u = _point("u", u, n0)
     v = _point("v", v, n0)
     U = np.stack([u, v], axis=1)
-    sv = np.linalg.svd(U, compute_uv=False)
-    if sv[-1] <= 1e-12 * max(sv[0], 1e-300):
+    sv = np.linalg.svd(U, compute_uv=False)  # min(n0, 2) values: one for a 1-input net, never independent
+    if sv.size < 2 or sv[-1] <= 1e-12 * max(sv[0], 1e-300):
         raise InvalidDomainError("u and v must be linearly independent (they span the plane); got parallel or zero vectors")
     if (bounds is None) == (polygon is None):
         raise InvalidDomainError(
