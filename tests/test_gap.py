@@ -455,10 +455,7 @@ def test_a_badly_scaled_pair_gets_a_sound_gap_instead_of_a_solver_error():
     keeps the bound it had; the gap's bound holds on samples and its witness is re-checked."""
     from mipnet.analyses.equivalence import verify_equivalence
 
-    z = np.load(os.path.join(os.path.dirname(__file__), "data", "badly_scaled_pair.npz"))
-    A = Network([z[f"a_W{l}"] for l in range(4)], [z[f"a_b{l}"] for l in range(4)])
-    B = Network([z[f"b_W{l}"] for l in range(4)], [z[f"b_b{l}"] for l in range(4)])
-    dom = Box(z["lower"], z["upper"])
+    A, B, dom = _stored_pair("badly_scaled_pair.npz", "a", "b")
     X = dom.sample(20000, seed=0, include_vertices=True)
     sampled = float(np.abs(A.forward(X) - B.forward(X)).max())
     pg = pruning_gap(A, B, dom)
@@ -468,3 +465,25 @@ def test_a_badly_scaled_pair_gets_a_sound_gap_instead_of_a_solver_error():
     r = verify_equivalence(A, B, dom, mode="epsilon", epsilon=1.0, engine="milp")
     assert r.verdict in ("not_equivalent", "unknown")  # the sampled gap is far above 1
     assert sampled > 1.0
+
+
+def _stored_pair(name, a, b):
+    """Two nets and a box saved by a fuzzing run (tests/data): ``(net_a, net_b, box)``."""
+    z = np.load(os.path.join(os.path.dirname(__file__), "data", name))
+    depth = sum(1 for k in z.files if k.startswith(f"{a}_W"))
+    A = Network([z[f"{a}_W{l}"] for l in range(depth)], [z[f"{a}_b{l}"] for l in range(depth)])
+    B = Network([z[f"{b}_W{l}"] for l in range(depth)], [z[f"{b}_b{l}"] for l in range(depth)])
+    return A, B, Box(z["lower"], z["upper"])
+
+
+def test_huge_weights_give_a_gap_instead_of_a_failed_witness_check():
+    """Weights ~1e8 (outputs ~1e32): the batched and the single forward pass round the gap of the
+    chosen witness 1e-6 apart (relative), and pruning_gap raised 'the worst-case witness failed its
+    float64 re-check'. The re-check is now relative to the outputs; the bound holds on samples."""
+    f, g, dom = _stored_pair("huge_weights_pair.npz", "f", "g")
+    X = dom.sample(20000, seed=0, include_vertices=True)
+    sampled = float(np.abs(f.forward(X) - g.forward(X)).max())
+    r = pruning_gap(f, g, dom, time_limit=30)
+    assert r.upper >= sampled * (1 - 1e-6)
+    w = r.witness
+    assert dom.contains(w[None])[0] and float(np.abs(f.forward(w) - g.forward(w)).max()) == pytest.approx(r.lower, rel=1e-5)

@@ -636,6 +636,10 @@ def gap_search(problem: GapProblem, *, outputs: Optional[Sequence[int]] = None, 
     cut = None if thr is None else thr + p.scaling.margin(tol)
     D = p.FA - p.FB
     notes: list[str] = []
+    if p.scaling.resolution > 0:
+        notes.append(f"the networks' values span many orders of magnitude: each MILP bound carries HiGHS's "
+                     f"tolerance in the smallest layer's units, {p.scaling.resolution * a:.3g} here, so bounds "
+                     f"may not meet")
     todo = [(k, s) for k in outputs for s in (1, -1)]
     info = {}
     for k, s in todo:
