@@ -179,6 +179,10 @@ def parse_widths(text: str) -> tuple[int, ...]:
     s = str(text).strip()
     if not s:
         raise InvalidArgumentError(f"widths {text!r} are empty; write them like 784,100,100,10")
+    neg = re.search(r"(?:^|[,;x\s])\s*-(\d+)", s)  # '-' also separates widths: '784,-100' is a sign
+    if neg:
+        raise InvalidArgumentError(f"widths {text!r}: -{neg.group(1)} is negative; widths are positive integers "
+                                   "like 784,100,100,10")
     parts = re.split(r"\s*[,;x\-]\s*|\s+", s)
     out = []
     for p in parts:

@@ -241,6 +241,10 @@ def test_widths_of_network_and_sequences():
     assert widths_of(np.array([5, 4])) == (5, 4)
     assert widths_of("5,4,3") == (5, 4, 3)
     assert parse_widths("784x100x10") == (784, 100, 10)
+    assert parse_widths("784-100-10") == parse_widths("784 - 100 - 10") == (784, 100, 10)
+    for text in ("784 -100 10", "784,-100,10", "-784,100"):  # '-' separates widths, but not before a number
+        with pytest.raises(InvalidArgumentError, match="is negative"):
+            parse_widths(text)
     assert serra2018_bound(net).value == serra2018_bound((5, 4, 3)).value
 
 
