@@ -226,3 +226,45 @@ def test_fashion_mnist_installed():
     assert d.input_shape == (784,) and d.num_classes == 10 and d.n_train == 200 and d.n_test == 200
     assert d.input_range == (0.0, 1.0) and 0.0 <= float(d.X_train.min()) and float(d.X_train.max()) <= 1.0
     assert Path(d.source) == _FASHION
+
+
+def test_fuzzed_idx_files_give_dataset_errors(tmp_path):
+    """Found by fuzzing: a corrupt deflate stream escaped as zlib.error; empty splits, header
+    dimensions whose product overflows int64, NaN pixels, a test split of another type than the
+    training split (scaled differently) and MNIST labels above 9 loaded, or failed later."""
+    folder = tmp_path / "d"
+
+    def fresh():
+        make_idx_folder(folder, gz=False)
+
+    make_idx_folder(folder, gz=True)
+    p = folder / (IDX_FILES["train_images"] + ".gz")
+    b = bytearray(p.read_bytes())
+    for i in range(12, len(b) - 8):
+        b[i] ^= 0x55  # the deflate stream, not the gzip header or trailer
+    p.write_bytes(bytes(b))
+    with pytest.raises(DatasetError, match="corrupt gzip"):
+        load_dataset(folder)
+    for f in folder.iterdir():
+        f.unlink()
+    cases = [
+        ("test_images", idx_bytes(np.zeros((0, 4, 3), np.uint8)), "test files hold no images"),
+        ("train_images", struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">3I", 2**21, 2**21, 2**22), "truncated"),
+        ("train_images", idx_bytes(np.full((30, 4, 3), np.nan, np.float32)), "NaN or infinite"),
+        ("test_images", idx_bytes(np.full((12, 4, 3), -3, np.int8)), "one IDX type code for both"),
+    ]
+    for key, data, match in cases:
+        fresh()
+        if key == "test_images" and "no images" in match:
+            write(folder / IDX_FILES["test_labels"], idx_bytes(np.zeros(0, np.uint8)))
+        write(folder / IDX_FILES[key], data)
+        with pytest.raises(DatasetError, match=match):
+            load_dataset(folder)
+    fresh()
+    labels = np.zeros(30, np.uint8)
+    labels[3] = 255
+    write(folder / IDX_FILES["train_labels"], idx_bytes(labels))
+    assert load_dataset(folder).num_classes == 256  # a folder of one's own: the labels say how many classes
+    for name in ("mnist", "fashion-mnist"):
+        with pytest.raises(DatasetError, match="label 255 is out of range"):
+            load_dataset(name, path=folder)

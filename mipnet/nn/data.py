@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +145,7 @@ def _open_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file name says
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DatasetError(f"IDX file {str(path)!r} is a truncated or corrupt gzip file ({exc})") from None
     return raw
 
@@ -193,7 +195,7 @@ def read_idx(path) -> np.ndarray:
         raise DatasetError(f"IDX file {str(path)!r} is truncated inside its header ({len(raw)} < {header} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python integers: no overflow
     got = len(raw) - header
     if got != expected:
         what = "truncated" if got < expected else "longer than its header says"
@@ -255,7 +257,7 @@ def _load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
     return {key: read_idx(p) for key, p in found.items()}
 
 
-def _check_idx_arrays(arrays: dict, folder: Path) -> None:
+def _check_idx_arrays(arrays: dict, folder: Path, classes=None) -> None:
     for part in ("train", "test"):
         X, y = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if X.ndim < 2:
@@ -264,8 +266,18 @@ def _check_idx_arrays(arrays: dict, folder: Path) -> None:
             raise DatasetError(f"{folder}: {part} labels have shape {y.shape}; expected (N,)")
         if X.shape[0] != y.shape[0]:
             raise DatasetError(f"{folder}: {X.shape[0]} {part} images but {y.shape[0]} {part} labels")
+        if X.shape[0] == 0:
+            raise DatasetError(f"{folder}: the {part} files hold no images")
+        if np.issubdtype(X.dtype, np.floating) and not np.all(np.isfinite(X)):
+            raise DatasetError(f"{folder}: the {part} images hold NaN or infinite values")
         if y.size and (y.min() < 0 or not np.issubdtype(y.dtype, np.integer)):
             raise DatasetError(f"{folder}: {part} labels must be non-negative integers")
+        if classes is not None and y.size and y.max() >= classes:
+            raise DatasetError(f"{folder}: {part} label {int(y.max())} is out of range: this dataset has classes "
+                               f"0..{classes - 1}")
+    if arrays["train_images"].dtype != arrays["test_images"].dtype:
+        raise DatasetError(f"{folder}: train images of type {arrays['train_images'].dtype} but test images of type "
+                           f"{arrays['test_images'].dtype} (one IDX type code for both)")
     if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
         raise DatasetError(
             f"{folder}: train images of shape {arrays['train_images'].shape[1:]} but test images of shape "
@@ -378,7 +390,7 @@ def load_dataset(
         label = folder.name or str(folder)
 
     arrays = _load_idx_folder(folder)
-    _check_idx_arrays(arrays, folder)
+    _check_idx_arrays(arrays, folder, classes=10 if name in ("mnist", "fashion-mnist") else None)
     X_tr, y_tr = arrays["train_images"], arrays["train_labels"].astype(np.int64)
     X_te, y_te = arrays["test_images"], arrays["test_labels"].astype(np.int64)
     X_tr, y_tr = _subsample(X_tr, y_tr, limit, rng)
