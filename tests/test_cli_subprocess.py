@@ -410,3 +410,19 @@ def test_ctrl_c_exits_130_with_json(tmp_path):
     assert d["status"] == "interrupted"
     if "regions" in d:  # the analysis returned its partial count: a lower bound
         assert d["exact"] is False and d["regions"] >= 0 and "interrupted" in d.get("message", "interrupted")
+
+
+def test_values_that_overflow_float64_give_one_error_line(tmp_path):
+    """Finite weights of 1e150 overflow float64 on the box: exit 3 with one error line (numpy's
+    overflow warnings used to come with it), and `regions count` names the overflow instead of
+    'weights or bias contain NaN or inf'."""
+    rng = np.random.default_rng(1)
+    W = [rng.normal(size=(5, 3)) * 1e150, rng.normal(size=(4, 5)) * 1e150, rng.normal(size=(2, 4)) * 1e150]
+    path = tmp_path / "huge.npz"
+    save_network(Network(W, [np.zeros(5), np.zeros(4), np.zeros(2)]), path)
+    for cmd in (["bounds"], ["regions", "count"], ["stable"]):
+        p = subprocess.run(["mipnet", *cmd, str(path), "--box", "-1", "1", "--json"], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 3 and p.stdout == "", (cmd, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "overflow" in lines[0], (cmd, p.stderr)

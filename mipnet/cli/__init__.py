@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 import traceback
+import warnings
 
 from mipnet.cli.common import (
     EXIT_ERROR,
@@ -101,7 +102,10 @@ def main(argv=None) -> int:
             print("mipnet: error: give a command", file=sys.stderr)
             return EXIT_ERROR
         try:
-            rc = int(args.func(args) or 0)
+            with warnings.catch_warnings():
+                if not args.verbose:  # numpy's overflow warnings of badly scaled inputs: the error line says it
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                rc = int(args.func(args) or 0)
         except MipnetError as exc:
             print(f"mipnet {name}: error: {exc}", file=sys.stderr)
             return EXIT_ERROR

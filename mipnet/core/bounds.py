@@ -57,7 +57,7 @@ class LayerBounds:
         if lo.shape != hi.shape:
             raise InvalidArgumentError(f"lower has {lo.size} entries, upper {hi.size}")
         if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
-            raise InvalidArgumentError("bounds contain NaN")
+            raise InvalidArgumentError("bounds contain NaN (do the network's values overflow float64 on the domain?)")
         if np.any(lo > hi + 1e-9 * (1 + np.abs(hi))):
             i = int(np.flatnonzero(lo > hi)[0])
             raise InvalidArgumentError(f"lower > upper at neuron {i}: {lo[i]} > {hi[i]}")

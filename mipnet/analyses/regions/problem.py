@@ -141,14 +141,22 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12, *, l1_bo
         Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
         up = Wp @ hhi + Wn @ hlo + b
         dn = Wp @ hlo + Wn @ hhi + b
-        r = _pow2(np.maximum(np.abs(up), np.abs(dn)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = _pow2(np.maximum(np.abs(up), np.abs(dn)))
+        if not (np.all(np.isfinite(up)) and np.all(np.isfinite(dn)) and np.all(np.isfinite(r))):
+            raise InvalidNetworkError(f"layer {l + 1}: the network's values overflow float64 on the domain "
+                                      f"(largest |weight| {float(np.abs(W).max(initial=0.0)):.3g}); rescale the network")
         Ws.append(W / r[:, None])
         bs.append(b / r)
         rs.append(r)
         hlo = np.zeros(W.shape[0])
         hhi = np.maximum(up / r, 0.0)
         Wn_, bn_ = net.layers[l + 1]
-        W = Wn_ * r[None, :]
+        with np.errstate(over="ignore"):
+            W = Wn_ * r[None, :]
+        if not np.all(np.isfinite(W)):
+            raise InvalidNetworkError(f"layer {l + 2}: the network's values overflow float64 on the domain "
+                                      f"(largest |weight| {float(np.abs(Wn_).max(initial=0.0)):.3g}); rescale the network")
         b = bn_.copy()
     rnet = Network(Ws, bs)
     nscale = np.concatenate(rs) if rs else np.zeros(0)
