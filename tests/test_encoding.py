@@ -112,3 +112,26 @@ def test_maximize_output_validates_c():
     net = Network.random([2, 3, 2])
     with pytest.raises(Exception, match="c has 3 entries, the network has 2 outputs"):
         maximize_output(net, Box(0, 1, dim=2), [1, 2, 3])
+
+
+def test_maximize_output_is_not_cut_off_by_the_mip_feasibility_tolerance():
+    """A fuzzed 3-1-6-1-2 net: with LP bounds tight to 1e-15 at the corner (1, 1, 1), HiGHS's MIP
+    feasibility tolerance (1e-6) cut the optimum off and maximize_output called 3.99503 optimal,
+    below c . f(1, 1, 1) = 3.99520. The bound is now checked against points of the domain and the
+    MILP solved again with tolerances of 1e-9."""
+    Ws = [np.array([[0.8185346743319818, 0.19369575574739892, 0.11622967358156859]]),
+          np.array([[0.07752445412062055], [1.7523852104752335], [0.42102587603895986], [0.5283865058568809],
+                    [2.9900023606206187], [1.2812105976022616]]),
+          np.array([[-0.403993042908749, 0.3290255800760068, 0.8296646013363446, -0.2844177423994916,
+                     1.2041839565072243, 0.9602840238522105]]),
+          np.array([[0.3843712035272547], [-0.6173840122606347]])]
+    bs = [np.array([-0.076212285503114]),
+          np.array([-0.0806462061711013, 0.11664547847504848, -0.43797973152545056, -0.017184110598312173,
+                    -0.17562324927398326, 0.012568458925747364]),
+          np.array([-0.057983579799567614]), np.array([0.2855855321546997, -0.43746837057664334])]
+    net = Network(Ws, bs)
+    c = np.array([-0.18854179, -1.19120283])
+    res, x = maximize_output(net, Box(-1, 1, dim=3), c)
+    at_corner = float(c @ net.forward(np.ones(3)))
+    assert res.status == "optimal" and res.dual_bound >= at_corner - 1e-9 * (1 + abs(at_corner))
+    assert float(c @ net.forward(x)) == pytest.approx(res.objective, rel=1e-9)

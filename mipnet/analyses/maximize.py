@@ -10,8 +10,9 @@ from mipnet.analyses.common import solve_or_partial, witness_from_solution
 from mipnet.bounds import lp_bounds
 from mipnet.core.bounds import Bounds
 from mipnet.core.domain import as_domain
-from mipnet.core.errors import InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidDomainError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
+from mipnet.core.numerics import in_domain
 from mipnet.milp.encoding import HighsModel
 from mipnet.solver.highs import SolveResult
 
@@ -30,6 +31,10 @@ def maximize_output(
 
     The input is checked by a float64 forward pass: raise :class:`SolverError`
     if the solver's objective and ``c . f(x)`` disagree by more than 1e-5 relative.
+    The bound is checked against 256 points of the domain (box vertices first): one above it
+    by more than 1e-6 relative means HiGHS's MIP feasibility tolerance (1e-6) cut the optimum
+    off (seen with LP bounds tight to 1e-15 at a box corner), and the MILP is solved again with
+    tolerances of 1e-9; a bound still beaten raises :class:`SolverError`.
     On Ctrl-C during the MILP the interrupted solve's result is returned (status
     ``interrupted``; its ``dual_bound`` still bounds the maximum) with its best input.
     """
@@ -44,7 +49,14 @@ def maximize_output(
     model = HighsModel(domain)
     nv = model.add_network(net, bounds)
     model.set_objective(nv.output_cols, c, maximize=True)
-    res, _ = solve_or_partial(model, time_limit=time_limit)
+    res, stopped = solve_or_partial(model, time_limit=time_limit)
+    best = _best_sampled(net, domain, c)
+    if not stopped and _beaten(res, best):
+        model.set_options({"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9})
+        res, stopped = solve_or_partial(model, time_limit=time_limit)
+        if not stopped and _beaten(res, best):
+            raise SolverError(f"the MILP's bound {res.dual_bound} is below c . f(x) = {best} at a point of the domain, "
+                              "also with tolerances of 1e-9")
     x = None
     if res.has_solution:
         x = witness_from_solution(res.values, nv.input_cols, domain)
@@ -56,3 +68,19 @@ def maximize_output(
                 f"MILP objective {res.objective} but the forward pass at its input gives {val}"
             )
     return res, x
+
+
+def _best_sampled(net: Network, domain, c: np.ndarray) -> float:
+    """The largest ``c . f(x)`` over 256 points of the domain (box vertices first; none in a thin polytope)."""
+    try:
+        X = domain.sample(256, seed=0, include_vertices=True)
+    except InvalidDomainError:
+        return -np.inf
+    X = X[in_domain(domain, X)]
+    return float((net.forward(X) @ c).max()) if len(X) else -np.inf
+
+
+def _beaten(res: SolveResult, best: float) -> bool:
+    """True if a value attained in the domain exceeds the solve's proven bound beyond its tolerance."""
+    db = res.dual_bound
+    return db is not None and np.isfinite(db) and best > db + 1e-6 * (1 + abs(best))
