@@ -135,3 +135,22 @@ def test_maximize_output_is_not_cut_off_by_the_mip_feasibility_tolerance():
     at_corner = float(c @ net.forward(np.ones(3)))
     assert res.status == "optimal" and res.dual_bound >= at_corner - 1e-9 * (1 + abs(at_corner))
     assert float(c @ net.forward(x)) == pytest.approx(res.objective, rel=1e-9)
+
+
+def test_pyomo_block_encodes_an_l1_ball():
+    """The Pyomo block kept only the box and the A x <= c rows of its domain: over an L1 ball,
+    x0 + x1 reached 1.84 at a point outside the ball. Now the ball is encoded as in HighsModel."""
+    from mipnet import L1Ball
+
+    net = Network.random([2, 3, 1], seed=0)
+    dom = L1Ball(np.zeros(2), 1.0, -1, 1)
+    m = build_pyomo_model(net, dom)
+    m.obj = pyo.Objective(expr=m.nn.x[0] + m.nn.x[1], sense=pyo.maximize)
+    solve_pyomo(m)
+    x = np.array([pyo.value(m.nn.x[j]) for j in range(2)])
+    assert pyo.value(m.obj) == pytest.approx(1.0, abs=1e-7) and dom.contains(x[None])[0]
+    del m.obj  # the network's output over the ball: the block's optimum equals maximize_output's
+    m.obj = pyo.Objective(expr=m.nn.out[0], sense=pyo.maximize)
+    solve_pyomo(m)
+    res, _ = maximize_output(net, dom, np.ones(1))
+    assert pyo.value(m.obj) == pytest.approx(res.objective, abs=1e-6)

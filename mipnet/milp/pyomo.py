@@ -22,7 +22,7 @@ import pyomo.environ as pyo
 from mipnet.solver.highs import new_highs
 
 from mipnet.bounds import Bounds, NeuronState, lp_bounds
-from mipnet.core.domain import as_domain
+from mipnet.core.domain import L1BallDomain, as_domain
 from mipnet.core.network import Network
 
 __all__ = ["build_pyomo_block", "build_pyomo_model", "solve_pyomo"]
@@ -58,6 +58,12 @@ def build_pyomo_block(
             range(A.shape[0]),
             rule=lambda m, r: sum(float(A[r, j]) * m.x[j] for j in np.flatnonzero(A[r])) <= float(c[r]),
         )
+    if isinstance(domain, L1BallDomain):  # sum_j |x_j - c_j| <= r as x - c = p - q, p, q >= 0 (HighsModel.add_l1_ball)
+        ctr, rad = domain.l1_center, float(domain.l1_radius)
+        blk.l1_p = pyo.Var(blk.inputs, bounds=(0.0, rad))
+        blk.l1_q = pyo.Var(blk.inputs, bounds=(0.0, rad))
+        blk.l1_split = pyo.Constraint(blk.inputs, rule=lambda m, j: m.x[j] - float(ctr[j]) == m.l1_p[j] - m.l1_q[j])
+        blk.l1_radius = pyo.Constraint(expr=sum(blk.l1_p[j] + blk.l1_q[j] for j in blk.inputs) <= rad)
 
     idx_h, idx_y, idx_z = [], [], []
     states = bounds.states()
