@@ -43,8 +43,14 @@ from mipnet.solver.highs import SolveStatus
 
 __all__ = ["NeuronAscent"]
 
-#: LP options of the ascent: a local heuristic, so HiGHS's default tolerances; one thread as everywhere
+#: LP options of the ascent: its LPs are re-solved from the last basis with a new objective, where
+#: presolve would only rebuild the model; HiGHS's default tolerances (a heuristic: every point is re-checked)
 ASCENT_OPTIONS = {"presolve": "off"}
+
+
+def _difference_rows(n: int) -> sp.csr_matrix:
+    """``[I, -I]``: rows ``a_k - b_k`` for columns ``(a, b)``."""
+    return sp.hstack([sp.identity(n, format="csr"), -sp.identity(n, format="csr")], format="csr")
 
 
 class NeuronAscent:
@@ -75,11 +81,10 @@ class NeuronAscent:
         self.y_cols, self.h_cols, self.link_rows = [], [], []
         for j in range(layer - 1):  # the region's layers: y = W h + b, and h = y (active) or h = 0 (inactive)
             W, b = net.layers[j]
-            y = m.add_affine(prev, W, b)
-            h = m.add_cols(np.full(W.shape[0], -INF), np.full(W.shape[0], INF))
             n = W.shape[0]
-            A = sp.hstack([sp.identity(n, format="csr"), -sp.identity(n, format="csr")], format="csr")
-            rows = m.add_rows(np.zeros(n), np.zeros(n), A, cols=np.concatenate([h, y]))
+            y = m.add_affine(prev, W, b)
+            h = m.add_cols(np.full(n, -INF), np.full(n, INF))
+            rows = m.add_rows(np.zeros(n), np.zeros(n), _difference_rows(n), cols=np.concatenate([h, y]))
             self.y_cols.append(y)
             self.h_cols.append(h)
             self.link_rows.append(rows)
@@ -88,22 +93,18 @@ class NeuronAscent:
         self.z_cols = m.add_affine(prev, W, b)
         n = W.shape[0]
         self.t_cols = m.add_cols(np.zeros(n), np.full(n, INF))
-        A = sp.hstack([sp.identity(n, format="csr"), -sp.identity(n, format="csr")], format="csr")
-        m.add_rows(np.zeros(n), np.full(n, INF), A, cols=np.concatenate([self.t_cols, self.z_cols]))
+        m.add_rows(np.zeros(n), np.full(n, INF), _difference_rows(n), cols=np.concatenate([self.t_cols, self.z_cols]))
         self.model = m
         self.lps = 0
 
-    def _set_pattern(self, x: np.ndarray) -> None:
-        """The linear region of x's pattern on layers 0 .. layer-2 as the LP's constraints."""
-        h = x
+    def _set_pattern(self, ys: list) -> None:
+        """The linear region of a point's pattern on layers 0 .. layer-2 (``ys``: its pre-activations)
+        as the LP's constraints."""
         for j in range(self.layer - 1):
-            W, b = self.net.layers[j]
-            y = W @ h + b
-            act = y > 0
+            act = ys[j] > 0
             self.model.change_col_bounds(self.y_cols[j], np.where(act, 0.0, -INF), np.where(act, INF, 0.0))
             self.model.change_col_bounds(self.h_cols[j], np.where(act, -INF, 0.0), np.where(act, INF, 0.0))
             self.model.change_row_bounds(self.link_rows[j], np.where(act, 0.0, -INF), np.where(act, 0.0, INF))
-            h = np.maximum(y, 0.0)
 
     def value(self, X: np.ndarray, i: int, sign: float) -> np.ndarray:
         """``sign * y^layer_i`` at the rows of X (float64 forward pass)."""
@@ -121,28 +122,28 @@ class NeuronAscent:
         c0 = float(sign) * float(b[int(i)])
         pos, neg = c > 0, c < 0
         x = np.asarray(x0, dtype=np.float64).copy()
-        val = float(self.value(x, i, sign)[0])
+        ys = self.net.preactivations(x)  # one forward pass per point: its value, z and pattern
+        val = float(sign * ys[self.layer][i])
         trail = []
         for _ in range(int(max_steps)):
             left = None if until is None else until - time.perf_counter()
             if left is not None and left <= 0:
                 break
-            z = self.net.preactivations(x[None])[self.layer - 1][0]
-            S = pos & (z > 0)
+            S = pos & (ys[self.layer - 1] > 0)
             cols = np.concatenate([self.z_cols[S], self.t_cols[neg]])
             coefs = np.concatenate([c[S], c[neg]])
             if self.layer >= 2:
-                self._set_pattern(x)
+                self._set_pattern(ys)
             self.model.set_objective(cols, coefs, offset=c0, maximize=True)
             res = self.model.solve(time_limit=left)
             self.lps += 1
             if res.status != SolveStatus.OPTIMAL or res.values is None:
                 break
-            xn = res.values[self.model.input_cols]
-            xn = np.clip(xn, self.domain.lower, self.domain.upper)
-            vn = float(self.value(xn, i, sign)[0])
+            xn = np.clip(res.values[self.model.input_cols], self.domain.lower, self.domain.upper)
+            ys_n = self.net.preactivations(xn)
+            vn = float(sign * ys_n[self.layer][i])
             trail.append(xn)
             if not vn > val + 1e-12 * max(1.0, abs(val)):
                 break
-            x, val = xn, vn
+            x, val, ys = xn, vn, ys_n
         return x, val, trail

@@ -50,8 +50,8 @@ def maximize_output(
     nv = model.add_network(net, bounds)
     model.set_objective(nv.output_cols, c, maximize=True)
     res, stopped = solve_or_partial(model, time_limit=time_limit)
-    best = _best_sampled(net, domain, c)
-    if not stopped and _beaten(res, best):
+    best = -np.inf if stopped else _best_sampled(net, domain, c)
+    if _beaten(res, best):
         model.set_options({"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9})
         res, stopped = solve_or_partial(model, time_limit=time_limit)
         if not stopped and _beaten(res, best):

@@ -933,9 +933,9 @@ def check_property_pair(net_a, net_b, prop, time_limit) -> None:
 
 
 def trivially_true(net_a, net_b, domain, mode, tol) -> Optional[EquivalenceResult]:
-    """The result of a property that holds at every input, else None: top-1 / top-k with ``k >=`` the number of classes (a single output: top-1 and delta-top-1
-    too) holds everywhere: the verdict without any bound or MILP (margins over an empty set of
-    rival classes are -inf). None otherwise."""
+    """The ``equivalent`` result, without any bound or MILP, of a property that holds at every
+    input: top-1 / top-k with ``k >=`` the number of classes (with one output, top-1 and
+    delta-top-1 too; its margins, over an empty set of rival classes, are -inf). None otherwise."""
     if not (isinstance(net_a, Network) and isinstance(net_b, Network)) or net_a.output_dim != net_b.output_dim:
         return None
     m = net_a.output_dim

@@ -600,9 +600,8 @@ class LinearModel:
         if status == SolveStatus.OPTIMAL and dual_bound is None:
             dual_bound = objective
         if status == SolveStatus.OPTIMAL and objective is None:  # see _lp_result: proves nothing
-            status, dual_bound, gap = SolveStatus.OTHER, None, None
-            return SolveResult(status, f"{h.modelStatusToString(ms)} without a feasible solution", None, None,
-                               values, seconds, maximize, gap, nodes)
+            return SolveResult(SolveStatus.OTHER, f"{h.modelStatusToString(ms)} without a feasible solution", None,
+                               None, values, seconds, maximize, None, nodes)
         return SolveResult(
             status, h.modelStatusToString(ms), objective, dual_bound, values, seconds, maximize, gap, nodes
         )

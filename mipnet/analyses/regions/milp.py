@@ -229,13 +229,19 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
                        "found region is a missed region"
 
 
+def _domain_decision(plp):
+    """``(decision, centre)`` of the domain alone: its certified Chebyshev ball, without pattern rows."""
+    lp = plp.lp
+    lp.truncate(lp.base)
+    d0, u0, _ = lp.decide(plp.floor())
+    return d0, u0
+
+
 def _centre_region(prob: Problem, sink: Sink):
     """``(pattern, u)`` of a certified region at the domain's Chebyshev centre, counted by the sink;
     None if the domain or that region has no certified interior."""
     plp = sink.pattern_lp
-    lp = plp.lp
-    lp.truncate(lp.base)
-    d0, u0, _ = lp.decide(plp.floor())
+    d0, u0 = _domain_decision(plp)
     if d0 is not Decision.FULL:
         return None
     _, Q = snapped_pattern(prob.net, prob.lift(u0[None, :]), prob.tol)
@@ -265,9 +271,7 @@ def _single_region(prob: Problem, sink: Sink, pattern: np.ndarray):
         sink.add(u, pattern)
         return "complete", "no unstable neuron: a single region"
     # the stable pattern has no certified interior: has the domain any?
-    lp = plp.lp
-    lp.truncate(lp.base)
-    d0, _, _ = lp.decide(plp.floor())
+    d0, _ = _domain_decision(plp)
     if d0 is Decision.EMPTY:
         raise InvalidDomainError("the domain has no interior (its Chebyshev radius is ~0)")
     if d0 is Decision.FULL:

@@ -144,8 +144,7 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12, *, l1_bo
         with np.errstate(over="ignore", invalid="ignore"):
             r = _pow2(np.maximum(np.abs(up), np.abs(dn)))
         if not (np.all(np.isfinite(up)) and np.all(np.isfinite(dn)) and np.all(np.isfinite(r))):
-            raise InvalidNetworkError(f"layer {l + 1}: the network's values overflow float64 on the domain "
-                                      f"(largest |weight| {float(np.abs(W).max(initial=0.0)):.3g}); rescale the network")
+            raise _overflow(l + 1, W)
         Ws.append(W / r[:, None])
         bs.append(b / r)
         rs.append(r)
@@ -155,8 +154,7 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12, *, l1_bo
         with np.errstate(over="ignore"):
             W = Wn_ * r[None, :]
         if not np.all(np.isfinite(W)):
-            raise InvalidNetworkError(f"layer {l + 2}: the network's values overflow float64 on the domain "
-                                      f"(largest |weight| {float(np.abs(Wn_).max(initial=0.0)):.3g}); rescale the network")
+            raise _overflow(l + 2, Wn_)
         b = bn_.copy()
     rnet = Network(Ws, bs)
     nscale = np.concatenate(rs) if rs else np.zeros(0)
@@ -182,6 +180,11 @@ def prepare(net, domain, tol: Tolerances = DEFAULT, geo: float = 1e-12, *, l1_bo
         if A.shape[0] == 0:
             A = c = None
     return Problem(net, domain, free, x_fixed, center, scale, rnet, nscale, lower, upper, A, c, tol, float(geo))
+
+
+def _overflow(layer: int, W: np.ndarray) -> InvalidNetworkError:
+    return InvalidNetworkError(f"layer {layer}: the network's values overflow float64 on the domain "
+                               f"(largest |weight| {float(np.abs(W).max(initial=0.0)):.3g}); rescale the network")
 
 
 def _l1_rows(domain: L1BallDomain, free, x_fixed, center, scale, lower, upper, l1_box: bool):
