@@ -216,6 +216,24 @@ def _verify_steps(net, pruned, ds, dom, *, x0, radius, seed, time_limit, echo, o
     st = find_stable_neurons(l1net, dom, time_limit=time_limit)
     for line in str(st).splitlines():
         _say(echo, f"   {line.strip()}")
+    for note in st.notes:  # the witness search by LPs (DC ascent) on the neurons samples left open
+        if note.startswith("DC ascent"):
+            _say(echo, f"   {note}")
+    # the DC ascent itself (one LP per step, optimal over the ball for the tangent of the convex part),
+    # from the ball's centre on the layer-2 neuron with the smallest proven maximum that is positive
+    from mipnet.analyses.ascent import NeuronAscent
+
+    up2 = st.layers[1].upper
+    cand = np.flatnonzero(up2 > st.tol)
+    if cand.size:
+        j = int(cand[np.argmin(up2[cand])])
+        asc = NeuronAscent(l1net, dom, 1)
+        y0 = float(asc.value(dom.center, j, 1.0)[0])
+        x, v, _ = asc.run(j, 1.0, dom.center)
+        _say(echo, f"   DC ascent from the centre, layer 2 neuron {j}: y = {y0:.4g} -> {v:.4g} in {asc.lps} LPs "
+                   f"(proven max <= {up2[j]:.4g})")
+        res["ascent"] = {"neuron": j, "start": y0, "value": v, "point": x.tolist(), "lps": asc.lps,
+                         "proven_max": float(up2[j])}
     comp = compress(l1net, dom, stability=st)
     _say(echo, f"   compressed {l1net} -> {comp.network}")
     save_network(comp.network, out / "digits_l1_compressed.onnx")

@@ -20,4 +20,6 @@ def test_demo_runs_and_reports_checked_results(tmp_path):
     gap = s["pruning_gap"]
     assert gap["upper"] >= gap["lower"] - 1e-9
     assert s["compression"]["equivalence"]["verdict"] == "equivalent"
+    a = s["ascent"]  # the DC ascent climbs and stays below the proven maximum (an independent bound)
+    assert a["start"] <= a["value"] <= a["proven_max"] + 1e-9 and a["lps"] >= 1
     assert np.prod(s["compression"]["widths"][1:-1]) <= 16 * 16

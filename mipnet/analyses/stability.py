@@ -343,6 +343,7 @@ class _Search:
         self.num_milps = 0
         self.milp_seconds = 0.0
         self.bab_branches = 0
+        self.ascent_lps = 0
         self.timed_out = False
         self.interrupted = False
         self.notes: list[str] = []
@@ -463,7 +464,9 @@ class _Search:
                     i, sign = q
                     if k >= order[q].size or not needs[sign](l)[i]:
                         continue  # settled by an earlier start or question's points
+                    lps = asc.lps
                     _, _, trail = asc.run(i, sign, X[order[q][k]], until=end)
+                    self.ascent_lps += asc.lps - lps
                     if trail:
                         P = np.asarray(trail)
                         found += self.harvest(P[in_domain(self.domain, P)])
@@ -1077,7 +1080,11 @@ def find_stable_neurons(
             half = None if left is None else time.perf_counter() + SEARCH_SHARE * left * (0.5 if ascent else 1.0)
             s.gradient_search(X, steps=int(search_steps), seed=seed, until=half)
         if ascent:
-            s.dc_ascent(X, until=until)
+            ta = time.perf_counter()
+            n = s.dc_ascent(X, until=until)
+            if s.ascent_lps:
+                s.notes.append(f"DC ascent: {n} neurons shown unstable, {s.ascent_lps} LPs, "
+                               f"{time.perf_counter() - ta:.2f} s")
         if branching and not s.timed_up():
             left = remaining(deadline)
             until = None if left is None else time.perf_counter() + BAB_SHARE * left
