@@ -154,3 +154,81 @@ def test_pyomo_block_encodes_an_l1_ball():
     solve_pyomo(m)
     res, _ = maximize_output(net, dom, np.ones(1))
     assert pyo.value(m.obj) == pytest.approx(res.objective, abs=1e-6)
+
+
+def _huge(widths, seed, scale=1e8):
+    net = Network.random(widths, seed=seed)
+    return Network([W * scale for W in net.weights], [b * scale for b in net.biases])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_maximize_output_rescales_huge_weights(seed):
+    """Weights and biases ~1e8 (values up to 1e16 on a unit box): maximize_output built the MILP in
+    the original units, where HiGHS's tolerances are meaningless, and called the problem infeasible
+    (no witness, no error) on 29 of 30 such 2-7-2 nets. Each neuron now has its own power-of-two
+    units; the optimum must dominate samples and be attained in float64."""
+    net = _huge([2, 7, 2], seed)
+    dom = Box([-1.6, -0.1], [1.6, 1.8])
+    c = np.array([1.0, 0.0])
+    res, x = maximize_output(net, dom, c)
+    smax = float((net.forward(dom.sample(2000, seed=0, include_vertices=True)) @ c).max())
+    assert res.status == "optimal" and dom.contains(x[None])[0]
+    assert res.objective == pytest.approx(float(c @ net.forward(x)), rel=1e-12) and res.objective >= smax - 1e-6 * abs(smax)
+    assert res.dual_bound >= res.objective
+
+
+def test_maximize_output_neurons_of_very_different_magnitudes():
+    """A fuzzed 3-3-3-3 net whose hidden rows are 1e-6 to 1e5 apart, on the box [-1e6, 1e6]^3:
+    with one output scale for every layer, maximize_output called the MILP infeasible; the
+    largest value (4020.93, at a vertex) sits 1e-8 below the outputs' range. Each neuron now has
+    its own units and c . f is folded into one output with its own scale."""
+    Ws = [np.array([[0.00019383481072861574, -0.0012037696398557655, -0.0004265431346117798],
+                    [-80284.69583207261, 76659.57582603018, -51186.659478630834],
+                    [-7.260818882163225e-07, -2.903793919771866e-07, 1.7954940531721706e-06]]),
+          np.array([[1.288848565950007, 0.7553451330833696, 0.40319542571734435],
+                    [-1.1546570743474345, 0.49068176682672504, -0.9003412139611292],
+                    [1.424152888692807, -0.9702896266793988, -0.5618094568176296]])]
+    bs = [np.array([-0.014119565120427247, -0.00045371221858335275, 8.155164132043023e-08]),
+          np.array([0.3531358620537675, -0.2666923779577897, -0.7169116843168583])]
+    net = Network(Ws, bs)
+    dom = Box(-1e6, 1e6, dim=3)
+    c = np.array([0.4390906518766011, -0.76724880591175, 0.5283687488069336])
+    res, x = maximize_output(net, dom, c)
+    smax = float((net.forward(dom.sample(3000, seed=1, include_vertices=True)) @ c).max())
+    assert smax == pytest.approx(4020.9337849, rel=1e-9)
+    assert res.status == "optimal" and res.objective == pytest.approx(float(c @ net.forward(x)), rel=1e-12)
+    assert res.objective >= smax - 1e-9 * smax and res.dual_bound >= res.objective
+
+
+def test_per_neuron_scaling_is_exact():
+    from mipnet.analyses.common import Scaling
+
+    net = _huge([3, 8, 6, 2], seed=3)
+    dom = Box(-1e4, 1e4, dim=3)
+    sc = Scaling.for_problem((net,), dom, per_layer=True)
+    assert len(sc.layer_scales) == 2 and all(np.all(np.log2(s) % 1 == 0) for s in sc.layer_scales)
+    X = dom.sample(1000, seed=0)
+    ns = sc.net(net)
+    np.testing.assert_array_equal(sc.to_output(ns.forward(X / sc.input_scale)), net.forward(X))  # bit for bit
+    for l, y in enumerate(ns.preactivations(X / sc.input_scale)[:-1]):
+        assert np.abs(y).max() <= 4.0  # every hidden layer near 1 in its own units
+    b = sc.bounds(lp_bounds(net, dom))
+    for lb, y in zip(b.layers, ns.preactivations(X / sc.input_scale)):
+        assert np.all(lb.lower <= y + 1e-9) and np.all(y <= lb.upper + 1e-9)
+
+
+def test_solve_pyomo_refuses_a_solution_that_is_not_the_networks():
+    """A 1-2-3-3 net with weights ~1e8: through Pyomo (no rescaling) HiGHS returned 'optimal' with
+    outputs 1.9e8 where the forward pass at its input gives 1.76e7. solve_pyomo now checks every
+    network block's solution against a float64 forward pass and raises instead."""
+    net = _huge([1, 2, 3, 3], seed=11)
+    dom = Box([-0.14], [1.86])
+    m = build_pyomo_model(net, dom, bounds=interval_bounds(net, dom))
+    m.obj = pyo.Objective(expr=m.nn.out[2], sense=pyo.maximize)
+    try:
+        solve_pyomo(m)
+    except SolverError as exc:
+        assert "forward pass" in str(exc) or "could not read" in str(exc)
+    else:  # a solution that passed the check is the network's
+        x = np.array([pyo.value(m.nn.x[0])])
+        assert pyo.value(m.nn.out[2]) == pytest.approx(net.forward(x)[2], rel=1e-5)

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from mipnet.core.bounds import Bounds, LayerBounds
 from mipnet.core.domain import Domain
 from mipnet.core.errors import Interrupted, InvalidDomainError
 from mipnet.core.network import Network
@@ -193,7 +194,9 @@ class Scaling:
     ``input_scale / output_scale``, every bias divided by ``output_scale``; ReLU is positively
     homogeneous) computes ``f(x) / output_scale`` with exactly the same roundings as ``f``
     (barring overflow and underflow): a proof or a witness in the scaled units is one in the
-    original units, after multiplying back.
+    original units, after multiplying back. With ``layer_scales`` (one network) neuron ``i`` of
+    hidden layer ``l`` is measured in units ``s_li``: ``W_l[i, j]`` becomes
+    ``W_l[i, j] s_(l-1)j / s_li`` and ``b_li`` becomes ``b_li / s_li``, again exact.
     """
 
     input_scale: float = 1.0
@@ -204,6 +207,9 @@ class Scaling:
     #: to the output by the layers after it. Proofs from MILPs add it to their margins
     #: (:meth:`margin`), so a badly conditioned pair gets bounds, not false proofs.
     resolution: float = 0.0
+    #: one array of scales per hidden layer of a single network (one power of two per neuron), or
+    #: () for ``output_scale`` on every neuron (pairs of networks share their units)
+    layer_scales: tuple = ()
 
     #: magnitudes within [1/BAND, BAND] are left alone
     BAND = 2.0**16
@@ -212,19 +218,24 @@ class Scaling:
 
     @property
     def identity(self) -> bool:
-        return self.input_scale == 1.0 and self.output_scale == 1.0
+        return self.input_scale == 1.0 and self.output_scale == 1.0 and not self.layer_scales
 
     def margin(self, tol: float) -> float:
         """A tolerance ``tol`` of the original units as a proof margin in the scaled units."""
         return max(float(tol) / self.output_scale, self.resolution)
 
     @classmethod
-    def for_problem(cls, nets: Sequence[Network], domain: Domain) -> "Scaling":
+    def for_problem(cls, nets: Sequence[Network], domain: Domain, *, per_layer: bool = False) -> "Scaling":
         """Scales that bring the box and the networks' pre-activations near 1 (identity when they are).
 
         The magnitude of a layer is the largest symbolic bound of its neurons that can be positive
         (a neuron with ``upper <= 0`` outputs 0 whatever its pre-activation: a dead neuron's large
         bias must not shrink the others' values below the solver's tolerances); every output counts.
+        With ``per_layer`` (one network only) each hidden neuron gets the power of two nearest its
+        own magnitude (ReLU is positively homogeneous, so ``h_i`` may be measured in units of its
+        own), which keeps every layer of a net whose weights are all ~1e8, or whose rows differ by
+        1e12, near 1; otherwise one scale serves every neuron, as two networks compared neuron by
+        neuron need.
         """
         from mipnet.bounds.symbolic import symbolic_layers
 
@@ -232,29 +243,50 @@ class Scaling:
         if s_in == 1.0 and all(_small_enough(net) for net in nets):
             return cls()
         dom_u = cls(s_in, 1.0).domain(domain)
-        mags = []
+        mags, per_net = [], []
         for net in nets:
             layers = symbolic_layers(cls(s_in, 1.0).net(net), dom_u)
+            own = []
             for l, lb in enumerate(layers):
                 live = np.ones(lb.upper.size, dtype=bool) if l == len(layers) - 1 else lb.upper > 0
-                if np.any(live):
-                    mags.append(float(np.max(np.maximum(np.abs(lb.lower[live]), np.abs(lb.upper[live])))))
-        mags = [m for m in mags if m > 0 and math.isfinite(m)] or [1.0]
+                m = np.where(live, np.maximum(np.abs(lb.lower), np.abs(lb.upper)), 0.0)
+                own.append(m)
+                if np.any(live) and m.max() > 0 and math.isfinite(m.max()):
+                    mags.append(float(m.max()))
+            per_net.append(own)
+        mags = mags or [1.0]
         s_out = _power_of_two(max(mags), cls.BAND)
         if s_in == 1.0 and s_out == 1.0 and min(mags) >= 1.0 / cls.BAND:
             return cls()
+        if per_layer and len(nets) == 1:
+            return cls(s_in, s_out, 0.0, _neuron_scales(per_net[0][:-1], s_out))
         smallest = min(1.0, min(mags) / s_out)
         return cls(s_in, s_out, cls.RESOLUTION / smallest)
+
+    def _scales(self, net: Network) -> tuple:
+        """The scale of every neuron, layer by layer (arrays or scalars; the output's is ``output_scale``)."""
+        if self.layer_scales:
+            return tuple(self.layer_scales) + (self.output_scale,)
+        return (self.output_scale,) * len(net.layers)
 
     def net(self, net: Network) -> Network:
         if self.identity:
             return net
-        layers = []
-        for l, (W, b) in enumerate(net.layers):
-            if l == 0:
-                W = W * (self.input_scale / self.output_scale)
-            layers.append((W, b / self.output_scale))
+        layers, prev = [], self.input_scale
+        for (W, b), s in zip(net.layers, self._scales(net)):
+            s = np.broadcast_to(np.asarray(s, dtype=np.float64), b.shape)
+            layers.append((W * (np.asarray(prev)[None] / s[:, None]), b / s))
+            prev = s
         return Network.from_layers(layers)
+
+    def bounds(self, bounds: Bounds) -> Bounds:
+        """Pre-activation bounds in the scaled units (each neuron's divided by its scale)."""
+        if self.identity:
+            return bounds
+        scales = self.layer_scales + (self.output_scale,) if self.layer_scales else \
+            (self.output_scale,) * len(bounds.layers)
+        return Bounds(tuple(LayerBounds(lb.lower / a, lb.upper / a) for lb, a in zip(bounds.layers, scales)),
+                      bounds.method, bounds.seconds, bounds.lp_solves, bounds.notes)
 
     def domain(self, domain: Domain) -> Domain:
         if self.input_scale == 1.0:
@@ -268,6 +300,18 @@ class Scaling:
     def to_output(self, v):
         """A value (or array) in the scaled output units back in the original ones."""
         return v * self.output_scale
+
+
+def _neuron_scales(mags: Sequence[np.ndarray], fallback: float) -> tuple:
+    """The power of two nearest each neuron's magnitude; a neuron that is never positive (its
+    magnitude 0: it outputs 0) takes the largest scale of its layer, or ``fallback``."""
+    out = []
+    for m in mags:
+        e = np.round(np.log2(np.where(m > 0, m, 1.0)))
+        s = np.ldexp(1.0, e.astype(np.int64))
+        live = (m > 0) & np.isfinite(m)
+        out.append(np.where(live, s, s[live].max() if np.any(live) else fallback))
+    return tuple(out)
 
 
 def _small_enough(net: Network) -> bool:

@@ -85,7 +85,7 @@ def validate_pair(net_a, net_b, domain) -> Domain:
 def _pair_bounds(net: Network, domain: Domain, bounds, scaling: Scaling) -> Bounds:
     """The bounds of one net of a pair in the problem's units: given (rescaled), by name, or LP."""
     if isinstance(bounds, Bounds):
-        return _scaled_bounds(bounds, scaling)
+        return scaling.bounds(bounds)
     return compute_bounds(net, domain, method=bounds or "lp")
 
 
@@ -509,15 +509,6 @@ class EquivalenceResult:
         if self.message:
             lines.append(f"  {self.message}")
         return "\n".join(lines)
-
-
-def _scaled_bounds(bounds: Bounds, scaling: Scaling) -> Bounds:
-    """Bounds in the units of the scaled networks (every pre-activation divided by the output scale)."""
-    if scaling.output_scale == 1.0:
-        return bounds
-    a = scaling.output_scale
-    return Bounds(tuple(LayerBounds(lb.lower / a, lb.upper / a) for lb in bounds.layers), bounds.method,
-                  bounds.seconds, bounds.lp_solves, bounds.notes)
 
 
 class GapProblem:

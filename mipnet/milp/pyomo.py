@@ -23,6 +23,7 @@ from mipnet.solver.highs import new_highs
 
 from mipnet.bounds import Bounds, NeuronState, lp_bounds
 from mipnet.core.domain import L1BallDomain, as_domain
+from mipnet.core.errors import SolverError
 from mipnet.core.network import Network
 
 __all__ = ["build_pyomo_block", "build_pyomo_model", "solve_pyomo"]
@@ -118,6 +119,7 @@ def build_pyomo_block(
                     blk.relu.add(blk.h[l, i] <= blk.y[l, i] - float(L[i]) * (1 - blk.z[l, i]))
     last = net.num_hidden_layers
     blk.output_rows = pyo.Constraint(blk.outputs, rule=lambda m, k: m.out[k] == affine(m, last, k))
+    blk._mipnet_net = None if relax else net  # what solve_pyomo re-checks a solution against
     return blk
 
 
@@ -133,13 +135,41 @@ def solve_pyomo(model: pyo.ConcreteModel, *, time_limit: Optional[float] = None)
     """Solve with HiGHS through Pyomo (``appsi_highs``); return Pyomo's ``SolverResults``.
 
     A solution, if one was found, is loaded into the model; ``results.problem``
-    holds the proven bound (``upper_bound`` for a maximisation).
+    holds the proven bound (``upper_bound`` for a maximisation). The outputs of every network
+    block (:func:`build_pyomo_block`, not relaxed) in a loaded solution are checked against a
+    float64 forward pass at its inputs: :class:`~mipnet.core.errors.SolverError` if they differ by
+    more than 1e-5 relative, which happens when HiGHS's absolute tolerances are coarse for the
+    network's values (weights ~1e8; :func:`mipnet.maximize_output` rescales such networks).
     """
     new_highs()  # the first Highs of a process prints a banner on stdout: absorb it silently
     solver = pyo.SolverFactory("appsi_highs")
     if time_limit is not None:
         solver.config.time_limit = float(time_limit)
-    res = solver.solve(model, load_solutions=False)
+    try:
+        res = solver.solve(model, load_solutions=False)
+    except IndexError as exc:  # appsi reading a solution shorter than its variables (seen on weights ~1e8)
+        raise SolverError(f"Pyomo's HiGHS interface could not read the solution ({exc}); the model may be badly "
+                          "scaled (rescale the weights; mipnet.maximize_output does so)") from exc
     if len(res.solution):
         model.solutions.load_from(res)
+        _check_network_blocks(model)
     return res
+
+
+def _check_network_blocks(model: pyo.ConcreteModel) -> None:
+    """Raise SolverError if a network block's solution outputs are not the network's at its inputs."""
+    for blk in [model] + list(model.component_data_objects(pyo.Block, descend_into=True)):
+        net = getattr(blk, "_mipnet_net", None)
+        if net is None:
+            continue
+        # an input in no row the solver saw (zero weights) has no value: the outputs do not depend on it
+        x = np.array([blk.x[j].value if blk.x[j].value is not None else blk.x[j].lb for j in blk.inputs],
+                     dtype=np.float64)
+        out = np.array([pyo.value(blk.out[k]) for k in blk.outputs], dtype=np.float64)
+        ref = net.forward(x)
+        err = float(np.max(np.abs(out - ref)))
+        if not err <= 1e-5 * (1.0 + float(np.max(np.abs(ref)))):
+            raise SolverError(
+                f"block {blk.name!r}: the solution's outputs {out.tolist()} differ from the network's forward pass at "
+                f"its inputs, {ref.tolist()}: HiGHS's tolerances are too coarse for this network's values "
+                "(rescale the weights; mipnet.maximize_output does so)")
