@@ -350,6 +350,28 @@ def test_parity_bound():
     json.dumps(d)
 
 
+def test_parity_bound_sees_regions_where_a_zero_bias_neuron_is_identically_zero():
+    """Serra et al.'s interior MILP asks every unstable neuron for a margin, so a region on which a
+    neuron after the first layer is identically 0 (its inputs all off, bias 0: a pruned net's) was
+    invisible: relu(x) - relu(x) gave 'at least 0 regions' and x -> relu(relu(x)) found only x > 0.
+    Such trials are solved again letting those neurons be off at 0; every witness is checked."""
+    cancel = Network([np.array([[1.], [1.]]), np.array([[1., -1.], [1., 0.]]), np.ones((1, 2))],
+                     [np.zeros(2), np.zeros(2), np.zeros(1)])
+    chain = Network([np.array([[1.0]]), np.array([[1.0]]), np.array([[1.0]])], [np.zeros(1)] * 3)
+    dom = Box(-1, 1, dim=1)
+    for net in (cancel, chain):
+        exact = count_regions(net, dom).regions
+        assert exact == 2
+        zero = parity_lower_bound(net, dom, k=0, trials=3, seed=0)
+        assert zero.k == 0 and zero.levels[0]["all_feasible"] and 1 <= zero.certain_lower_bound <= exact
+    found = set()
+    for seed in range(6):  # the chain's two regions, x < 0 included, turn up under random XORs
+        r = parity_lower_bound(chain, dom, k=1, trials=2, seed=seed)
+        found.add(r.certain_lower_bound)
+        assert r.certain_lower_bound <= 2 and r.lower_bound <= 2
+    assert 2 in found
+
+
 def test_network_specific_and_theory_bounds_hold():
     from mipnet.theory import all_bounds
 

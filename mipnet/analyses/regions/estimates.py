@@ -214,17 +214,35 @@ def _parity_trial(prob: Problem, bounds, margin: float, k: int, rng, time_limit:
     """One MIPBound trial: is there a region whose pattern satisfies k random XORs?
 
     Returns ``(feasible, pattern, timed_out)``; a witness counts only after a float64
-    forward pass confirms a pattern with every unstable pre-activation non-zero that
-    satisfies every XOR.
+    forward pass confirms that its point lies in the interior of the region of a pattern
+    (every unstable pre-activation non-zero, or identically zero on the region) that
+    satisfies every XOR. When the MILP with Serra et al.'s margin on every unstable neuron is
+    infeasible and some neuron after the first layer has bias 0 (a pruned net's, say), the
+    trial is solved again letting those neurons be off at 0 (:func:`interior_milp`'s
+    ``zero_off``): the margin MILP cannot see a region on which such a neuron is identically 0.
     """
-    model, nv, fcol, zc = interior_milp(prob, bounds, margin)
-    u = zc.size
+    t0 = time.perf_counter()
+    u = int(sum(np.count_nonzero(s == 0) for s in bounds.states()))
     subsets = rng.random((k, u)) < 0.5
     parity = rng.integers(0, 2, size=k)
+    if np.any(subsets.sum(axis=1) < parity):
+        return False, None, False  # an empty XOR "0 = 1": infeasible by construction
+    zero_bias = any(np.any(b == 0.0) for _, b in prob.rnet.layers[1:-1])
+    for zero_off in (False, True) if zero_bias else (False,):
+        left = max(time_limit - (time.perf_counter() - t0), 1e-3)
+        ok, pattern, timed_out = _parity_solve(prob, bounds, margin, subsets, parity, left, zero_off)
+        if ok or timed_out:
+            return ok, pattern, timed_out
+    return False, None, False
+
+
+def _parity_solve(prob: Problem, bounds, margin: float, subsets, parity, time_limit: float, zero_off: bool):
+    """The MILP of one trial (see :func:`_parity_trial`) and its witness check."""
+    model, nv, fcol, zc = interior_milp(prob, bounds, margin, zero_off=zero_off)
+    if subsets.shape[1] != zc.size:
+        raise AssertionError(f"{subsets.shape[1]} XOR columns for {zc.size} unstable neurons")
     for S, r in zip(subsets, parity):
         size = int(S.sum())
-        if size < r:
-            return False, None, False  # the empty XOR "0 = 1": infeasible by construction
         q = model.add_cols(np.array([0.0]), np.array([float((size - r) // 2)]), integer=True)
         cols = np.concatenate([zc[S], q])
         coef = np.concatenate([np.ones(size), [-2.0]])

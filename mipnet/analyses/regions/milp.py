@@ -60,24 +60,33 @@ MILP_OPTIONS = {
 }
 
 
-def interior_milp(prob: Problem, bounds, margin: float):
+def interior_milp(prob: Problem, bounds, margin: float, *, zero_off: bool = False):
     """The normalised network's MILP with Serra et al.'s interior variable f >= margin.
 
-    Returns ``(model, nv, f_col, unstable z columns)``; the objective is ``max f``.
+    Returns ``(model, nv, f_col, unstable z columns)``; the objective is ``max f``. With
+    ``zero_off`` an unstable neuron of a hidden layer after the first with bias exactly 0 may be
+    off at pre-activation 0 (no ``f <= hbar`` row): on a region where all its inputs are off it
+    is identically zero, which is no boundary (see :func:`~mipnet.core.numerics.check_witnesses`),
+    yet f would be 0 there. A solution's point must then pass the strict witness check.
     """
     from mipnet.milp.encoding import HighsModel
 
     model = HighsModel(prob.rdomain(), options=MILP_OPTIONS)
     nv = model.add_network(prob.rnet, bounds, output_bounds=False)
-    h_parts, y_parts, z_parts, F_parts = [], [], [], []
-    for lv, lb in zip(nv.layers, bounds.hidden):
+    h_parts, y_parts, z_parts, F_parts, off_parts = [], [], [], [], []
+    for l, (lv, lb) in enumerate(zip(nv.layers, bounds.hidden)):
         u = lv.unstable
         h_parts.append(lv.h_cols[u])
         y_parts.append(lv.y_cols[u])
         z_parts.append(lv.z_cols[u])
         F_parts.append(np.maximum(lb.upper[u], -lb.lower[u]))
+        free = np.zeros(h_parts[-1].size, dtype=bool)
+        if zero_off and l > 0:
+            free = np.asarray(prob.rnet.layers[l][1][u] == 0.0, dtype=bool).reshape(-1)
+        off_parts.append(free)
     hc, yc, zc = (np.concatenate(p).astype(np.int64) for p in (h_parts, y_parts, z_parts))
     Fv = np.concatenate(F_parts)
+    keep_off = ~np.concatenate(off_parts) if off_parts else np.zeros(0, dtype=bool)
     k = zc.size
     F = float(Fv.min()) if k else 1.0
     fcol = model.add_cols(np.array([margin]), np.array([max(F, margin)]))
@@ -93,7 +102,9 @@ def interior_milp(prob: Problem, bounds, margin: float):
         cols = np.concatenate([np.full(k, f), hc, zc, np.full(k, f), hc, yc, zc])
         vals = np.concatenate([one, -one, np.full(k, F), one, -one, one, np.full(k, -F)])
         M = sp.csr_matrix((vals, (rows, cols)), shape=(2 * k, model.num_cols))
-        model.add_rows(np.full(2 * k, -_INF), np.concatenate([np.full(k, F), np.zeros(k)]), M)
+        keep = np.concatenate([np.ones(k, dtype=bool), keep_off])
+        M = M[np.flatnonzero(keep)]
+        model.add_rows(np.full(M.shape[0], -_INF), np.concatenate([np.full(k, F), np.zeros(k)])[keep], M)
     model.set_objective(fcol, [1.0], maximize=True)
     model.set_options({"mip_max_improving_sols": 1})  # any pattern with f >= margin will do
     return model, nv, fcol, zc
