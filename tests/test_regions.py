@@ -350,6 +350,17 @@ def test_parity_bound():
     json.dumps(d)
 
 
+def test_parity_bound_stopped_before_any_level_is_consistent():
+    """A time limit before the first level finished printed 'at least 2^0 = 0 activation regions'
+    (lower_bound 0, log2_lower_bound 0); now the certain count, at least 1, with its own log."""
+    net = Network.random([20, 60, 60, 10], seed=1)
+    r = parity_lower_bound(net, Box(-1, 1, dim=20), time_limit=1e-6)
+    assert r.k == -1 and r.status == "time_limit" and r.confidence == 1.0
+    assert r.lower_bound >= 1 and r.lower_bound == max(r.certain_lower_bound, 1)
+    assert r.log2_lower_bound == pytest.approx(math.log2(r.lower_bound))
+    assert "2^" not in str(r) and "before any level finished" in r.message
+
+
 def test_parity_bound_sees_regions_where_a_zero_bias_neuron_is_identically_zero():
     """Serra et al.'s interior MILP asks every unstable neuron for a margin, so a region on which a
     neuron after the first layer is identically 0 (its inputs all off, bias 0: a pruned net's) was

@@ -160,7 +160,8 @@ class ParityBound:
     lower_bound : float
         ``2^(k - alpha)``: with probability at least ``confidence`` the network has at
         least this many regions (Gomes, Sabharwal, Selman, AAAI 2006; Serra and
-        Ramalingam, AAAI 2020, arXiv:1810.03370).
+        Ramalingam, AAAI 2020, arXiv:1810.03370). With ``k = -1`` (no level finished) the
+        certain count, at least 1, with confidence 1.
     log2_lower_bound : float
         ``k - alpha``.
     k : int
@@ -204,6 +205,9 @@ class ParityBound:
         }
 
     def __str__(self) -> str:
+        if self.k < 0:
+            return (f"at least {self.lower_bound:,.0f} activation region(s), certainly (no parity level finished: "
+                    f"{self.message}; {self.milp_solves} MILP solves, {self.seconds:.3g} s)")
         return (f"at least 2^{self.log2_lower_bound:g} = {self.lower_bound:,.6g} activation regions with "
                 f"probability >= {self.confidence:.4f} (k = {self.k} XOR constraints, {self.trials} trials, "
                 f"alpha = {self.alpha:g}); certainly at least {self.certain_lower_bound:,} "
@@ -350,7 +354,9 @@ def parity_lower_bound(
                        "feasible": feas, "all_feasible": feas == trials and not interrupted,
                        "seconds": time.perf_counter() - t_level})
         if interrupted:
-            status, message = "time_limit", f"time limit reached at k = {kk}; the bound uses k = {best}"
+            status = "time_limit"
+            message = (f"time limit reached at k = {kk}; the bound uses k = {best}" if best >= 0
+                       else f"time limit reached at k = {kk}, before any level finished")
             break
         if feas < trials:
             message = f"a trial with k = {kk} XOR constraints was infeasible"
@@ -363,9 +369,9 @@ def parity_lower_bound(
         confidence = 1.0 - 2.0 ** (-alpha * t)
     else:
         confidence = 1.0 - 2.0 ** (-alpha * t) / (1.0 - 2.0 ** (-t))
-    if best < 0:
-        log2b, confidence = 0.0, 1.0
-        lower = float(len(found)) if found else 0.0
+    if best < 0:  # no level finished: only the certain count (a non-empty domain has a region)
+        lower = float(max(len(found), 1))
+        log2b, confidence = math.log2(lower), 1.0
     else:
         log2b = best - alpha
         lower = 2.0 ** log2b
