@@ -266,7 +266,8 @@ def verify_equivalence(
         notes.append("engine auto: differential bounds did not settle the whole box; MILP on the domain")
     try:
         pair = GapProblem.build(net_a, net_b, domain, bounds_a=bounds_a, bounds_b=bounds_b,
-                                differential=differential, samples=samples, seed=seed, options=options)
+                                differential=differential, samples=samples, seed=seed, options=options,
+                                deadline=deadline)
     except KeyboardInterrupt:
         upper = np.inf
         if mode != "top1":

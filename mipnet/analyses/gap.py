@@ -346,12 +346,15 @@ def _gap_gradient(f: Network, g: Network, X: np.ndarray, k: np.ndarray, sgn: np.
     return grads[0] + grads[1]
 
 
-def _ascent(f: Network, g: Network, dom: Domain, X0: np.ndarray, *, iterations: int = 40) -> np.ndarray:
+def _ascent(f: Network, g: Network, dom: Domain, X0: np.ndarray, *, iterations: int = 40,
+            deadline: Optional[float] = None) -> np.ndarray:
     """Sign-gradient ascent of ``||f(x) - g(x)||_inf`` from the rows of X0, projected on D's box.
 
     A cheap heuristic (projected gradient ascent as in PGD, Madry et al. 2018,
     arXiv:1706.06083): it only supplies good witness candidates, so that the
-    MILPs start from a high threshold. Returns the best point of every start (in D).
+    MILPs start from a high threshold. Returns the best point of every start (in D), after
+    ``iterations`` steps or the last step started before ``deadline`` (a ``time.perf_counter()``
+    value).
     """
     width = dom.upper - dom.lower
     X = X0.copy()
@@ -360,6 +363,8 @@ def _ascent(f: Network, g: Network, dom: Domain, X0: np.ndarray, *, iterations: 
     val = np.abs(D).max(axis=1)
     steps = np.geomspace(1.0, 1e-3, iterations)
     for step in steps:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
         k = np.argmax(np.abs(D), axis=1)
         sgn = np.sign(D[np.arange(len(X)), k])
         sgn[sgn == 0] = 1.0
@@ -515,12 +520,13 @@ def pruning_gap(
     problem = None
     try:
         # --- one problem for every MILP (bounds, rescaling, the joint model of max_output_gap)
-        problem = GapProblem.build(f, g, dom, points=C, options=options, bounds_a=bounds, bounds_b=bounds)
+        problem = GapProblem.build(f, g, dom, points=C, options=options, bounds_a=bounds, bounds_b=bounds,
+                                   deadline=deadline)
         sc = problem.scaling
         if len(C) and ascent_starts:
             gC = np.abs(problem.FA - problem.FB).max(axis=1)
             top = np.argsort(-gC, kind="stable")[:int(ascent_starts)]
-            A = _ascent(problem.net_a, problem.net_b, problem.domain, problem.X[top])
+            A = _ascent(problem.net_a, problem.net_b, problem.domain, problem.X[top], deadline=deadline)
             problem.add_points(A)
             witnesses.append(sc.to_input(A))
 

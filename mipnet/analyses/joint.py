@@ -82,11 +82,12 @@ def validate_pair(net_a, net_b, domain) -> Domain:
     return as_domain(domain, net_a.input_dim)
 
 
-def _pair_bounds(net: Network, domain: Domain, bounds, scaling: Scaling) -> Bounds:
-    """The bounds of one net of a pair in the problem's units: given (rescaled), by name, or LP."""
+def _pair_bounds(net: Network, domain: Domain, bounds, scaling: Scaling, deadline: Optional[float] = None) -> Bounds:
+    """The bounds of one net of a pair in the problem's units: given (rescaled), by name, or LP
+    (no LP after ``deadline``, a ``time.perf_counter()`` value)."""
     if isinstance(bounds, Bounds):
         return scaling.bounds(bounds)
-    return compute_bounds(net, domain, method=bounds or "lp")
+    return compute_bounds(net, domain, method=bounds or "lp", deadline=deadline)
 
 
 def check_time_limit(time_limit) -> None:
@@ -542,20 +543,22 @@ class GapProblem:
     def build(cls, net_a: Network, net_b: Network, domain: Domain, *, bounds_a: Optional[Bounds] = None,
               bounds_b: Optional[Bounds] = None, differential: bool = True, samples: int = 0, seed=0,
               points: Optional[np.ndarray] = None, options: Optional[dict] = None,
-              rescale: bool = True) -> "GapProblem":
+              rescale: bool = True, deadline: Optional[float] = None) -> "GapProblem":
         """The problem of ``net_a`` vs ``net_b`` on ``domain`` (all validated, in the original units).
 
         ``bounds_a``, ``bounds_b``: bounds of each net on the domain: a Bounds, a method name of
         :func:`mipnet.bounds.compute_bounds` (computed in the problem's units), or None (LP bounds).
         ``points``: the candidate inputs (default: :func:`~mipnet.analyses.common.candidate_points`
         with ``samples`` and ``seed``). ``rescale``: allow the exact power-of-two change of units.
+        ``deadline``: a ``time.perf_counter()`` value after which the bounds start no LP.
         Raises :class:`~mipnet.core.errors.Interrupted` (a ``KeyboardInterrupt``) on Ctrl-C.
         """
         scaling = Scaling.for_problem((net_a, net_b), domain) if rescale else Scaling()
         if points is None:
             points = candidate_points(domain, None, samples, seed)
         na, nb, dom = scaling.net(net_a), scaling.net(net_b), scaling.domain(domain)
-        ba, bb = _pair_bounds(na, dom, bounds_a, scaling), _pair_bounds(nb, dom, bounds_b, scaling)
+        ba = _pair_bounds(na, dom, bounds_a, scaling, deadline)
+        bb = _pair_bounds(nb, dom, bounds_b, scaling, deadline)
         diff = differential_layers(na, nb, dom, ba, bb) if differential and na.widths == nb.widths else None
         return cls(na, nb, dom, scaling, ba, bb, diff, points / scaling.input_scale, options)
 
@@ -847,7 +850,8 @@ def max_output_gap(
     check_bounds("bounds_b", bounds_b, net_b)
     try:
         problem = GapProblem.build(net_a, net_b, domain, bounds_a=bounds_a, bounds_b=bounds_b,
-                                   differential=differential, samples=samples, seed=seed, options=options)
+                                   differential=differential, samples=samples, seed=seed, options=options,
+                                   deadline=deadline_after(time_limit, t0))
     except KeyboardInterrupt:
         lo, hi = interval_gap_bounds(net_a, net_b, domain)
         entries = tuple(OutputGap(k, s, -np.inf, float(hi[k] if s > 0 else -lo[k]), None, EntryStatus.SKIPPED)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 
-from mipnet.analyses.common import Scaling, solve_or_partial, witness_from_solution
+from mipnet.analyses.common import Scaling, deadline_after, solve_or_partial, witness_from_solution
 from mipnet.bounds import lp_bounds
 from mipnet.core.bounds import Bounds, LayerBounds
 from mipnet.core.domain import as_domain
-from mipnet.core.errors import InvalidDomainError, InvalidNetworkError, SolverError
+from mipnet.core.errors import InvalidArgumentError, InvalidDomainError, InvalidNetworkError, SolverError
 from mipnet.core.network import Network
 from mipnet.core.numerics import in_domain
 from mipnet.milp.encoding import HighsModel
@@ -46,11 +47,16 @@ def maximize_output(
     tolerances of 1e-9; a bound still beaten raises :class:`SolverError`.
     The returned ``objective`` is ``c . f(x)`` of the returned input in float64 (the MILP's, or a
     checked point that beats it within the solver's tolerance), and ``dual_bound`` is never below it.
+    ``time_limit`` (seconds) covers the LP bounds (computed when ``bounds`` is None; no LP starts
+    after it) and the MILP; a MILP stopped by it reports ``time_limit`` with its dual bound.
     On Ctrl-C during the MILP the interrupted solve's result is returned (status
     ``interrupted``; its ``dual_bound`` still bounds the maximum) with its best input.
     """
+    t0 = time.perf_counter()
     if not isinstance(net, Network):
         raise InvalidNetworkError(f"net must be a mipnet.Network, got {type(net).__name__}")
+    if time_limit is not None and not (time_limit > 0):
+        raise InvalidArgumentError(f"time_limit must be a positive number of seconds or None, got {time_limit!r}")
     domain = as_domain(domain, net.input_dim)
     c = np.asarray(c, dtype=np.float64).reshape(-1)
     if c.size != net.output_dim:
@@ -58,17 +64,19 @@ def maximize_output(
     folded = _folded(net, c)  # one output, c . f: its own scale, not that of the largest output
     sc = Scaling.for_problem([folded], domain, per_layer=True)
     net_s, dom_s = sc.net(folded), sc.domain(domain)
-    bounds = lp_bounds(net_s, dom_s) if bounds is None else sc.bounds(_folded_bounds(bounds, c))
+    deadline = deadline_after(time_limit, t0)
+    bounds = (lp_bounds(net_s, dom_s, deadline=deadline) if bounds is None
+              else sc.bounds(_folded_bounds(bounds, c)))
     model = HighsModel(dom_s)
     nv = model.add_network(net_s, bounds)
     model.set_objective(nv.output_cols, np.ones(1), maximize=True)
-    res, stopped = solve_or_partial(model, time_limit=time_limit)
+    res, stopped = solve_or_partial(model, time_limit=_left(deadline))
     res = _in_original_units(res, sc)
     unit = sc.output_scale  # tolerances are relative to 1 in the scaled units
     best, best_x = (-np.inf, None) if stopped else _best_sampled(net, domain, c)
     if _beaten(res, best, unit):
         model.set_options({"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9})
-        res, stopped = solve_or_partial(model, time_limit=time_limit)
+        res, stopped = solve_or_partial(model, time_limit=_left(deadline))
         res = _in_original_units(res, sc)
         if not stopped and _beaten(res, best, unit):
             raise SolverError(f"the MILP's bound {res.dual_bound} is below c . f(x) = {best} at a point of the domain, "
@@ -94,6 +102,11 @@ def maximize_output(
         db = res.dual_bound
         res = replace(res, objective=val, dual_bound=val if db is not None and np.isfinite(db) and db < val else db)
     return res, x
+
+
+def _left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left to ``deadline`` for a solve (a small positive floor: HiGHS takes no 0)."""
+    return None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
 
 
 def _folded(net: Network, c: np.ndarray) -> Network:

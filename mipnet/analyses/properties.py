@@ -850,7 +850,7 @@ def _input_gradient(net: Network, X: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 
 def attack(net_a: Network, net_b: Network, domain, prop: Property, X0, *, starts: int = 32,
-           iterations: int = 40) -> np.ndarray:
+           iterations: int = 40, deadline: Optional[float] = None) -> np.ndarray:
     """Counterexample candidates: projected gradient ascent of the margin from the ``starts``
     best rows of X0 (and an L1 ball's clipped vertices). A heuristic (PGD, Madry et al. 2018,
     arXiv:1706.06083) that only supplies points; each is re-checked like any other.
@@ -863,7 +863,8 @@ def attack(net_a: Network, net_b: Network, domain, prop: Property, X0, *, starts
     of the gradient (the conditional gradient method, Frank and Wolfe 1956: a linear function
     over ball ∩ box peaks at a sparse point, which sign steps reach badly). The best point of
     each start is kept; points leave the domain only through
-    :meth:`~mipnet.core.domain.Domain.clip`."""
+    :meth:`~mipnet.core.domain.Domain.clip`. No step starts after ``deadline`` (a
+    ``time.perf_counter()`` value)."""
     from mipnet.core.domain import L1BallDomain
 
     domain = as_domain(domain, net_a.input_dim)
@@ -894,6 +895,8 @@ def attack(net_a: Network, net_b: Network, domain, prop: Property, X0, *, starts
             X[up], val[up] = Y[up], vy[up]
 
         for t, step in enumerate(np.geomspace(0.5, 1e-3, iterations)):
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
             w = tgt.margin_weights(net_a.forward(X), net_b.forward(X))
             G = _input_gradient(net_a, X, w[:, :m]) + _input_gradient(net_b, X, w[:, m:])
             if l1:
@@ -975,9 +978,10 @@ def verify_property(net_a: Network, net_b: Network, domain, prop: Property, *, t
     notes: list = []
     try:
         pb = GapProblem.build(net_a, net_b, domain, bounds_a=bounds_a, bounds_b=bounds_b, differential=differential,
-                              samples=samples, seed=seed, options=options)
+                              samples=samples, seed=seed, options=options, deadline=deadline)
         if samples:  # the gradient attack, in the problem's units (a cheap search for counterexamples)
-            pb.add_points(attack(pb.net_a, pb.net_b, pb.domain, prop.scaled(pb.scaling.output_scale), pb.X))
+            pb.add_points(attack(pb.net_a, pb.net_b, pb.domain, prop.scaled(pb.scaling.output_scale), pb.X,
+                                 deadline=deadline))
         r = search_property(pb, prop, tol=tol, deadline=deadline)
     except KeyboardInterrupt:
         r = dict(lower=-np.inf, upper=np.inf, witness=None, entries=[], num_milps=0, timed_out=False,

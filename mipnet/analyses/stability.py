@@ -1069,7 +1069,7 @@ def find_stable_neurons(
     s = None
     try:
         if bounds is None or isinstance(bounds, str):
-            bounds = compute_bounds(net, domain, method=bounds or "auto")
+            bounds = compute_bounds(net, domain, method=bounds or "auto", deadline=deadline)
         s = _Search(net, domain, bounds, float(tol), deadline, options)
         s.harvest(X)
         # heuristics: at most SEARCH_SHARE of the time left (half of it for the gradient search when

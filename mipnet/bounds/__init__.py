@@ -41,6 +41,7 @@ Bounds decide which neurons get binaries in a MILP: see :func:`classify_neurons`
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -98,7 +99,8 @@ def check_bounds_arg(name: str, bounds, net: Network) -> None:
                                    f"LayerBounds per affine layer) or a method name ({', '.join(METHODS)})")
 
 
-def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=None, **lp_kw) -> Bounds:
+def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=None, deadline: Optional[float] = None,
+                **lp_kw) -> Bounds:
     """The cheapest route that settles the most neurons (``notes[0]`` says which):
 
     1. symbolic bounds; done if they settle every hidden neuron that later steps could (on a
@@ -109,9 +111,11 @@ def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=Non
     3. sign-only LPs (:func:`lp_bounds`) for the neurons still open that no input shows unstable.
 
     ``output=True`` also solves the output layer's LPs; by default the output layer keeps the
-    bounds of the last step that bounded it (alpha's, or symbolic).
+    bounds of the last step that bounded it (alpha's, or symbolic). ``deadline`` (a
+    ``time.perf_counter()`` value) stops alpha's steps and the LPs: what is left keeps the
+    bounds of the step before (sound).
     """
-    from mipnet.bounds.lp import alpha_pays
+    from mipnet.bounds.lp import alpha_pays, with_deadline
     from mipnet.core.domain import as_domain
 
     t0 = time.perf_counter()
@@ -128,21 +132,24 @@ def auto_bounds(net: Network, domain, *, output: bool = False, alpha_options=Non
     if open_neurons(b) or output:
         if alpha_pays(b.layers):
             # only the states matter before the sign-only LPs: stop once no neuron settles any more
-            opts = alpha_options if alpha_options is not None else AlphaOptions(stop_on_states=True)
+            opts = with_deadline(alpha_options if alpha_options is not None else AlphaOptions(stop_on_states=True),
+                                 deadline)
             b = alpha_bounds(net, domain, initial=b, output=not output, options=opts)
             route.append("alpha")
         if open_neurons(b) or output:
-            b = lp_bounds(net, domain, initial=b, output=output, sign_only=True, **lp_kw)
+            b = lp_bounds(net, domain, initial=b, output=output, sign_only=True, deadline=deadline, **lp_kw)
             route.append("sign-only LPs")
             solves, notes = b.lp_solves, list(b.notes)
     notes.insert(0, "route: " + " -> ".join(route))
     return Bounds(b.layers, "auto", time.perf_counter() - t0, solves, tuple(notes))
 
 
-def compute_bounds(net: Network, domain, *, method: str = "lp", **kw) -> Bounds:
+def compute_bounds(net: Network, domain, *, method: str = "lp", deadline: Optional[float] = None, **kw) -> Bounds:
     """Bounds by name (:data:`METHODS`): ``"ia"`` (intervals), ``"symbolic"`` (back-substitution),
     ``"alpha"`` (optimised back-substitution, :func:`alpha_bounds`), ``"lp"`` (:func:`lp_bounds`)
-    or ``"auto"`` (:func:`auto_bounds`). Keywords go to the chosen function.
+    or ``"auto"`` (:func:`auto_bounds`). Keywords go to the chosen function. ``deadline`` (a
+    ``time.perf_counter()`` value, an analysis's time limit) stops the LPs of ``"lp"`` and
+    ``"auto"``: the neurons not tightened by then keep their earlier, sound bounds.
 
     Examples
     --------
@@ -162,5 +169,5 @@ def compute_bounds(net: Network, domain, *, method: str = "lp", **kw) -> Bounds:
     if method == "alpha":
         return alpha_bounds(net, domain, **kw)
     if method == "lp":
-        return lp_bounds(net, domain, **kw)
-    return auto_bounds(net, domain, **kw)
+        return lp_bounds(net, domain, deadline=deadline, **kw)
+    return auto_bounds(net, domain, deadline=deadline, **kw)

@@ -102,6 +102,8 @@ class AlphaOptions:
     backend : "numpy", "torch" or None (numpy on the CPU, torch on CUDA). The numpy path runs the
         same projected Adam with the gradient derived by hand (:class:`_Chain`): no autograd
         overhead per step (about 0.6 ms per backward pass in torch on small nets).
+    deadline : a ``time.perf_counter()`` value (an analysis's time limit) after which no more
+        steps run: the best slopes so far are evaluated soundly as usual.
     """
 
     iterations: int = 25
@@ -114,6 +116,10 @@ class AlphaOptions:
     threads: Optional[int] = 1
     stop_on_states: bool = False
     backend: Optional[str] = None
+    deadline: Optional[float] = None
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
 
     def __post_init__(self) -> None:
         if not (isinstance(self.iterations, (int, np.integer)) and self.iterations >= 0):
@@ -376,7 +382,7 @@ def _optimise_slopes_torch(net, relax, k, C, xl, xu, opts: AlphaOptions, init_fu
                     best_alpha[j][idx] = alphas[j][better].detach()
             if sched is None:
                 sched = _Schedule(opts, best.cpu().numpy())
-            if it == opts.iterations:
+            if it == opts.iterations or opts.out_of_time():
                 break
             if sched.due(it):
                 keep = sched.keep(best.cpu().numpy(), rows.cpu().numpy())
@@ -604,7 +610,7 @@ def _optimise_slopes_np(net, relax, k, C, xl, xu, opts: AlphaOptions, init_full=
         np.copyto(cur_A, A, where=better[:, None])
         if sched is None:
             sched = _Schedule(opts, cur)
-        if it == opts.iterations:
+        if it == opts.iterations or opts.out_of_time():
             break
         if it % opts.patience == 0 and sched.due(it):
             best[rows], best_A[rows] = cur, cur_A

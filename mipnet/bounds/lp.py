@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -112,6 +112,7 @@ def lp_bounds(
     witnesses: int = 256,
     solver_options: Optional[dict] = None,
     alpha_options=None,
+    deadline: Optional[float] = None,
 ) -> Bounds:
     """LP-relaxation bounds, layer by layer (see module docstring).
 
@@ -144,6 +145,9 @@ def lp_bounds(
         HiGHS options of the LPs (default :data:`LP_OPTIONS`; ``{}``: HiGHS's defaults).
     alpha_options : AlphaOptions, optional
         Settings of the alpha-CROWN start.
+    deadline : float, optional
+        A ``time.perf_counter()`` value (an analysis's time limit): no LP starts after it, and
+        the neurons not tightened by then keep their starting bounds (sound; a note says so).
 
     Raises
     ------
@@ -169,7 +173,8 @@ def lp_bounds(
             from mipnet.bounds.alpha import alpha_layers
 
             # the output layer gets its LPs anyway when output=True
-            layers = alpha_layers(net, domain, initial=layers, output=not output, options=alpha_options)
+            layers = alpha_layers(net, domain, initial=layers, output=not output,
+                                  options=with_deadline(alpha_options, deadline))
             started_alpha = True
     if sign_only is None:
         sign_only = started_alpha
@@ -197,13 +202,17 @@ def lp_bounds(
                 # starting bounds ignore the rows: those are solved to optimality
                 if sign_only and not is_output and l > 0:
                     solves += _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit, bool(witnesses),
-                                          notes, stats)
+                                          notes, stats, deadline=deadline)
                 else:
-                    solves += _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes)
+                    solves += _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes,
+                                             deadline=deadline)
             if not is_output:
                 propagate_intervals(net, layers, l)
                 prev_cols = model.add_layer(prev_cols, W, b, layers[l], relax=True).h_cols
                 hmag = np.maximum(layers[l].upper, 0.0)
+    except _OutOfTime as out:
+        solves += out.solves
+        notes.append(f"time limit reached in layer {l + 1}: the neurons not tightened keep their starting bounds")
     except KeyboardInterrupt:
         notes.append(f"interrupted in layer {l + 1}: later layers keep their starting bounds")
         partial = Bounds(tuple(layers), "lp", time.perf_counter() - t0, solves, tuple(notes))
@@ -478,8 +487,30 @@ def _sign_lp(model, cols, w, b, sense: float, hmag, tol):
     return None, None
 
 
+def with_deadline(options, deadline: Optional[float], **default):
+    """Alpha-CROWN options (``options``, else ``AlphaOptions(**default)``) that stop at ``deadline``."""
+    from mipnet.bounds.alpha import AlphaOptions
+
+    if deadline is None:
+        return options
+    return replace(options if options is not None else AlphaOptions(**default), deadline=deadline)
+
+
+class _OutOfTime(Exception):
+    """An LP layer stopped at the deadline (``solves``: the LPs it had solved)."""
+
+    def __init__(self, solves: int) -> None:
+        super().__init__("deadline")
+        self.solves = solves
+
+
+def _check_deadline(deadline: Optional[float], solves: int) -> None:
+    if deadline is not None and time.perf_counter() >= deadline:
+        raise _OutOfTime(solves)
+
+
 def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, search: bool, notes, stats,
-                neurons=None) -> int:
+                neurons=None, deadline: Optional[float] = None) -> int:
     """Settle the signs of layer l's open neurons (of ``neurons``, default all): witnesses first,
     then one stopped LP per open sign, in :func:`chain_order`."""
     lo, hi = layers[l].lower.copy(), layers[l].upper.copy()
@@ -498,6 +529,7 @@ def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, se
             seen = wit.pos[l][i] if sense < 0 else wit.neg[l][i]
             if seen or lo[i] >= 0 or hi[i] <= 0:
                 continue
+            _check_deadline(deadline, solves)  # (layers[l] holds every bound proven so far)
             val, x = _sign_lp(model, prev_cols, W[i], b[i], sense, hmag, tol)
             solves += 1
             stats["lp"] += 1
@@ -521,7 +553,8 @@ def _sign_layer(model, prev_cols, W, b, layers, l, hmag, tol, wit: Witnesses, se
     return solves
 
 
-def _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes, neurons=None) -> int:
+def _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, notes, neurons=None,
+                   deadline: Optional[float] = None) -> int:
     """Min and max of the neurons of layer l that matter (of ``neurons``, default all) over the
     model (the layers before l).
 
@@ -546,6 +579,7 @@ def _tighten_layer(model, prev_cols, W, b, layers, l, hmag, tol, is_output, note
         vals = np.full(todo.size, np.nan)
         try:
             for k, i in enumerate(todo):
+                _check_deadline(deadline, solves)  # (the finally below keeps the values found so far)
                 w = W[i]
                 nz = np.flatnonzero(w)
                 model.set_objective(cols[nz], w[nz], offset=float(b[i]), maximize=(sense == 1))

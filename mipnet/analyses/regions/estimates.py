@@ -324,7 +324,7 @@ def parity_lower_bound(
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
     rng = np.random.default_rng(seed)
-    bounds = reduced_bounds(prob, bounds)
+    bounds = reduced_bounds(prob, bounds, deadline)
     unstable = int(sum(np.count_nonzero(s == 0) for s in bounds.states()))
     found: set = set()
     levels = []
@@ -466,7 +466,7 @@ def network_specific_bound(
     prob = prepare(net, domain, l1_box=True)
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
-    bounds = reduced_bounds(prob, bounds)
+    bounds = reduced_bounds(prob, bounds, deadline)
     states = bounds.states()
     s_in = [int(np.count_nonzero(s == -1)) for s in states]
     s_ac = [int(np.count_nonzero(s == 1)) for s in states]

@@ -131,7 +131,7 @@ def count_milp(prob: Problem, sink: Sink, *, deadline: float, margin: float, bou
     ``interleave=False`` runs the plain loop (Serra et al.: one MILP per region) and walks
     only after it (a cross-check of the loop itself).
     """
-    bounds = reduced_bounds(prob, bounds)
+    bounds = reduced_bounds(prob, bounds, deadline)
     model, nv, fcol, zc = interior_milp(prob, bounds, margin)
     stats["milp_solves"] = 0
     unstable = nv.unstable_mask

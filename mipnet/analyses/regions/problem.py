@@ -24,6 +24,7 @@ domain (:func:`mipnet.core.numerics.check_witnesses`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -216,16 +217,19 @@ def _l1_rows(domain: L1BallDomain, free, x_fixed, center, scale, lower, upper, l
     return A[keep], c[keep]
 
 
-def reduced_bounds(prob: Problem, bounds):
+def reduced_bounds(prob: Problem, bounds, deadline: Optional[float] = None):
     """LP bounds of the normalised network (or the named method's), or the user's bounds of the
-    original one, rescaled."""
+    original one, rescaled. No LP starts after ``deadline`` (a ``time.perf_counter()`` value or
+    None; the neurons left keep their symbolic or alpha bounds)."""
     from mipnet.bounds import Bounds, compute_bounds, lp_bounds
     from mipnet.core.bounds import LayerBounds
 
+    if deadline is not None and not math.isfinite(deadline):
+        deadline = None
     if bounds is None:
-        return lp_bounds(prob.rnet, prob.rdomain(), output=False)
+        return lp_bounds(prob.rnet, prob.rdomain(), output=False, deadline=deadline)
     if isinstance(bounds, str):
-        return compute_bounds(prob.rnet, prob.rdomain(), method=bounds)
+        return compute_bounds(prob.rnet, prob.rdomain(), method=bounds, deadline=deadline)
     if not isinstance(bounds, Bounds) or len(bounds.layers) != len(prob.net.layers):
         raise InvalidNetworkError(
             "bounds must be a mipnet.bounds.Bounds computed for this network (one entry per layer)"
