@@ -346,15 +346,32 @@ def test_workers_is_checked_alike_by_every_command(files, tmp_path):
     ]
     procs = run_all(*[argv for argv, _, _ in cases],
                     ["bounds", net, "--box", "-1", "1", "--workers", "1", "--method", "ia"],
-                    ["regions", "bound", "--widths", "3", "6", "2", "--time-limit", "0"],
+                    ["regions", "bound", "--widths", "3", "6", "2", "--time-limit", "1"],
                     ["bounds", net, "--center", tmp_path / "empty.txt", "--radius", "0.5"])
     for p, (_, cmd, w) in zip(procs, cases):
         _one_error_line(p, rf"^mipnet {cmd}: error: argument --workers: must be >= 1, got {w}$")
     unused_workers, unused_zero, empty = procs[len(cases):]
     _one_error_line(unused_workers, r"^mipnet bounds: error: --workers is only used with --method lp$")
-    # an explicit 0 is a given flag too
+    # a given flag (an explicit 0 is now refused by --time-limit's own check, see below)
     _one_error_line(unused_zero, r"^mipnet regions bound: error: --time-limit is only used with --network-specific$")
     _one_error_line(empty, r"^mipnet bounds: error: --center .*empty\.txt'?: holds no numbers$")
+
+
+def test_time_limit_is_checked_alike_by_every_command(files):
+    """`--time-limit inf` meant no limit for stable and verify but exit 3 for regions count, regions
+    estimate and gap, with two wordings: every --time-limit now takes a positive, finite number."""
+    d = files["dir"]
+    net, other = d / "net.npz", d / "pruned.npz"
+    base = {"regions count": ["regions", "count", net, "--box", "-1", "1"],
+            "regions estimate": ["regions", "estimate", net, "--box", "-1", "1"],
+            "stable": ["stable", net, "--box", "-1", "1"],
+            "verify": ["verify", net, other, "--box", "-1", "1"],
+            "gap": ["gap", net, other, "--box", "-1", "1"]}
+    cases = [(cmd, v) for cmd in base for v in ("inf", "nan", "0", "-1")]
+    procs = run_all(*[base[cmd] + ["--time-limit", v] for cmd, v in cases])
+    for p, (cmd, v) in zip(procs, cases):  # (argparse's usage lines come first)
+        _check_error(p, rf"^mipnet {cmd}: error: argument --time-limit: must be a positive, finite number of "
+                        rf"seconds \(leave the flag out for no limit\), got '{v}'$")
 
 
 def test_reject_unused_counts_an_explicit_zero_as_given():

@@ -213,6 +213,18 @@ def add_deprecated_alias(p, old: str, new: str, *, dest: str, flag: bool = False
                    help=argparse.SUPPRESS, **kw)
 
 
+def seconds(text: str) -> float:
+    """The argparse type of every ``--time-limit``: a positive, finite number of seconds."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds (leave the flag out for "
+                                         f"no limit), got {text!r}")
+    return v
+
+
 def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
 

@@ -16,6 +16,7 @@ from mipnet.cli.common import (
     check_output_dir,
     exit_code,
     progress_enabled,
+    seconds,
 )
 
 
@@ -37,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=30, help="training epochs")
     p.add_argument("--radius", type=float, default=1.0,
                    help="radius of the L-inf ball around a test image used as the domain")
-    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per solver-backed step")
+    p.add_argument("--time-limit", type=seconds, default=60.0, help="seconds per solver-backed step")
     add_progress_arg(p)
     add_json_arg(p)
     p.set_defaults(func=run)

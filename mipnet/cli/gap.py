@@ -19,6 +19,7 @@ from mipnet.cli.common import (
     domain_from_args,
     exit_code,
     progress_enabled,
+    seconds,
 )
 
 
@@ -46,9 +47,9 @@ def register(subparsers) -> None:
     p.add_argument("--eps", type=float, metavar="E", dest="eps",
                    help="report the fraction of data points with gap <= E and whether all of the domain is within E")
     add_deprecated_alias(p, "--epsilon", "--eps", dest="eps", type=float)
-    p.add_argument("--time-limit", type=float, metavar="S",
+    p.add_argument("--time-limit", type=seconds, metavar="S",
                    help="seconds for the MILPs; past it: bounds (default: no limit)")
-    p.add_argument("--time-limit-per-output", type=float, metavar="S",
+    p.add_argument("--time-limit-per-output", type=seconds, metavar="S",
                    help="seconds per output (both signs), so that no output eats the whole budget (default: none)")
     p.add_argument("--per-output", action="store_true",
                    help="maximise every output (exact per-output worst cases; 2 m MILPs, slower)")

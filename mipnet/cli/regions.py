@@ -30,6 +30,7 @@ from mipnet.cli.common import (
     info,
     progress_enabled,
     reject_unused,
+    seconds,
 )
 
 
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
     c.add_argument("model", metavar="MODEL", help="network file (.onnx, .pt/.pth, .npz)")
     add_domain_args(c)
     c.add_argument("--method", choices=["fast", "vertex", "lp", "milp"], default="fast", help="counting method")
-    c.add_argument("--time-limit", type=float, metavar="S",
+    c.add_argument("--time-limit", type=seconds, metavar="S",
                    help="stop after S seconds; the count is then a lower bound (default: no limit)")
     c.add_argument("--max-regions", type=int, metavar="N",
                    help="stop after N regions; the count is then a lower bound (default: no limit)")
@@ -100,7 +101,7 @@ def register(subparsers) -> None:
                    help="rank distribution of a pruned matrix")
     b.add_argument("--network-specific", action="store_true",
                    help="add the Serra & Ramalingam 2020 bound on the domain (stable neurons, MILP max active)")
-    b.add_argument("--time-limit", type=float, metavar="S",
+    b.add_argument("--time-limit", type=seconds, metavar="S",
                    help="time limit for the network-specific MILPs (default: no limit)")
     add_domain_args(b)
     add_progress_arg(b)
@@ -139,7 +140,7 @@ def register(subparsers) -> None:
     e.add_argument("--trials", type=int, default=5, metavar="T", help="trials per k")
     e.add_argument("--alpha", type=float, default=1.0, help="slack alpha > 0 of the bound")
     e.add_argument("--seed", type=int, default=0, help="random seed")
-    e.add_argument("--time-limit", type=float, metavar="S", help="overall time limit in seconds (default: none)")
+    e.add_argument("--time-limit", type=seconds, metavar="S", help="overall time limit in seconds (default: none)")
     e.add_argument("--samples", type=int, default=0, metavar="N",
                    help="also report the sampling lower bound with N random inputs (0: do not)")
     add_progress_arg(e)

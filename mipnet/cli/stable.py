@@ -23,6 +23,7 @@ from mipnet.cli.common import (
     info,
     interrupted,
     progress_enabled,
+    seconds,
 )
 
 
@@ -32,7 +33,7 @@ def _add_stability_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["one-milp", "per-neuron"], default="per-neuron",
                    help="one MILP over all candidates (Serra et al. 2021) or early-stopped MILPs per neuron, "
                         "layer by layer (Serra et al. 2020; usually faster with HiGHS)")
-    p.add_argument("--time-limit", type=float, metavar="S",
+    p.add_argument("--time-limit", type=seconds, metavar="S",
                    help="seconds in all; neurons not settled in time are reported as unknown (default: no limit)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance of a stability proof")
     p.add_argument("--samples", type=int, default=1000,

@@ -19,6 +19,7 @@ from mipnet.cli.common import (
     domain_from_args,
     exit_code,
     progress_enabled,
+    seconds,
 )
 
 EXIT = {"equivalent": 0, "not_equivalent": 1, "unknown": 2}
@@ -58,7 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--norm", choices=["linf", "l1"],
                    help="with --mode epsilon: norm of the output difference (default: linf)")
     add_domain_args(p, l1=True)
-    p.add_argument("--time-limit", type=float, metavar="S",
+    p.add_argument("--time-limit", type=seconds, metavar="S",
                    help="seconds in all; past it the verdict is unknown (default: no limit)")
     p.add_argument("--tol", type=float, default=1e-6, help="numerical tolerance")
     p.add_argument("--samples", type=int, default=1000, help="random inputs tried first")
