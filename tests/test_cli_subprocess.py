@@ -443,3 +443,20 @@ def test_values_that_overflow_float64_give_one_error_line(tmp_path):
         assert p.returncode == 3 and p.stdout == "", (cmd, p.stderr)
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and "overflow" in lines[0], (cmd, p.stderr)
+
+
+def test_verify_on_workers_that_stop_early_leaves_stderr_clean(tmp_path):
+    """A counterexample found while units still ran on the workers: closing the cluster cut their
+    result transfers, and tornado logged 'Exception in callback ... Stream is closed' with a
+    traceback on stderr in about half of the runs (verdict and exit code were right)."""
+    s = Network.random([64, 50, 50, 10], seed=7)
+    rng = np.random.default_rng(5)
+    q = Network([w * (1 + 1e-4 * rng.normal(size=w.shape)) for w in s.weights], [x.copy() for x in s.biases])
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    save_network(s, a)
+    save_network(q, b)
+    for _ in range(2):
+        p = run("verify", a, b, "--box", "0", "1", "--mode", "top1", "--engine", "bab", "--workers", "2", "--json",
+                timeout=300)
+        assert p.returncode == 1 and strict_json(p.stdout)["verdict"] == "not_equivalent"
+        assert "Traceback" not in p.stderr and "ERROR" not in p.stderr and "Exception" not in p.stderr, p.stderr

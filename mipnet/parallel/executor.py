@@ -148,9 +148,29 @@ def local_cluster(n: int, *, threads_per_worker: int = 1, memory_limit="auto", s
             try:
                 yield client
             finally:
-                client.close()
+                with _teardown_quiet(silence):
+                    client.close()
         finally:
-            cluster.close()
+            with _teardown_quiet(silence):
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _teardown_quiet(on: bool = True):
+    """Keep the errors of connections cut while a cluster closes off stderr (tornado's
+    "Exception in callback ... Stream is closed" for a result transfer still in flight):
+    the run's answer is already decided, they concern nothing the user asked for."""
+    names = ("tornado.application", "distributed", "asyncio")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    if on:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
 
 
 @contextlib.contextmanager
