@@ -264,10 +264,10 @@ def test_models_solve_after_and_before_a_foreign_highs_scheduler():
         assert all(r is True for r in res if isinstance(r, bool)) and ours == [2.5, 2.5], res
 
 
-def test_large_milp_under_a_time_limit_skips_presolve():
+def test_large_milp_skips_presolve():
     """HiGHS's MIP presolve can overrun a time limit many times over (8.8 s of a 0.7 s limit on a
-    784-input stability MILP): a large MILP under a time limit solves without it, then the option
-    is back; a small one keeps it."""
+    784-input stability MILP) and does not see Ctrl-C: a large MILP, with or without a time limit,
+    solves without it, then the option is back; a small one keeps it."""
     from mipnet.solver.highs import PRESOLVE_MAX_NONZEROS
 
     rng = np.random.default_rng(0)
@@ -291,6 +291,10 @@ def test_large_milp_under_a_time_limit_skips_presolve():
     assert big.highs.getOptionValue("presolve")[1] == "choose"  # restored for the next solve
     if r.has_solution:  # whatever the status, a found solution is feasible
         assert np.all(A @ np.round(r.values[x]) <= A.sum(axis=1) / 2 + 1e-6)
+    seen.clear()  # without a time limit too (stopped at its first solution): a Ctrl-C in that presolve waited 6-12 s
+    big.solve(target=0.0)
+    assert seen and set(seen) == {"off"}
+    assert big.highs.getOptionValue("presolve")[1] == "choose"
     small, _ = _knapsack(30)
     watch(small)
     seen.clear()
