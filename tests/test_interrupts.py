@@ -196,6 +196,23 @@ def test_sigint_cli_verify_exits_130_with_partial_json(tmp_path):
     assert rc == 130, f"exit status {rc}: {err}"
 
 
+def test_sigint_cli_regions_count_on_workers_exits_promptly(tmp_path):
+    """Ctrl-C with units running on 2 Dask workers: the nannies waited 4 s for each busy worker
+    process (a unit in HiGHS or numpy does not see the cancel) and logged 'still alive after 4.0
+    seconds, killing': the exit came 4.2-4.3 s after SIGINT. Busy workers are now killed at once."""
+    exe = _mipnet_executable()
+    if exe is None:
+        pytest.skip("the mipnet command is not installed")
+    from mipnet.io import save_network
+
+    save_network(Network.random([20, 60, 60, 10], seed=1), tmp_path / "r.npz")
+    cmd = [exe, "regions", "count", str(tmp_path / "r.npz"), "--box", "-1", "1", "--workers", "2", "--json"]
+    rc, out, err, seconds = _sigint_after(["sh", "-c", 'echo ready >&2; exec "$@"', "sh", *cmd], delay=8.0)
+    assert seconds < 3.5, f"{seconds:.2f} s: {err}"
+    assert rc == 130 and "Traceback" not in err and "WARNING" not in err, err
+    assert json.loads(out)["status"] == "interrupted"
+
+
 # ---------------------------------------------------------------------------- in process
 def _interrupt_solve(monkeypatch, at: int):
     """Make the ``at``-th MILP/LP solve from now on be stopped by Ctrl-C (after it ran)."""
