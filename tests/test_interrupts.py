@@ -318,3 +318,21 @@ def test_gap_interrupted_is_a_bound(monkeypatch):
     assert res.status == "interrupted" and res.upper >= done.upper - 1e-9 and res.lower <= done.lower + 1e-12
     assert res.domain.contains(res.witness)
     assert json.loads(json.dumps(res.to_dict()))["status"] == "interrupted"
+
+
+def test_network_specific_bound_interrupted_returns_its_partial_bound(monkeypatch):
+    """Ctrl-C in a max-active MILP: the result was lost (the CLI printed only
+    {"status": "interrupted"}); now the bound from what was proven, still an upper bound."""
+    from mipnet.analyses.regions import count_regions, network_specific_bound
+    from mipnet.bounds import lp_bounds
+
+    net = Network.random([3, 8, 8, 6, 1], seed=2)
+    dom = Box(-1.0, 1.0, dim=3)
+    bounds = lp_bounds(net, dom)
+    full = network_specific_bound(net, dom, bounds=bounds)
+    assert full.status == "complete" and all(full.max_active_proven)
+    _interrupt_solve(monkeypatch, 2)  # the second layer's MILP
+    part = network_specific_bound(net, dom, bounds=bounds)
+    assert part.status == "interrupted" and part.to_dict()["status"] == "interrupted"
+    assert part.max_active_proven[0] and not any(part.max_active_proven[1:])
+    assert part.value >= full.value >= count_regions(net, dom).regions

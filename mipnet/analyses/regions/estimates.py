@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from mipnet.core.domain import as_domain
-from mipnet.core.errors import InvalidArgumentError
+from mipnet.core.errors import InvalidArgumentError, Interrupted
 from mipnet.core.network import Network
 from mipnet.core.numerics import check_witnesses, snapped_pattern
 
@@ -393,6 +393,9 @@ class NetworkSpecificBound:
         Per hidden layer, an upper bound on the units active at once (MILP dual bound).
     max_active_proven : list of bool
         True where the MILP finished (the bound is then the exact maximum).
+    status : str
+        ``"complete"``, ``"time_limit"`` (a MILP or the bounds stopped by the time limit) or
+        ``"interrupted"`` (Ctrl-C: the bound from what was proven by then, still an upper bound).
     """
 
     bound: object
@@ -404,6 +407,7 @@ class NetworkSpecificBound:
     bounds_method: str
     seconds: float
     milp_solves: int
+    status: str = "complete"
 
     @property
     def value(self) -> int:
@@ -424,6 +428,7 @@ class NetworkSpecificBound:
             "bounds_method": self.bounds_method,
             "seconds": float(self.seconds),
             "milp_solves": int(self.milp_solves),
+            "status": self.status,
         }
 
     def __str__(self) -> str:
@@ -466,14 +471,22 @@ def network_specific_bound(
     prob = prepare(net, domain, l1_box=True)
     t0 = time.perf_counter()
     deadline = t0 + time_limit if time_limit is not None else _INF
-    bounds = reduced_bounds(prob, bounds, deadline)
+    status = "complete"
+    try:
+        bounds = reduced_bounds(prob, bounds, deadline)
+    except Interrupted as exc:  # Ctrl-C in the LP bounds: their sound part, and no MILP
+        if exc.partial is None:
+            raise
+        bounds, status, max_active = exc.partial, "interrupted", False
+    if status == "complete" and any("time limit reached" in n for n in getattr(bounds, "notes", ())):
+        status = "time_limit"
     states = bounds.states()
     s_in = [int(np.count_nonzero(s == -1)) for s in states]
     s_ac = [int(np.count_nonzero(s == 1)) for s in states]
     widths = (prob.n,) + tuple(prob.net.hidden_widths)
     L = len(states)
     caps = [widths[l + 1] - s_in[l] for l in range(L)]
-    proven = [True] * L
+    proven = [status != "interrupted"] * L
     solves = 0
     if max_active:
         model = HighsModel(prob.rdomain(), options=MILP_OPTIONS)
@@ -488,13 +501,21 @@ def network_specific_bound(
                 proven[l] = False
                 continue
             model.set_objective(z, np.ones(z.size), maximize=True)
-            res = model.solve(time_limit=left / (L - l))
+            try:
+                res = model.solve(time_limit=left / (L - l))
+            except Interrupted as exc:  # Ctrl-C: this layer's partial dual bound, none for the rest
+                res, status = exc.partial, "interrupted"
             solves += 1
-            if res.dual_bound is not None and math.isfinite(res.dual_bound):
+            if res is not None and res.dual_bound is not None and math.isfinite(res.dual_bound):
                 caps[l] = min(caps[l], s_ac[l] + int(math.floor(res.dual_bound + 1e-6)))
-            proven[l] = res.status == "optimal"
+            proven[l] = res is not None and res.status == "optimal"
+            if status == "interrupted":
+                proven[l + 1:] = [False] * (L - l - 1)
+                break
         caps = [max(c, s) for c, s in zip(caps, s_ac)]
+        if status == "complete" and not all(proven):
+            status = "time_limit"
     b = serra_ramalingam2020_bound(widths, stable_inactive=s_in, stable_active=s_ac,
                                    max_active=caps if max_active else None)
     return NetworkSpecificBound(b, widths, s_in, s_ac, caps, proven, bounds.method,
-                                time.perf_counter() - t0, solves)
+                                time.perf_counter() - t0, solves, status)
