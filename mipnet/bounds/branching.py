@@ -57,6 +57,9 @@ ENVELOPE_SHARE = 0.25
 #: Envelope lines are used only when questions x first-layer weights stay below this many numbers
 #: (each question keeps its own (n1, n0) lines; 2e7 float64 is 160 MB).
 ENVELOPE_MAX = 20_000_000
+#: ... and, under a deadline, only when the lines' set-up (about 1 s per 5e6 of those numbers, the
+#: slopes' steps excluded) fits in the time left: else the chords alone.
+ENVELOPE_NUMBERS_PER_S = 5_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +120,8 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
         :data:`BAB_OPTIONS`, and ``AlphaOptions()`` for the roots).
     envelope_iterations : steps of :func:`~mipnet.bounds.alpha.optimise_envelope` for the
         first-layer envelope lines of each question (0: chords only; skipped when the lines would
-        exceed :data:`ENVELOPE_MAX` numbers; under a deadline at most :data:`ENVELOPE_SHARE` of the time).
+        exceed :data:`ENVELOPE_MAX` numbers, or under a deadline when their set-up would not fit in
+        :data:`ENVELOPE_SHARE` of the time left; their slopes' steps take at most that share).
     """
     t0 = time.perf_counter()
     neurons = np.asarray(neurons, dtype=np.int64)
@@ -127,6 +131,9 @@ def sign_branch_and_bound(net: Network, domain: Domain, layers, k: int, neurons,
     W0 = net.layers[0][0]
     if envelope_iterations and k >= 1 and nq and nq * W0.size > ENVELOPE_MAX:
         envelope_iterations = 0  # one (n1, n0) set of lines per question would not fit: chords only
+    if (envelope_iterations and deadline is not None
+            and nq * W0.size / ENVELOPE_NUMBERS_PER_S > ENVELOPE_SHARE * (deadline - t0)):
+        envelope_iterations = 0  # their set-up alone would overrun the time left: chords only
     if envelope_iterations and k >= 1 and nq:
         # one set of first-layer envelope lines per question, tuned at its root, shared by its branches
         Cq = np.zeros((nq, net.layers[k][0].shape[0]))
