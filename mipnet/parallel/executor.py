@@ -138,7 +138,7 @@ def local_cluster(n: int, *, threads_per_worker: int = 1, memory_limit="auto", s
     # took 14.5 % of a core with Dask's intervals, 2.5 % with these.
     environ = {k: v for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}).items()
                if k != "MALLOC_TRIM_THRESHOLD_"}
-    with _quiet("distributed", silence):
+    with _cluster_quiet(silence):
         with dask.config.set({"distributed.worker.profile.enabled": False,
                               "distributed.nanny.pre-spawn-environ": environ, **QUIET_CALLBACKS}):
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
@@ -148,12 +148,10 @@ def local_cluster(n: int, *, threads_per_worker: int = 1, memory_limit="auto", s
             try:
                 yield client
             finally:
-                with _teardown_quiet(silence):
-                    _stop_busy_workers(client, cluster)
-                    client.close()
+                _stop_busy_workers(client, cluster)
+                client.close()
         finally:
-            with _teardown_quiet(silence):
-                cluster.close()
+            cluster.close()
 
 
 def _stop_busy_workers(client, cluster) -> None:
@@ -171,10 +169,13 @@ def _stop_busy_workers(client, cluster) -> None:
 
 
 @contextlib.contextmanager
-def _teardown_quiet(on: bool = True):
-    """Keep the errors of connections cut while a cluster closes off stderr (tornado's
-    "Exception in callback ... Stream is closed" for a result transfer still in flight):
-    the run's answer is already decided, they concern nothing the user asked for."""
+def _cluster_quiet(on: bool = True):
+    """Keep the cluster's own messages off stderr while mipnet runs it: its INFO lines (start,
+    stop), and the errors of work mipnet stopped on purpose -- units cancelled when a search ends
+    early ("Couldn't gather keys ... forgotten", tornado's "Exception in callback ...
+    FutureCancelledError") and connections cut while the cluster closes ("Stream is closed").
+    The run's answer is decided by then; a unit that fails for real raises in the caller, and a
+    lost one is resubmitted with mipnet's own warning."""
     names = ("tornado.application", "distributed", "asyncio")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
