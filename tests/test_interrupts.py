@@ -336,3 +336,20 @@ def test_network_specific_bound_interrupted_returns_its_partial_bound(monkeypatc
     assert part.status == "interrupted" and part.to_dict()["status"] == "interrupted"
     assert part.max_active_proven[0] and not any(part.max_active_proven[1:])
     assert part.value >= full.value >= count_regions(net, dom).regions
+
+
+def test_network_specific_bound_interrupted_in_its_bounds_returns_a_bound(monkeypatch):
+    """Ctrl-C before any LP (in alpha-CROWN's numpy steps, say) reached the caller as a bare
+    interrupt; the bound now falls back to the symbolic bounds, still an upper bound."""
+    import mipnet.bounds as mb
+    from mipnet.analyses.regions import count_regions, network_specific_bound
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    net = Network.random([3, 8, 8, 6, 1], seed=2)
+    dom = Box(-1.0, 1.0, dim=3)
+    monkeypatch.setattr(mb, "lp_bounds", ctrl_c)  # (reduced_bounds imports it at each call)
+    part = network_specific_bound(net, dom)
+    assert part.status == "interrupted" and not any(part.max_active_proven)
+    assert part.value >= count_regions(net, dom).regions

@@ -474,10 +474,12 @@ def network_specific_bound(
     status = "complete"
     try:
         bounds = reduced_bounds(prob, bounds, deadline)
-    except Interrupted as exc:  # Ctrl-C in the LP bounds: their sound part, and no MILP
-        if exc.partial is None:
-            raise
-        bounds, status, max_active = exc.partial, "interrupted", False
+    except KeyboardInterrupt as exc:  # Ctrl-C in the bounds: their sound part (or symbolic bounds), no MILP
+        from mipnet.bounds import symbolic_bounds
+
+        partial = exc.partial if isinstance(exc, Interrupted) else None
+        bounds = partial if partial is not None else symbolic_bounds(prob.rnet, prob.rdomain())
+        status, max_active = "interrupted", False
     if status == "complete" and any("time limit reached" in n for n in getattr(bounds, "notes", ())):
         status = "time_limit"
     states = bounds.states()
