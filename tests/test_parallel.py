@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import inspect
 import json
 import os
+import subprocess
 import time
 
 import numpy as np
@@ -345,8 +346,6 @@ def test_lp_bounds_parallel_start_is_lp_bounds_start(start):
 
 # ---------------------------------------------------------------------------- stable neurons
 def test_stability_units_match_serial(client, tmp_path):
-    import subprocess
-
     from mipnet.analyses.stability import find_stable_neurons
     from mipnet.core.domain import LinfBall
     from mipnet.io import load_network
@@ -536,3 +535,22 @@ def test_cli_workers_flags(client, tmp_path, capsys):
     assert runs[True, True]["lp_solves"] == runs[False, True]["lp_solves"]
     for a, b in zip(runs[True, True]["layers"], runs[False, True]["layers"]):
         assert a.get("unstable") == b.get("unstable") and a["mean_width"] == pytest.approx(b["mean_width"], rel=1e-6)
+
+
+def test_cli_verify_on_a_scheduler_that_stops_early_leaves_stderr_clean(client, tmp_path):
+    """`--scheduler`: a search stopped at a counterexample cancels its units, and the client side
+    logged tornado's 'Exception in callback ... ConnectionPool.gather ... Stream is closed'
+    traceback in about a third of the runs."""
+    from mipnet.io import save_network
+
+    s = Network.random([64, 50, 50, 10], seed=7)
+    rng = np.random.default_rng(5)
+    q = Network([w * (1 + 1e-4 * rng.normal(size=w.shape)) for w in s.weights], [x.copy() for x in s.biases])
+    save_network(s, tmp_path / "a.npz")
+    save_network(q, tmp_path / "b.npz")
+    for _ in range(3):
+        p = subprocess.run(["mipnet", "verify", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--box", "0", "1",
+                            "--mode", "top1", "--engine", "bab", "--scheduler", client.scheduler.address, "--json"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 1 and json.loads(p.stdout)["verdict"] == "not_equivalent"
+        assert "Traceback" not in p.stderr and "ERROR" not in p.stderr, p.stderr

@@ -232,10 +232,11 @@ def connect(address: str, *, timeout: float = 10.0):
     except ValueError as e:
         gc.collect()
         raise InvalidArgumentError(f"bad scheduler address {address!r}: {e}") from None
-    try:
-        yield client
-    finally:
-        client.close()
+    with _cluster_quiet():  # the client side's messages on units it cancelled (the scheduler logs its own)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 @contextlib.contextmanager
