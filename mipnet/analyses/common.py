@@ -263,17 +263,17 @@ class Scaling:
         smallest = min(1.0, min(mags) / s_out)
         return cls(s_in, s_out, cls.RESOLUTION / smallest)
 
-    def _scales(self, net: Network) -> tuple:
+    def _scales(self, num_layers: int) -> tuple:
         """The scale of every neuron, layer by layer (arrays or scalars; the output's is ``output_scale``)."""
         if self.layer_scales:
             return tuple(self.layer_scales) + (self.output_scale,)
-        return (self.output_scale,) * len(net.layers)
+        return (self.output_scale,) * num_layers
 
     def net(self, net: Network) -> Network:
         if self.identity:
             return net
         layers, prev = [], self.input_scale
-        for (W, b), s in zip(net.layers, self._scales(net)):
+        for (W, b), s in zip(net.layers, self._scales(len(net.layers))):
             s = np.broadcast_to(np.asarray(s, dtype=np.float64), b.shape)
             layers.append((W * (np.asarray(prev)[None] / s[:, None]), b / s))
             prev = s
@@ -283,8 +283,7 @@ class Scaling:
         """Pre-activation bounds in the scaled units (each neuron's divided by its scale)."""
         if self.identity:
             return bounds
-        scales = self.layer_scales + (self.output_scale,) if self.layer_scales else \
-            (self.output_scale,) * len(bounds.layers)
+        scales = self._scales(len(bounds.layers))
         return Bounds(tuple(LayerBounds(lb.lower / a, lb.upper / a) for lb, a in zip(bounds.layers, scales)),
                       bounds.method, bounds.seconds, bounds.lp_solves, bounds.notes)
 

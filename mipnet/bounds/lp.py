@@ -487,13 +487,13 @@ def _sign_lp(model, cols, w, b, sense: float, hmag, tol):
     return None, None
 
 
-def with_deadline(options, deadline: Optional[float], **default):
-    """Alpha-CROWN options (``options``, else ``AlphaOptions(**default)``) that stop at ``deadline``."""
+def with_deadline(options, deadline: Optional[float]):
+    """Alpha-CROWN options (``options``, else the defaults) that stop at ``deadline``."""
     from mipnet.bounds.alpha import AlphaOptions
 
     if deadline is None:
         return options
-    return replace(options if options is not None else AlphaOptions(**default), deadline=deadline)
+    return replace(options if options is not None else AlphaOptions(), deadline=deadline)
 
 
 class _OutOfTime(Exception):

@@ -169,19 +169,13 @@ def _stop_busy_workers(client, cluster) -> None:
 
 
 @contextlib.contextmanager
-def _cluster_quiet(on: bool = True):
-    """Keep the cluster's own messages off stderr while mipnet runs it: its INFO lines (start,
-    stop), and the errors of work mipnet stopped on purpose -- units cancelled when a search ends
-    early ("Couldn't gather keys ... forgotten", tornado's "Exception in callback ...
-    FutureCancelledError") and connections cut while the cluster closes ("Stream is closed").
-    The run's answer is decided by then; a unit that fails for real raises in the caller, and a
-    lost one is resubmitted with mipnet's own warning."""
-    names = ("tornado.application", "distributed", "asyncio")
+def _quiet(*names: str, level: int = logging.WARNING, on: bool = True):
+    """Raise the loggers ``names`` to ``level`` while the block runs (libraries' messages off stderr)."""
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     if on:
         for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
+            lg.setLevel(level)
     try:
         yield
     finally:
@@ -189,17 +183,14 @@ def _cluster_quiet(on: bool = True):
             lg.setLevel(lv)
 
 
-@contextlib.contextmanager
-def _quiet(name: str, on: bool = True):
-    """Keep a library's INFO messages (cluster start and stop) off stderr."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    if on:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _cluster_quiet(on: bool = True):
+    """Keep the cluster's own messages off stderr while mipnet runs it: its INFO lines (start,
+    stop), and the errors of work mipnet stopped on purpose -- units cancelled when a search ends
+    early ("Couldn't gather keys ... forgotten", tornado's "Exception in callback ...
+    FutureCancelledError") and connections cut while the cluster closes ("Stream is closed").
+    The run's answer is decided by then; a unit that fails for real raises in the caller, and a
+    lost one is resubmitted with mipnet's own warning."""
+    return _quiet("tornado.application", "distributed", "asyncio", level=logging.CRITICAL, on=on)
 
 
 @contextlib.contextmanager

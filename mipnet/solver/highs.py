@@ -600,12 +600,18 @@ class LinearModel:
             dual_bound = -INF if maximize else INF
         if status == SolveStatus.OPTIMAL and dual_bound is None:
             dual_bound = objective
-        if status == SolveStatus.OPTIMAL and objective is None:  # see _lp_result: proves nothing
-            return SolveResult(SolveStatus.OTHER, f"{h.modelStatusToString(ms)} without a feasible solution", None,
-                               None, values, seconds, maximize, None, nodes)
+        if status == SolveStatus.OPTIMAL and objective is None:
+            return self._without_solution(ms, values, seconds, nodes)
         return SolveResult(
             status, h.modelStatusToString(ms), objective, dual_bound, values, seconds, maximize, gap, nodes
         )
+
+    def _without_solution(self, ms, values, seconds: float, nodes: int) -> SolveResult:
+        """HiGHS can end a badly scaled model "Optimal" in its scaled form while the unscaled
+        solution violates the constraints (seen with weights from 1e-6 to 1e6): no solution, no
+        bound; the caller keeps what it had (status ``other``)."""
+        return SolveResult(SolveStatus.OTHER, f"{self.highs.modelStatusToString(ms)} without a feasible solution",
+                           None, None, values, seconds, self._maximize, None, nodes)
 
     def _lp_result(self, ms, status: SolveStatus, seconds: float) -> SolveResult:
         """The result of an LP: the same fields as a MILP's, read without ``getInfo`` (a small LP
@@ -616,11 +622,7 @@ class LinearModel:
         values = np.array(h.getSolution().col_value, dtype=np.float64) if has_sol else None
         objective = float(h.getObjectiveValue()) if has_sol else None
         if status == SolveStatus.OPTIMAL and objective is None:
-            # HiGHS can end a badly scaled model "Optimal" in its scaled form while the unscaled
-            # solution violates the constraints (seen with weights from 1e-6 to 1e6): no solution,
-            # no bound; the caller keeps what it had (status ``other``)
-            return SolveResult(SolveStatus.OTHER, f"{h.modelStatusToString(ms)} without a feasible solution", None,
-                               None, values, seconds, maximize, None, 0)
+            return self._without_solution(ms, values, seconds, 0)
         if status == SolveStatus.OPTIMAL:
             dual_bound, gap = objective, 0.0
         elif status == SolveStatus.INFEASIBLE:

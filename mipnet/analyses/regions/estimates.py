@@ -214,10 +214,11 @@ class ParityBound:
                 f"({self.milp_solves} MILP solves, {self.seconds:.3g} s)")
 
 
-def _parity_trial(prob: Problem, bounds, margin: float, k: int, rng, time_limit: float):
+def _parity_trial(prob: Problem, bounds, unstable: int, margin: float, k: int, rng, time_limit: float):
     """One MIPBound trial: is there a region whose pattern satisfies k random XORs?
 
-    Returns ``(feasible, pattern, timed_out)``; a witness counts only after a float64
+    ``unstable``: the bounds' unstable neurons (the XORs' columns). Returns
+    ``(feasible, pattern, timed_out)``; a witness counts only after a float64
     forward pass confirms that its point lies in the interior of the region of a pattern
     (every unstable pre-activation non-zero, or identically zero on the region) that
     satisfies every XOR. When the MILP with Serra et al.'s margin on every unstable neuron is
@@ -226,8 +227,7 @@ def _parity_trial(prob: Problem, bounds, margin: float, k: int, rng, time_limit:
     ``zero_off``): the margin MILP cannot see a region on which such a neuron is identically 0.
     """
     t0 = time.perf_counter()
-    u = int(sum(np.count_nonzero(s == 0) for s in bounds.states()))
-    subsets = rng.random((k, u)) < 0.5
+    subsets = rng.random((k, unstable)) < 0.5
     parity = rng.integers(0, 2, size=k)
     if np.any(subsets.sum(axis=1) < parity):
         return False, None, False  # an empty XOR "0 = 1": infeasible by construction
@@ -341,7 +341,7 @@ def parity_lower_bound(
             if left <= 0:
                 interrupted = True
                 break
-            ok, pattern, timed_out = _parity_trial(prob, bounds, milp_margin, kk, rng, min(left, 1e9))
+            ok, pattern, timed_out = _parity_trial(prob, bounds, unstable, milp_margin, kk, rng, min(left, 1e9))
             solves += 1
             if timed_out:
                 interrupted = True
